@@ -1,0 +1,21 @@
+"""mmcore: masked modeling across modalities — tokenize → mask → predict."""
+
+from __future__ import annotations
+
+from mmcore.contract import Embedder, Head, MaskingPolicy, Modality, Target, Tokenizer, Tokens
+from mmcore.errors import ConfigError, DataError, MMCoreError, PluginError
+from mmcore.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "DataError", "Embedder", "Head", "MMCoreError", "MaskingPolicy", "Modality", "PluginError",
+    "Target", "Tokenizer", "Tokens", "from_pretrained", "hookimpl",
+]
+
+
+def from_pretrained(name_or_path: str, **kwargs):
+    """Load a model folder or Hub repo (``config.json`` + ``model.safetensors``)."""
+    from mmcore.model import MaskedModel
+
+    return MaskedModel.from_pretrained(name_or_path, **kwargs)

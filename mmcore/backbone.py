@@ -1,0 +1,85 @@
+"""The shared transformer: pre-norm blocks on `scaled_dot_product_attention`.
+
+It knows no positions and no modality: embedders add positions before it, so
+tokens of several modalities concatenate along N and nothing here changes.
+Void tokens are excluded as attention keys through ``key_valid``; a batch with
+no void token passes no mask, keeping the FlashAttention kernel available.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class TransformerConfig:
+    dim: int = 192
+    depth: int = 12
+    heads: int = 3
+    mlp_ratio: float = 4.0
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"transformer dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)  # one fused projection: one matmul, not three
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        B, N, D = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # [3, B, h, N, hd]
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+        return self.proj(out.transpose(1, 2).reshape(B, N, D))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        x = x + self.attn(self.norm1(x), attn_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+class Transformer(nn.Module):
+    """[B, N, dim] → [B, N, dim]; ``key_valid`` [B, N] bool (False = void) or None."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.dim, eps=1e-6)
+        self.apply(_init_weights)
+
+    def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
+        attn_mask = None
+        if key_valid is not None:
+            # a row with no valid key would softmax over nothing (NaN): let it attend to all
+            key_valid = key_valid | ~key_valid.any(dim=1, keepdim=True)
+            attn_mask = key_valid[:, None, None, :]  # [B, 1, 1, N] broadcast over heads and queries
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        return self.norm(x)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """MAE's initialisation: xavier-uniform linears, zero biases, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

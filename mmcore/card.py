@@ -1,0 +1,96 @@
+"""The model card: README.md of a model folder, metadata through huggingface_hub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+TEMPLATE = """---
+{metadata}
+---
+
+# {name}
+
+{description}
+
+A masked-modeling model for the **{modality}** modality, trained with
+[mmcore](https://github.com/mmcore/mmcore) ({style} style: {style_text}).
+
+## Use
+
+```python
+import mmcore
+model = mmcore.from_pretrained("{repo}")
+```
+
+or reconstruct a file of your own: `mm reconstruct {repo} INPUT -o out.png`.
+
+## Training
+
+| | |
+|---|---|
+| masking | {masking} |
+| target | {target} |
+| encoder | {encoder} |
+| decoder | {decoder} |
+| steps | {steps} |
+| effective batch | {effective_batch} (per device {batch_size} × accumulation {grad_accum} × {world_size} processes) |
+| learning rate | {lr:.3g} (base {base_lr:g} × {effective_batch} / 256) |
+| precision | {precision} |
+
+## Results
+
+{results}
+
+{picture}
+
+## Recipe
+
+```yaml
+{recipe}
+```
+"""
+
+STYLE_TEXT = {
+    "mae": "the encoder sees visible tokens only, a light decoder predicts the hidden ones",
+    "bert": "hidden tokens are replaced at the input, the head runs at hidden positions",
+}
+
+
+def render_card(config: dict[str, Any], info: dict[str, Any], repo: str = "path/to/model") -> str:
+    """``config`` is the model's config.json; ``info`` holds run facts (metrics, batch, recipe)."""
+    masking = config["masking"]
+    metrics = info.get("metrics", {})
+    data = ModelCardData(
+        library_name="mmcore",
+        license=info.get("license", "apache-2.0"),
+        tags=["mmcore", "masked-modeling", config["modality"], f"masking-{masking['name']}"],
+        datasets=[info["dataset"]] if info.get("dataset") else None,
+        metrics=sorted(metrics) or None,
+    )
+    results = "\n".join(f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in metrics.items())
+    picture = f"![original | masked | reconstruction]({info['picture']})" if info.get("picture") else ""
+    text = TEMPLATE.format(
+        metadata=data.to_yaml(),
+        name=info.get("name", "mmcore model"),
+        description=info.get("description", ""),
+        modality=config["modality"],
+        style=config.get("style") or "default",
+        style_text=STYLE_TEXT.get(config.get("style") or "mae", ""),
+        repo=repo,
+        masking=_options(masking),
+        target=_options(config["target"]),
+        encoder=_options(config["encoder"]),
+        decoder=_options(config["decoder"]),
+        results=results or "(no metrics recorded)",
+        picture=picture,
+        recipe=info.get("recipe", "").rstrip(),
+        **{k: info.get(k, "?") for k in ("steps", "effective_batch", "batch_size", "grad_accum", "world_size", "base_lr", "precision")},
+        lr=info.get("lr", float("nan")),
+    )
+    return str(ModelCard(text))
+
+
+def _options(options: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items())

@@ -1,0 +1,195 @@
+"""Recipes: YAML parsed into typed dataclasses by OmegaConf.
+
+A recipe names its modality and parts (``model.masking.name``,
+``data.dataset.name``, ...); each part's options come from the dataclass its
+plugin registered, so ``key=value`` overrides are checked against the real
+fields: unknown keys and wrong types fail with the key, the value and the
+closest valid names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+
+from mmcore.backbone import TransformerConfig
+from mmcore.errors import ConfigError, PluginError
+from mmcore.plugins import Registry, get_registry
+
+
+@dataclass
+class ModelConfig:
+    modality: str = MISSING
+    style: str | None = None  # None: the modality's default ("mae" or "bert")
+    tokenizer: Any = field(default_factory=dict)
+    masking: Any = field(default_factory=dict)  # {name: ..., ratio: ..., ...}
+    target: Any = field(default_factory=dict)  # {name: ..., ...}
+    encoder: TransformerConfig = field(default_factory=TransformerConfig)
+    decoder: TransformerConfig = field(default_factory=lambda: TransformerConfig(dim=128, depth=4, heads=4))
+
+
+@dataclass
+class DataConfig:
+    dataset: Any = field(default_factory=dict)  # {name: ..., **reader options}
+    batch_size: int = 64  # per device
+    num_workers: int = 0
+    eval_batches: int = 4  # held-out batches scored at every log for the card
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    base_lr: float = 1.5e-4  # lr = base_lr * effective_batch / 256, as in MAE
+    min_lr: float = 0.0
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
+    grad_accum: int = 1
+    precision: str = "auto"  # auto (bf16 where supported), bf16, fp16, no
+    seed: int = 0
+    log_every: int = 20
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    picture_every: int = 0  # 0: only at the end
+    compile: bool = False
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+
+
+@dataclass
+class Recipe:
+    name: str = MISSING
+    description: str = ""
+    output_dir: str = "runs/${name}"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_recipe(path: str | Path, overrides: list[str] = (), registry: Registry | None = None) -> DictConfig:
+    """YAML file (or a registered recipe name) + ``key=value`` overrides → checked config."""
+    registry = registry or get_registry()
+    path = resolve_recipe_path(path, registry)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"bad override {item!r}: expected key=value, e.g. train.steps=100")
+    try:
+        raw = OmegaConf.load(path)
+        extra = OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"bad override in {list(overrides)}: {exc}; expected key=value") from None
+    merged = OmegaConf.merge(raw, extra)
+    schema = recipe_schema(merged, registry, path)
+    return merge_checked(schema, [raw, extra], path)
+
+
+def resolve_recipe_path(path: str | Path, registry: Registry) -> Path:
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.suffix in ("", ".yaml", ".yml") and str(p.with_suffix("")) in registry.items["recipes"]:
+        return Path(registry.recipe(str(p.with_suffix(""))))
+    known = ", ".join(registry.names("recipes")) or "none registered"
+    raise ConfigError(f"recipe {str(path)!r} is neither a file nor a registered recipe; registered: {known}")
+
+
+def recipe_schema(merged: DictConfig, registry: Registry, path: Path) -> DictConfig:
+    """The structured config for this recipe, with each named part's own fields."""
+    model = merged.get("model", {})
+    modality_name = model.get("modality")
+    if modality_name is None:
+        raise ConfigError(f"{path}: model.modality is missing; installed: {', '.join(registry.names('modalities'))}")
+    try:
+        modality = registry.modality(modality_name)
+    except PluginError as exc:
+        raise ConfigError(f"{path}: model.modality: {exc}") from None
+    schema = OmegaConf.structured(Recipe)
+    parts = {
+        "model.tokenizer": (modality.tokenizer, None),
+        "model.masking": (registry.policy, model.get("masking", {}).get("name", modality.default_policy)),
+        "model.target": (registry.target, model.get("target", {}).get("name", modality.default_target)),
+        "data.dataset": (registry.dataset, merged.get("data", {}).get("dataset", {}).get("name")),
+    }
+    for key, (lookup, name) in parts.items():
+        if name is None and lookup is not modality.tokenizer:
+            raise ConfigError(f"{path}: {key}.name is missing; available: {', '.join(_choices(lookup, registry, modality_name))}")
+        try:
+            cls = lookup if name is None else lookup(modality_name, name)
+        except PluginError as exc:
+            raise ConfigError(f"{path}: {key}.name: {exc}") from None
+        node = OmegaConf.structured(cls if name is None else _with_name(cls, name))
+        OmegaConf.update(schema, key, node, force_add=True)
+    OmegaConf.set_struct(schema, True)
+    return schema
+
+
+def merge_checked(schema: DictConfig, configs: list[DictConfig], path: Path) -> DictConfig:
+    """Merge onto the schema; report an unknown key, a bad value or a missing one by name."""
+    try:
+        cfg = OmegaConf.merge(schema, *configs)
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ConfigError(f"{path}: required key(s) not set: {', '.join(missing)}")
+        OmegaConf.resolve(cfg)
+        return cfg
+    except ConfigKeyError as exc:
+        key = exc.full_key or str(exc.key)
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        node = OmegaConf.select(schema, parent) if parent else schema
+        valid = list(node.keys()) if isinstance(node, DictConfig) else []
+        close = difflib.get_close_matches(str(exc.key), valid, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"{path}: unknown key {key!r}{hint} valid keys here: {', '.join(map(str, valid))}") from None
+    except ValidationError as exc:
+        expected = _expected_type(schema, exc.full_key)
+        raise ConfigError(f"{path}: {exc.full_key}: got {exc.value!r}, expected {expected}") from None
+    except MissingMandatoryValue as exc:
+        raise ConfigError(f"{path}: required key {exc.full_key} is not set") from None
+
+
+def model_dict(cfg: DictConfig) -> dict[str, Any]:
+    """The model section as the plain dict MaskedModel and config.json take."""
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def _with_name(cls: type, name: str) -> type:
+    """The part's dataclass plus its registered ``name`` field, for the schema."""
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, hints[f.name], _copy_field(f)) for f in dataclasses.fields(cls) if f.init]
+    return dataclasses.make_dataclass(f"{cls.__name__}Options", [("name", str, field(default=name)), *fields])
+
+
+def _copy_field(f: dataclasses.Field) -> dataclasses.Field:
+    if f.default is not dataclasses.MISSING:
+        return field(default=f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return field(default_factory=f.default_factory)
+    return field(default=MISSING)
+
+
+def _choices(lookup, registry: Registry, modality: str) -> list[str]:
+    kind = {registry.policy: "policies", registry.target: "targets", registry.dataset: "datasets"}[lookup]
+    return registry.names(kind, modality)
+
+
+def _expected_type(schema: DictConfig, key: str | None) -> str:
+    if not key:
+        return "a value of the declared type"
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(schema, parent) if parent else schema
+    try:
+        t = OmegaConf.get_type(node, leaf) if node is not None else None
+        ref = node._get_node(leaf)._metadata.ref_type if node is not None else None  # noqa: SLF001
+    except Exception:
+        t, ref = None, None
+    shown = getattr(ref, "__name__", None) or str(ref or t or "?")
+    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(shown, shown)

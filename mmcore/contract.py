@@ -1,0 +1,188 @@
+"""The tokenize → mask → predict contract every modality plugin implements.
+
+Every token is one of three kinds:
+
+* **visible** – the encoder sees it;
+* **hidden** – the model must predict it, and the loss scores it;
+* **void** – nothing is there (padding, a naturally missing cell): it is never
+  a key in attention and never scored.
+
+`Tokens.valid` is False for void tokens (``None`` means "all valid", the fast
+path that passes no attention mask). A masking policy returns ``hidden``
+(True = hidden); the loss is taken on ``hidden & valid``.
+
+Mask convention, stated once: in every mask in mmcore, **True means hidden**
+(masking) or **True means real** (``valid``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class Tokens:
+    """A batch of tokens on the device.
+
+    values:    [B, N, ...] token values (patch pixels, ids, point groups, ...).
+    positions: [B or 1, N, P] whatever the modality's embedder needs to place
+               a token (grid coordinates, indices, xyz centres, column ids).
+    valid:     [B, N] bool, False = void; ``None`` when every token is real.
+    meta:      plain data ``detokenize`` needs (grid size, original shape, ...).
+    """
+
+    values: Tensor
+    positions: Tensor
+    valid: Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.values.shape[1]
+
+    def to(self, device: torch.device | str) -> "Tokens":
+        valid = None if self.valid is None else self.valid.to(device)
+        return replace(self, values=self.values.to(device), positions=self.positions.to(device), valid=valid)
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Raw samples ↔ tokens.
+
+    ``collate`` runs in data-loader workers (CPU: decode, resize, pad);
+    ``tokenize`` runs on the device inside the step (reshapes, no host sync);
+    ``detokenize`` is its inverse, used for pictures, infilling and imputation.
+    """
+
+    def collate(self, samples: list[Any]) -> dict[str, Tensor]: ...
+
+    def tokenize(self, batch: dict[str, Tensor]) -> Tokens: ...
+
+    def detokenize(self, values: Tensor, tokens: Tokens) -> Tensor: ...
+
+
+@runtime_checkable
+class MaskingPolicy(Protocol):
+    """Chooses hidden tokens among valid ones.
+
+    ``num_hidden(n)`` is the number of hidden tokens per sample for ``n``
+    tokens, computed from the shape alone so that every shape in the step is
+    static. Fixed-size modalities hide exactly that many in every sample;
+    variable-length ones hide at most that many (budgeted by valid length).
+
+    ``scores`` are per-token scores from the previous step (e.g. the loss),
+    for adaptive policies; plain policies ignore them.
+    """
+
+    ratio: float
+
+    def num_hidden(self, num_tokens: int) -> int: ...
+
+    def __call__(
+        self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None
+    ) -> Tensor: ...
+
+    # Optional, BERT style only: ``corrupt(tokens, hidden, generator) -> Tokens``
+    # rewrites the values the encoder sees (BERT's 80% [MASK] / 10% random /
+    # 10% kept); the model calls it when the policy defines it.
+
+
+@runtime_checkable
+class Target(Protocol):
+    """Tokens → prediction targets [B, N, ...].
+
+    A separate step, registered by name per modality, so that a third party
+    can add targets (HOG, a frozen teacher's features) to an existing
+    modality without forking it. Like every configurable part it is a
+    dataclass of recipe options. ``to_values`` maps predictions at token
+    indices ``index`` [B, K] back to token values (undoing e.g. per-patch
+    normalisation) for pictures.
+    """
+
+    def dim(self, tokenizer: Tokenizer) -> int:
+        """Size of one token's target (the head's output size)."""
+        ...
+
+    def __call__(self, tokens: Tokens) -> Tensor: ...
+
+    def to_values(self, pred: Tensor, tokens: Tokens, index: Tensor) -> Tensor: ...
+
+
+class Embedder(nn.Module):
+    """Token values and positions → [B, N, dim] encoder inputs.
+
+    The backbone knows no positions, so the embedder adds them, and gives the
+    MAE-style decoder its own position embeddings through
+    ``decoder_positions``. In BERT style ``hidden`` [B, N] bool is passed and
+    the embedder represents hidden tokens as it sees fit (a learned mask
+    vector before positions are added, or ids a policy already corrupted).
+
+    It is built as ``embedder(tokenizer, dim, decoder_dim)``; ``decoder_dim``
+    is None in BERT style (no decoder). Create only the parameters the style
+    uses — a mask vector only when ``decoder_dim is None``, decoder position
+    tables only when it is not — because DDP rejects parameters that get no
+    gradient.
+    """
+
+    def forward(self, tokens: Tokens, hidden: Tensor | None = None) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def decoder_positions(self, tokens: Tokens) -> Tensor:  # pragma: no cover - interface
+        """[B or 1, N, decoder_dim] position embeddings for the decoder."""
+        raise NotImplementedError
+
+
+class Head(nn.Module):
+    """Decoder states at hidden positions → predictions, and per-token losses.
+
+    ``forward(states)`` maps [B, K, dim] to [B, K, ...] predictions.
+    ``loss(pred, target)`` returns a [B, K] float32 loss per hidden token; the
+    executor weights and reduces it (so scored subsets, per-modality weights
+    and multimodal budgets are one code path).
+    """
+
+    def forward(self, states: Tensor) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def loss(self, pred: Tensor, target: Tensor) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class Modality:
+    """A named bundle of the parts the core runs for every batch.
+
+    Every configurable part (tokenizer, masking policy, target, dataset) is a
+    dataclass: its fields are the recipe's options, an instance is the part.
+
+    tokenizer:  dataclass type whose instances are `Tokenizer` s.
+    embedder:   ``(tokenizer, dim, decoder_dim) -> Embedder``.
+    head:       ``(tokenizer, target, dim) -> Head``.
+    style:      ``"mae"`` (encoder on visible tokens + light decoder) or
+                ``"bert"`` (mask token at the input, head on hidden positions).
+    picture:    ``(original, masked, reconstruction) -> PIL.Image`` from three
+                detokenized batches; used by model cards and tensorboard.
+    read_file:  ``(tokenizer, path) -> sample`` reading one user file into an
+                item ``tokenizer.collate`` accepts (``mm reconstruct``).
+    Masking policies, targets and datasets are registered separately, keyed
+    by the modality's name, so other plugins can add to them.
+    """
+
+    name: str
+    tokenizer: type
+    embedder: Callable[..., Embedder]
+    head: Callable[..., Head]
+    default_policy: str
+    default_target: str
+    style: str = "mae"
+    picture: Callable[..., Any] | None = None
+    read_file: Callable[..., Any] | None = None
+    description: str = ""

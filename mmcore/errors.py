@@ -1,0 +1,21 @@
+"""Errors meant for people: the CLI prints them as one line, no traceback.
+
+Each message names the thing (file, key, sample, plugin), what was found and
+what is accepted.
+"""
+
+
+class MMCoreError(Exception):
+    """An error whose message is shown to the user as is."""
+
+
+class ConfigError(MMCoreError, ValueError):
+    """A recipe or override is wrong: unknown key, bad type, unknown name."""
+
+
+class DataError(MMCoreError, ValueError):
+    """An input file or sample cannot be used."""
+
+
+class PluginError(MMCoreError, LookupError):
+    """A plugin, modality, policy, target or dataset is missing or broken."""

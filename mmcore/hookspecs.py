@@ -1,0 +1,76 @@
+"""Hook specifications: the documented contract between mmcore and plugins.
+
+Every hook takes a ``register`` callback and calls it once per thing the
+plugin adds (the form simonw/llm uses), so one plugin can add many things and
+``register`` can gain keyword arguments without breaking released plugins.
+Hooks are keyed by modality *name*, so a plugin can add a masking policy,
+target or dataset to another plugin's modality without importing it.
+
+A plugin is any module with functions marked ``@mmcore.hookimpl``, exposed
+through an entry point in the group ``mmcore``::
+
+    [project.entry-points.mmcore]
+    image = "mm_image"
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("mmcore")
+hookimpl = pluggy.HookimplMarker("mmcore")
+
+
+# --------------------------------------------------------------------------
+# modalities and their parts
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def register_modalities(register):
+    """Add modalities. Called once, when the registry is first built.
+
+    :param register: ``register(modality)`` with a `mmcore.Modality`.
+    """
+
+
+@hookspec
+def register_masking_policies(register):
+    """Add masking policies to a modality (yours or another plugin's).
+
+    :param register: ``register(modality_name, policy_name, policy_cls)``;
+        ``policy_cls`` is a dataclass whose fields are the recipe options
+        (``ratio`` at least) and whose instances are `mmcore.MaskingPolicy` s.
+    """
+
+
+@hookspec
+def register_targets(register):
+    """Add prediction targets to a modality (pixels, HOG, teacher features).
+
+    :param register: ``register(modality_name, target_name, target_cls)``;
+        ``target_cls(tokenizer, **options)`` builds a `mmcore.Target`; its
+        dataclass fields are the recipe options.
+    """
+
+
+# --------------------------------------------------------------------------
+# data and recipes
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def register_datasets(register):
+    """Add dataset readers.
+
+    :param register: ``register(modality_name, dataset_name, dataset_cls)``;
+        ``dataset_cls`` is a dataclass of recipe options with a method
+        ``build(tokenizer, split) -> torch.utils.data.Dataset`` whose items
+        ``tokenizer.collate`` accepts. ``split`` is ``"train"`` or ``"test"``.
+    """
+
+
+@hookspec
+def register_recipes(register):
+    """Add runnable YAML recipes (``mm recipes ls`` lists them).
+
+    :param register: ``register(name, path)`` with the YAML file's path.
+    """

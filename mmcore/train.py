@@ -1,0 +1,289 @@
+"""The executor: one recipe, any number of processes, through Accelerate.
+
+``mm train RECIPE`` and ``accelerate launch -m mmcore train RECIPE`` both land
+in `train`. Accelerate owns devices, mixed precision, gradient accumulation,
+DDP and checkpoint state; this module owns the order of things: data position,
+masks, learning-rate schedule, logs, checkpoints and the final model folder.
+
+Exact resume: the data order is a pure function of (seed, epoch) and each
+step's mask generator is seeded from (seed, step, rank), so a run resumed from
+a checkpoint sees the same batches and masks as one never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from accelerate import Accelerator
+from accelerate.data_loader import SkipBatchSampler
+from accelerate.utils import ProjectConfiguration, gather_object, set_seed
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from mmcore.card import render_card
+from mmcore.checkpoint import load_latest, save_checkpoint
+from mmcore.config import model_dict
+from mmcore.errors import ConfigError
+from mmcore.model import MaskedModel, build_part, plugin_versions
+from mmcore.plugins import get_registry
+
+
+@dataclass
+class DataPosition:
+    epoch: int = 0
+    batch: int = 0  # batches of this epoch already consumed by this rank
+
+
+def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float], None] | None = None) -> Path:
+    """Run a recipe; return the final model folder. ``on_step(step, loss)`` is
+    called on the main process after each optimizer step (logging hooks, tests)."""
+    t = cfg.train
+    out_dir = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=resolve_precision(t.precision),
+        gradient_accumulation_steps=t.grad_accum,
+        log_with=list(t.trackers) or None,
+        project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")),
+        step_scheduler_with_optimizer=False,
+        dynamo_backend="inductor" if t.compile else None,
+    )
+    set_seed(t.seed)
+    config = model_dict(cfg)
+    config["plugins"] = plugin_versions(config["modality"])
+    model = MaskedModel(config)
+    dataset_options = OmegaConf.to_container(cfg.data.dataset)
+    dataset = build_part(get_registry().dataset, config["modality"], dataset_options)
+    train_set = dataset.build(model.tokenizer, "train")
+    world = accelerator.num_processes
+    effective_batch = cfg.data.batch_size * t.grad_accum * world
+    if len(train_set) < cfg.data.batch_size * world:
+        raise ConfigError(f"data: {len(train_set)} training samples, fewer than one batch "
+                          f"(data.batch_size {cfg.data.batch_size} × {world} processes)")
+    lr = t.base_lr * effective_batch / 256
+    optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=lr, betas=tuple(t.betas), fused=True)
+    scheduler = warmup_cosine(optimizer, t.warmup_steps, t.steps, t.min_lr / lr if lr else 0.0)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    accelerator.init_trackers("mmcore", config=flat_config(cfg))
+    accelerator.print(
+        f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(train_set)} samples, "
+        f"effective batch {effective_batch} = {cfg.data.batch_size} per device × {t.grad_accum} accumulation × "
+        f"{world} processes, lr {lr:.3g} = base_lr {t.base_lr:g} × {effective_batch} / 256, "
+        f"precision {accelerator.mixed_precision}, device {accelerator.device}"
+    )
+
+    step, position = 0, DataPosition()
+    ckpt_root, metrics_file = out_dir / "checkpoints", out_dir / "metrics.jsonl"
+    saved = load_latest(accelerator, ckpt_root) if resume else None
+    if saved is not None:
+        step, position = saved["step"], DataPosition(**saved["data"][accelerator.process_index])
+    elif resume:
+        accelerator.print(f"no checkpoint under {ckpt_root}: starting from scratch")
+    if accelerator.is_main_process:
+        start_run_dir(out_dir, step, accelerator)
+    accelerator.wait_for_everyone()
+
+    batches = iterate_batches(train_set, model_tokenizer(model), cfg, accelerator, position)
+    generator = torch.Generator(device=accelerator.device)
+    nonfinite = torch.zeros((), device=accelerator.device)
+    loss_sum = torch.zeros((), device=accelerator.device)
+    window = 0
+    bar = tqdm(total=t.steps, initial=step, disable=not accelerator.is_local_main_process, desc=cfg.name, unit="step")
+    tick = time.perf_counter()
+    while step < t.steps:
+        for micro in range(t.grad_accum):
+            batch = to_device(next(batches), accelerator.device)
+            generator.manual_seed(mask_seed(t.seed, step * t.grad_accum + micro, accelerator.process_index))
+            with accelerator.accumulate(model):
+                out = model(batch, generator=generator)
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients:
+                    norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip or float("inf"))
+                    skip_if_nonfinite(optimizer, norm)
+                    nonfinite += optimizer.optimizer.found_inf
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            loss_sum += out.loss.detach().float() / t.grad_accum
+        scheduler.step()
+        step += 1
+        window += 1
+        bar.update(1)
+        if step % t.log_every == 0 or step == t.steps:
+            loss = accelerator.reduce(loss_sum, reduction="mean").item() / window
+            elapsed = time.perf_counter() - tick
+            logs = {"train/loss": loss, "train/lr": scheduler.get_last_lr()[0],
+                    "train/items_per_s": effective_batch * window / elapsed,
+                    "train/nonfinite_steps": accelerator.reduce(nonfinite, reduction="sum").item()}
+            accelerator.log(logs, step=step)
+            bar.set_postfix(loss=f"{loss:.4f}", items_s=f"{logs['train/items_per_s']:.0f}")
+            if accelerator.is_main_process:
+                with metrics_file.open("a") as f:
+                    f.write(json.dumps({"step": step, **logs}) + "\n")
+            loss_sum.zero_()
+            window, tick = 0, time.perf_counter()
+        if on_step is not None and accelerator.is_main_process:
+            on_step(step, out.loss.item())
+        if step % t.checkpoint_every == 0 or step == t.steps:
+            positions = gather_object([dict(vars(position))])
+            save_checkpoint(accelerator, ckpt_root, {"step": step, "data": positions}, t.keep_checkpoints)
+    bar.close()
+
+    folder = out_dir / "model"
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        info = finish(unwrapped, cfg, dataset, metrics_file, dict(
+            steps=t.steps, effective_batch=effective_batch, batch_size=cfg.data.batch_size, grad_accum=t.grad_accum,
+            world_size=world, base_lr=t.base_lr, lr=lr, precision=accelerator.mixed_precision,
+            name=cfg.name, description=cfg.description, dataset=dataset_options["name"],
+            recipe=OmegaConf.to_yaml(cfg)))
+        save_model_folder(unwrapped, folder, info)
+        accelerator.print(f"model folder: {folder}\npicture: {folder / 'reconstruction.png'}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return folder
+
+
+def start_run_dir(out_dir: Path, step: int, accelerator: Accelerator) -> None:
+    """A fresh run starts clean; a resumed one drops metrics logged after its checkpoint."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = out_dir / "metrics.jsonl"
+    if step == 0:
+        if (out_dir / "checkpoints").exists():
+            accelerator.print(f"starting afresh in {out_dir}: removing its old checkpoints (use --resume to continue)")
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        metrics.unlink(missing_ok=True)
+    elif metrics.exists():
+        kept = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= step]
+        metrics.write_text("".join(line + "\n" for line in kept))
+
+
+def iterate_batches(dataset, tokenizer, cfg: DictConfig, accelerator: Accelerator, position: DataPosition) -> Iterator:
+    """Endless batches for this rank; ``position`` is kept current for checkpoints."""
+    sampler = DistributedSampler(dataset, num_replicas=accelerator.num_processes, rank=accelerator.process_index,
+                                 shuffle=True, seed=cfg.train.seed, drop_last=True)
+    while True:
+        sampler.set_epoch(position.epoch)
+        batch_sampler = SkipBatchSampler(BatchSampler(sampler, cfg.data.batch_size, drop_last=True), position.batch)
+        loader = DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=tokenizer.collate,
+                            num_workers=cfg.data.num_workers, pin_memory=accelerator.device.type == "cuda")
+        for batch in loader:
+            position.batch += 1
+            yield batch
+        position.epoch, position.batch = position.epoch + 1, 0
+
+
+def finish(model: MaskedModel, cfg: DictConfig, dataset, metrics_file: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """Held-out loss and the reconstruction picture for the card."""
+    device = next(model.parameters()).device
+    test_set = dataset.build(model.tokenizer, "test")
+    rows = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
+    metrics = {"train_loss": rows[-1]["train/loss"]} if rows else {}
+    if len(test_set):
+        loader = DataLoader(test_set, batch_size=cfg.data.batch_size, collate_fn=model.tokenizer.collate)
+        generator = torch.Generator(device=device)
+        losses = []
+        model.eval()
+        with torch.no_grad():
+            for i, batch in zip(range(cfg.data.eval_batches), loader):
+                generator.manual_seed(mask_seed(cfg.train.seed, i, 0))
+                losses.append(model(to_device(batch, device), generator=generator).loss.item())
+            info["picture_batch"] = to_device(next(iter(loader)), device)
+        metrics["eval_loss"] = sum(losses) / len(losses)
+    info["metrics"] = metrics
+    return info
+
+
+def save_model_folder(model: MaskedModel, folder: Path, info: dict[str, Any]) -> None:
+    """Write the whole folder beside its destination, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        batch = info.pop("picture_batch", None)
+        if batch is not None and model.modality.picture is not None:
+            generator = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
+            model.modality.picture(*model.reconstruct(batch, generator)).save(tmp / "reconstruction.png")
+            info["picture"] = "reconstruction.png"
+        model.save_pretrained(tmp)
+        (tmp / "README.md").write_text(render_card(model.config, info))
+        old = folder.with_name(f".{folder.name}-old")
+        if folder.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- small pieces --------------------------------------------------------------
+
+def resolve_precision(precision: str) -> str:
+    accepted = ("auto", "bf16", "fp16", "no")
+    if precision not in accepted:
+        raise ConfigError(f"train.precision: got {precision!r}, accepted: {', '.join(accepted)}")
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norms and learned tokens (1-D or size-1 tensors), as in MAE."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or p.shape[0] == 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(optimizer, warmup: int, total: int, min_factor: float) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warmup then cosine decay to ``min_factor`` of the peak."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def skip_if_nonfinite(optimizer, grad_norm: torch.Tensor) -> None:
+    """Fused AdamW skips its update on the device when ``found_inf`` is 1: no host sync."""
+    optimizer.optimizer.found_inf = (~torch.isfinite(grad_norm)).to(torch.float32)
+
+
+def mask_seed(seed: int, micro_step: int, rank: int) -> int:
+    return (seed * 1_000_003 + micro_step * 7919 + rank * 104_729) % (2**63)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def model_tokenizer(model) -> Any:
+    return getattr(model, "module", model).tokenizer
+
+
+def flat_config(cfg: DictConfig) -> dict[str, Any]:
+    """Scalars only, as tensorboard's hparams want."""
+    flat = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}{k}.", v)
+        elif isinstance(node, (int, float, str, bool)):
+            flat[prefix[:-1]] = node
+
+    walk("", OmegaConf.to_container(cfg, resolve=True))
+    return flat

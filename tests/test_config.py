@@ -1,0 +1,72 @@
+"""Recipes: typed parsing, overrides, and errors that name the key."""
+
+import pytest
+
+from mmcore.config import load_recipe, model_dict
+from mmcore.errors import ConfigError
+
+RECIPE = """
+name: toy
+model:
+  modality: signal
+  masking: {name: random, ratio: 0.5}
+  encoder: {dim: 32, depth: 2, heads: 4}
+data:
+  dataset: {name: waves, num_train: 32}
+  batch_size: 8
+train:
+  steps: 4
+"""
+
+
+@pytest.fixture
+def recipe(tmp_path, toy_registry):
+    path = tmp_path / "toy.yaml"
+    path.write_text(RECIPE)
+    return path
+
+
+def test_typed_recipe_with_overrides(recipe):
+    cfg = load_recipe(recipe, ["train.base_lr=3e-4", "model.masking.ratio=0.25", "data.dataset.variable_length=false"])
+    assert cfg.train.base_lr == 3e-4 and cfg.train.steps == 4
+    assert cfg.model.masking.ratio == 0.25 and cfg.model.masking.name == "random"
+    assert cfg.data.dataset.variable_length is False
+    assert cfg.model.target.name == "identity"  # the modality's default target
+    assert cfg.model.tokenizer.max_length == 16  # the tokenizer dataclass default
+    assert cfg.output_dir == "runs/toy"  # interpolated
+    assert model_dict(cfg)["encoder"] == {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 4.0}
+
+
+def test_switching_policy_by_override_takes_its_fields(recipe):
+    cfg = load_recipe(recipe, ["model.masking.name=random_of_valid"])
+    assert cfg.model.masking.name == "random_of_valid"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.stpes=3", r"unknown key 'train.stpes'; did you mean steps\?"),
+        ("model.masking.ratoi=0.3", r"unknown key 'model.masking.ratoi'; did you mean ratio\?"),
+        ("train.steps=many", r"train.steps: got 'many', expected an integer"),
+        ("train.base_lr=fast", r"train.base_lr: got 'fast', expected a number"),
+        ("model.masking.name=tube", r"model.masking.name: unknown masking policy 'tube' for modality 'signal'; available: random, random_of_valid"),
+        ("data.dataset.name=imagenet", r"data.dataset.name: unknown dataset 'imagenet' for modality 'signal'; available: waves"),
+        ("model.modality=audio", r"model.modality: unknown modality 'audio'; available: .*signal"),
+        ("train.steps", r"bad override"),
+    ],
+)
+def test_bad_overrides_name_the_key(recipe, override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(recipe, [override])
+
+
+def test_missing_recipe_lists_registered_ones(toy_registry):
+    with pytest.raises(ConfigError, match="neither a file nor a registered recipe"):
+        load_recipe("no-such-recipe")
+
+
+def test_missing_required_key(tmp_path, toy_registry):
+    path = tmp_path / "r.yaml"
+    path.write_text("model: {modality: signal}\ndata: {dataset: {name: waves}}\n")
+    with pytest.raises(ConfigError, match="required key.*name"):
+        load_recipe(path)

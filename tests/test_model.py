@@ -1,0 +1,106 @@
+"""MaskedModel on the toy modality: both styles, void tokens, masks, the folder."""
+
+import json
+
+import pytest
+import torch
+
+import mmcore
+from mmcore.errors import DataError, PluginError
+from mmcore.model import MaskedModel
+from toy import toy_config
+
+
+def batch_of(model, n=6, variable_length=True):
+    from toy import Waves
+
+    return model.tokenizer.collate(Waves(variable_length=variable_length).build(model.tokenizer, "train")[:n])
+
+
+@pytest.mark.parametrize("style, policy", [("mae", "random"), ("bert", "random"), ("bert", "random_of_valid")])
+def test_forward_backward_every_parameter_learns(toy_registry, style, policy):
+    torch.manual_seed(0)
+    model = MaskedModel(toy_config(style, policy))
+    out = model(batch_of(model), generator=torch.Generator().manual_seed(0))
+    B, N = out.hidden.shape
+    K = model.policy.num_hidden(N)
+    assert out.pred.shape == (B, K, 1) and out.token_loss.shape == (B, K) and out.index.shape == (B, K)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"no gradient for {name}"
+        assert torch.isfinite(p.grad).all(), f"non-finite gradient for {name}"
+
+
+def test_loss_is_taken_on_hidden_and_valid_only(toy_registry):
+    model = MaskedModel(toy_config("mae"))
+    batch = batch_of(model)
+    out = model(batch, generator=torch.Generator().manual_seed(1))
+    valid = batch["valid"]
+    hidden_at_slot = out.hidden.gather(1, out.index)
+    assert hidden_at_slot.all()  # every head slot is a hidden token
+    assert torch.equal(out.weight.bool(), valid.gather(1, out.index))
+    expected = (out.token_loss * out.weight).sum() / out.weight.sum()
+    assert torch.allclose(out.loss, expected)
+
+
+@pytest.mark.parametrize("style", ["mae", "bert"])
+def test_void_tokens_never_reach_attention(toy_registry, style):
+    model = MaskedModel(toy_config(style)).eval()
+    batch = batch_of(model)
+    hidden = model.policy(model.tokenizer.tokenize(batch), torch.Generator().manual_seed(2))
+    changed = dict(batch, values=batch["values"].masked_fill(~batch["valid"], 123.0))  # garbage in padding
+    a, b = model(batch, hidden=hidden), model(changed, hidden=hidden)
+    assert torch.allclose(a.pred * a.weight[..., None], b.pred * b.weight[..., None], atol=1e-5)
+    assert torch.allclose(a.loss, b.loss, atol=1e-6)
+
+
+def test_mask_is_deterministic_given_a_generator(toy_registry):
+    model = MaskedModel(toy_config("mae"))
+    tokens = model.tokenizer.tokenize(batch_of(model))
+    m1 = model.policy(tokens, torch.Generator().manual_seed(5))
+    m2 = model.policy(tokens, torch.Generator().manual_seed(5))
+    m3 = model.policy(tokens, torch.Generator().manual_seed(6))
+    assert torch.equal(m1, m2) and not torch.equal(m1, m3)
+    assert (m1.sum(1) == model.policy.num_hidden(tokens.num_tokens)).all()
+
+
+def test_variable_budget_follows_valid_length(toy_registry):
+    model = MaskedModel(toy_config("bert", "random_of_valid", ratio=0.5))
+    batch = batch_of(model)
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    lengths = batch["valid"].sum(1).float()
+    assert torch.equal(out.hidden.sum(1), (lengths * 0.5).round().long())
+    assert not (out.hidden & ~batch["valid"]).any()
+
+
+def test_features_ignore_padding(toy_registry):
+    model = MaskedModel(toy_config("mae")).eval()
+    batch = batch_of(model)
+    feats = model.features(batch)
+    changed = dict(batch, values=batch["values"].masked_fill(~batch["valid"], -7.0))
+    assert feats.shape == (6, 32) and torch.allclose(feats, model.features(changed), atol=1e-5)
+
+
+def test_folder_round_trip_gives_equal_outputs(toy_registry, tmp_path):
+    model = MaskedModel(toy_config("mae")).eval()
+    model.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["modality"] == "signal"
+    loaded = mmcore.from_pretrained(str(tmp_path / "m"))
+    batch = batch_of(model)
+    hidden = model.policy(model.tokenizer.tokenize(batch), torch.Generator().manual_seed(0))
+    assert torch.equal(model(batch, hidden=hidden).pred, loaded(batch, hidden=hidden).pred)
+
+
+def test_tampered_weights_are_a_clear_error(toy_registry, tmp_path):
+    MaskedModel(toy_config("mae")).save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(DataError, match="cannot read weights .*model.safetensors"):
+        mmcore.from_pretrained(str(tmp_path / "m"))
+
+
+def test_missing_plugin_says_what_to_install(toy_registry, tmp_path):
+    config = dict(toy_config("mae"), plugins={"mm-signal": "0.2.0"})
+    with pytest.raises(PluginError, match=r"pip install 'mm-signal>=0.2.0'"):
+        MaskedModel(config)

@@ -1,0 +1,102 @@
+"""The executor in-process on the toy modality: folder, checkpoints, exact resume."""
+
+import json
+
+import pytest
+
+import mmcore
+from mmcore.checkpoint import list_checkpoints
+from mmcore.config import load_recipe
+from mmcore.train import train
+
+RECIPE = """
+name: toy
+model:
+  modality: signal
+  masking: {name: random, ratio: 0.5}
+  encoder: {dim: 32, depth: 2, heads: 4}
+  decoder: {dim: 16, depth: 1, heads: 2}
+data:
+  dataset: {name: waves, num_train: 48}
+  batch_size: 8
+train:
+  steps: 8
+  warmup_steps: 2
+  base_lr: 0.01
+  log_every: 1
+  checkpoint_every: 3
+  keep_checkpoints: 2
+  trackers: []
+"""
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture
+def recipe(tmp_path, toy_registry):
+    path = tmp_path / "toy.yaml"
+    path.write_text(RECIPE)
+    return path
+
+
+def run(recipe, out, resume=False, kill_at=None, **overrides):
+    losses = {}
+
+    def on_step(step, loss):
+        losses[step] = loss
+        if step == kill_at:
+            raise Killed(step)
+
+    cfg = load_recipe(recipe, [f"output_dir={out}", *(f"{k}={v}" for k, v in overrides.items())])
+    try:
+        train(cfg, resume=resume, on_step=on_step)
+    except Killed:
+        pass
+    return losses
+
+
+def test_run_writes_folder_metrics_and_keeps_last_checkpoints(recipe, tmp_path):
+    losses = run(recipe, tmp_path / "run")
+    assert sorted(losses) == list(range(1, 9))
+    folder = tmp_path / "run" / "model"
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in folder.iterdir()}
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 9)) and rows[0]["train/loss"] > rows[-1]["train/loss"]
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step-00000006", "step-00000008"]
+    card = (folder / "README.md").read_text()
+    assert "library_name: mmcore" in card and "effective batch | 8" in card and "eval_loss" in card
+    model = mmcore.from_pretrained(str(folder))
+    assert model.config["modality"] == "signal"
+
+
+def test_resume_reproduces_the_uninterrupted_losses(recipe, tmp_path):
+    full = run(recipe, tmp_path / "full")
+    partial = run(recipe, tmp_path / "cut", kill_at=5)  # killed after the step-3 checkpoint
+    assert max(partial) == 5 and not (tmp_path / "cut" / "model").exists()  # no half-written model folder
+    resumed = run(recipe, tmp_path / "cut", resume=True)
+    assert sorted(resumed) == [4, 5, 6, 7, 8]
+    for step in resumed:
+        assert resumed[step] == pytest.approx(full[step], rel=1e-6, abs=1e-7), step
+
+
+def test_damaged_checkpoint_falls_back_to_the_previous(recipe, tmp_path):
+    run(recipe, tmp_path / "run", kill_at=7)  # checkpoints at 3 and 6
+    newest = tmp_path / "run" / "checkpoints" / "step-00000006"
+    (newest / "model.safetensors").write_bytes(b"not a safetensors file")
+    resumed = run(recipe, tmp_path / "run", resume=True)
+    assert min(resumed) == 4  # step 6 was damaged: resumed from step 3
+
+
+def test_a_failed_run_leaves_no_model_folder(recipe, tmp_path, monkeypatch):
+    import mmcore.train as train_module
+
+    def broken_card(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train_module, "render_card", broken_card)
+    with pytest.raises(OSError, match="disk full"):
+        run(recipe, tmp_path / "run")
+    assert not (tmp_path / "run" / "model").exists()
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".model")]

@@ -1,0 +1,155 @@
+"""A toy modality declared inside the test tree: variable-length 1-D signals.
+
+It exercises every part of the contract without any plugin installed,
+including void tokens (padding) and both backbone styles.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mmcore import Embedder, Head, Modality, Tokens, hookimpl
+from mmcore.masking import hide_fraction_of_valid, hide_lowest, uniform_noise
+
+
+@dataclass
+class SignalTokenizer:
+    max_length: int = 16
+
+    def collate(self, samples):
+        n = max(len(s["signal"]) for s in samples)
+        values = torch.zeros(len(samples), n)
+        valid = torch.zeros(len(samples), n, dtype=torch.bool)
+        for i, s in enumerate(samples):
+            values[i, : len(s["signal"])] = s["signal"]
+            valid[i, : len(s["signal"])] = True
+        return {"values": values, "valid": valid, "labels": torch.tensor([s["label"] for s in samples])}
+
+    def tokenize(self, batch):
+        values = batch["values"][..., None]  # [B, N, 1]
+        positions = torch.arange(values.shape[1], device=values.device)[None, :, None]
+        valid = batch["valid"]
+        return Tokens(values, positions, None if bool(valid.all()) else valid)
+
+    def detokenize(self, values, tokens):
+        return values[..., 0]
+
+
+class SignalEmbedder(Embedder):
+    def __init__(self, tokenizer, dim, decoder_dim):
+        super().__init__()
+        self.value = nn.Linear(1, dim)
+        self.pos = nn.Embedding(tokenizer.max_length, dim)
+        if decoder_dim is None:  # BERT style: a mask vector, no decoder
+            self.mask = nn.Parameter(torch.zeros(dim))
+        else:
+            self.dec_pos = nn.Embedding(tokenizer.max_length, decoder_dim)
+
+    def forward(self, tokens, hidden=None):
+        x = self.value(tokens.values)
+        if hidden is not None:
+            x = torch.where(hidden[..., None], self.mask.to(x.dtype), x)
+        return x + self.pos(tokens.positions[..., 0])
+
+    def decoder_positions(self, tokens):
+        return self.dec_pos(tokens.positions[..., 0])
+
+
+class SignalHead(Head):
+    def __init__(self, tokenizer, target, dim):
+        super().__init__()
+        self.proj = nn.Linear(dim, target.dim(tokenizer))
+
+    def forward(self, states):
+        return self.proj(states)
+
+    def loss(self, pred, target):
+        return (pred.float() - target.float()).pow(2).mean(-1)
+
+
+@dataclass
+class Identity:
+    def dim(self, tokenizer):
+        return 1
+
+    def __call__(self, tokens):
+        return tokens.values
+
+    def to_values(self, pred, tokens, index):
+        return pred
+
+
+@dataclass
+class RandomFixed:
+    ratio: float = 0.5
+
+    def num_hidden(self, num_tokens):
+        return int(round(self.ratio * num_tokens))
+
+    def __call__(self, tokens, generator=None, scores=None):
+        noise = uniform_noise((tokens.batch_size, tokens.num_tokens), tokens.values.device, generator)
+        return hide_lowest(noise, self.num_hidden(tokens.num_tokens), tokens.valid)
+
+
+@dataclass
+class RandomOfValid:
+    ratio: float = 0.5
+
+    def num_hidden(self, num_tokens):
+        return math.ceil(self.ratio * num_tokens)
+
+    def __call__(self, tokens, generator=None, scores=None):
+        noise = uniform_noise((tokens.batch_size, tokens.num_tokens), tokens.values.device, generator)
+        valid = tokens.valid if tokens.valid is not None else torch.ones_like(noise, dtype=torch.bool)
+        return hide_fraction_of_valid(noise, self.ratio, valid)
+
+
+@dataclass
+class Waves:
+    num_train: int = 64
+    variable_length: bool = True
+
+    def build(self, tokenizer, split):
+        g = torch.Generator().manual_seed(0 if split == "train" else 1)
+        n = self.num_train if split == "train" else 16
+        items = []
+        for i in range(n):
+            length = int(torch.randint(4, tokenizer.max_length + 1, (1,), generator=g)) if self.variable_length else tokenizer.max_length
+            freq = 1 + i % 3
+            items.append({"signal": torch.sin(torch.arange(length) * 0.3 * freq), "label": i % 3})
+        return items
+
+
+class ToyPlugin:
+    """Registered directly with ``Registry.add_plugin`` in tests."""
+
+    @hookimpl
+    def register_modalities(self, register):
+        register(Modality(name="signal", tokenizer=SignalTokenizer, embedder=SignalEmbedder, head=SignalHead,
+                          default_policy="random", default_target="identity", style="mae"))
+
+    @hookimpl
+    def register_masking_policies(self, register):
+        register("signal", "random", RandomFixed)
+        register("signal", "random_of_valid", RandomOfValid)
+
+    @hookimpl
+    def register_targets(self, register):
+        register("signal", "identity", Identity)
+
+    @hookimpl
+    def register_datasets(self, register):
+        register("signal", "waves", Waves)
+
+
+def toy_config(style="mae", policy="random", ratio=0.5):
+    return {
+        "modality": "signal", "style": style, "tokenizer": {"max_length": 16},
+        "masking": {"name": policy, "ratio": ratio}, "target": {"name": "identity"},
+        "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
+    }
