@@ -32,11 +32,20 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)  # one fused projection: one matmul, not three
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None, queries: int | None = None) -> Tensor:
+        """``queries``: compute outputs for the last ``queries`` rows only (keys and values from all)."""
         B, N, D = x.shape
-        qkv = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # [3, B, h, N, hd]
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
-        return self.proj(out.transpose(1, 2).reshape(B, N, D))
+        hd = D // self.heads
+        if queries is None:
+            qkv = self.qkv(x).view(B, N, 3, self.heads, hd).permute(2, 0, 3, 1, 4)  # [3, B, h, N, hd]
+            q, k, v = qkv[0], qkv[1], qkv[2]
+        else:
+            w, b = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, N - queries :], w[:D], b[:D]).view(B, queries, self.heads, hd).transpose(1, 2)
+            kv = F.linear(x, w[D:], b[D:]).view(B, N, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+            k, v = kv[0], kv[1]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, h, Nq, hd]
+        return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
 
 
 class Block(nn.Module):
@@ -48,13 +57,19 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
-        x = x + self.attn(self.norm1(x), attn_mask)
+    def forward(self, x: Tensor, attn_mask: Tensor | None, queries: int | None = None) -> Tensor:
+        h = self.attn(self.norm1(x), attn_mask, queries)
+        x = x + h if queries is None else x[:, x.shape[1] - queries :] + h
         return x + self.mlp(self.norm2(x))
 
 
 class Transformer(nn.Module):
-    """[B, N, dim] → [B, N, dim]; ``key_valid`` [B, N] bool (False = void) or None."""
+    """[B, N, dim] → [B, N, dim]; ``key_valid`` [B, N] bool (False = void) or None.
+
+    ``keep_last=K`` returns only the last K rows [B, K, dim]: the final block
+    then computes queries, projection and MLP for those rows alone (the MAE
+    decoder needs outputs at hidden tokens only).
+    """
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -63,14 +78,16 @@ class Transformer(nn.Module):
         self.norm = nn.LayerNorm(config.dim, eps=1e-6)
         self.apply(_init_weights)
 
-    def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, key_valid: Tensor | None = None, keep_last: int | None = None) -> Tensor:
         attn_mask = None
         if key_valid is not None:
             # a row with no valid key would softmax over nothing (NaN): let it attend to all
             key_valid = key_valid | ~key_valid.any(dim=1, keepdim=True)
             attn_mask = key_valid[:, None, None, :]  # [B, 1, 1, N] broadcast over heads and queries
-        for block in self.blocks:
-            x = block(x, attn_mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, attn_mask, keep_last if i == len(self.blocks) - 1 else None)
+        if keep_last is not None and not self.blocks:
+            x = x[:, x.shape[1] - keep_last :]
         return self.norm(x)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
@@ -83,8 +84,8 @@ def load_recipe(path: str | Path, overrides: list[str] = (), registry: Registry 
     try:
         raw = OmegaConf.load(path)
         extra = OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot parse: {' '.join(str(exc).split())}") from None
     except ValueError as exc:
         raise ConfigError(f"bad override in {list(overrides)}: {exc}; expected key=value") from None
     merged = OmegaConf.merge(raw, extra)

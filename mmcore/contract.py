@@ -32,7 +32,9 @@ class Tokens:
     positions: [B or 1, N, P] whatever the modality's embedder needs to place
                a token (grid coordinates, indices, xyz centres, column ids).
     valid:     [B, N] bool, False = void; ``None`` when every token is real.
-    meta:      plain data ``detokenize`` needs (grid size, original shape, ...).
+    meta:      plain data about the geometry (grid size, patch size, original
+               shape, ...) that ``detokenize``, masking policies and targets
+               may read.
     """
 
     values: Tensor

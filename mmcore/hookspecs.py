@@ -47,8 +47,9 @@ def register_targets(register):
     """Add prediction targets to a modality (pixels, HOG, teacher features).
 
     :param register: ``register(modality_name, target_name, target_cls)``;
-        ``target_cls(tokenizer, **options)`` builds a `mmcore.Target`; its
-        dataclass fields are the recipe options.
+        ``target_cls`` is a dataclass whose fields are the recipe options and
+        whose instances are `mmcore.Target` s (``dim(tokenizer)`` gives the
+        head's output size).
     """
 
 

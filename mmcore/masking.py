@@ -8,6 +8,8 @@ from torch import Tensor
 
 def uniform_noise(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> Tensor:
     """Uniform [0, 1) noise drawn from ``generator`` when given (deterministic masks)."""
+    if generator is None:  # passing generator=None breaks torch.compile with dynamic shapes
+        return torch.rand(shape, device=device)
     return torch.rand(shape, device=device, generator=generator)
 
 

