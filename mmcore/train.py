@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.data_loader import SkipBatchSampler
@@ -94,6 +95,8 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
         start_run_dir(out_dir, step, accelerator)
     accelerator.wait_for_everyone()
 
+    test_set = dataset.build(model_tokenizer(model), "test")
+    shown = picture_batch(model_tokenizer(model), test_set if len(test_set) else train_set, accelerator.device)
     batches = iterate_batches(train_set, model_tokenizer(model), cfg, accelerator, position)
     generator = torch.Generator(device=accelerator.device)
     nonfinite = torch.zeros((), device=accelerator.device)
@@ -134,6 +137,8 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
             window, tick = 0, time.perf_counter()
         if on_step is not None and accelerator.is_main_process:
             on_step(step, out.loss.item())
+        if t.picture_every and step % t.picture_every == 0 and accelerator.is_main_process:
+            log_picture(accelerator, draw(accelerator.unwrap_model(model), shown), step)
         if step % t.checkpoint_every == 0 or step == t.steps:
             positions = gather_object([dict(vars(position))])
             save_checkpoint(accelerator, ckpt_root, {"step": step, "data": positions}, t.keep_checkpoints)
@@ -143,11 +148,13 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
     folder = out_dir / "model"
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        info = finish(unwrapped, cfg, dataset, metrics_file, dict(
+        info = finish(unwrapped, cfg, test_set, metrics_file, dict(
             steps=t.steps, effective_batch=effective_batch, batch_size=cfg.data.batch_size, grad_accum=t.grad_accum,
             world_size=world, base_lr=t.base_lr, lr=lr, precision=accelerator.mixed_precision,
             name=cfg.name, description=cfg.description, dataset=dataset_options["name"],
             recipe=OmegaConf.to_yaml(cfg)))
+        info["picture_image"] = draw(unwrapped, shown)
+        log_picture(accelerator, info["picture_image"], step)
         save_model_folder(unwrapped, folder, info)
         accelerator.print(f"model folder: {folder}\npicture: {folder / 'reconstruction.png'}")
     accelerator.wait_for_everyone()
@@ -197,10 +204,9 @@ def iterate_batches(dataset, tokenizer, cfg: DictConfig, accelerator: Accelerato
         position.epoch, position.batch = position.epoch + 1, 0
 
 
-def finish(model: MaskedModel, cfg: DictConfig, dataset, metrics_file: Path, info: dict[str, Any]) -> dict[str, Any]:
-    """Held-out loss and the reconstruction picture for the card."""
+def finish(model: MaskedModel, cfg: DictConfig, test_set, metrics_file: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """Last training loss and held-out loss (fixed masks) for the card."""
     device = next(model.parameters()).device
-    test_set = dataset.build(model.tokenizer, "test")
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
     metrics = {"train_loss": rows[-1]["train/loss"]} if rows else {}
     if len(test_set):
@@ -212,10 +218,33 @@ def finish(model: MaskedModel, cfg: DictConfig, dataset, metrics_file: Path, inf
             for i, batch in zip(range(cfg.data.eval_batches), loader):
                 generator.manual_seed(mask_seed(cfg.train.seed, i, 0))
                 losses.append(model(to_device(batch, device), generator=generator).loss.item())
-            info["picture_batch"] = to_device(next(iter(loader)), device)
         metrics["eval_loss"] = sum(losses) / len(losses)
     info["metrics"] = metrics
     return info
+
+
+def picture_batch(tokenizer, dataset, device: torch.device, count: int = 8) -> dict[str, torch.Tensor]:
+    """A fixed handful of samples whose reconstructions are drawn during and after training."""
+    return to_device(tokenizer.collate([dataset[i] for i in range(min(count, len(dataset)))]), device)
+
+
+def draw(model: MaskedModel, batch: dict[str, torch.Tensor]):
+    """original | masked | reconstruction as a PIL image, with a fixed mask; None if the modality has no picture."""
+    if model.modality.picture is None:
+        return None
+    training = model.training
+    model.eval()
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
+    image = model.modality.picture(*model.reconstruct(batch, generator))
+    model.train(training)
+    return image
+
+
+def log_picture(accelerator: Accelerator, image, step: int) -> None:
+    if image is None or "tensorboard" not in [t.name for t in accelerator.trackers]:
+        return
+    writer = accelerator.get_tracker("tensorboard", unwrap=True)
+    writer.add_image("reconstruction", np.asarray(image.convert("RGB")), step, dataformats="HWC")
 
 
 def save_model_folder(model: MaskedModel, folder: Path, info: dict[str, Any]) -> None:
@@ -223,10 +252,9 @@ def save_model_folder(model: MaskedModel, folder: Path, info: dict[str, Any]) ->
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        batch = info.pop("picture_batch", None)
-        if batch is not None and model.modality.picture is not None:
-            generator = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
-            model.modality.picture(*model.reconstruct(batch, generator)).save(tmp / "reconstruction.png")
+        image = info.pop("picture_image", None)
+        if image is not None:
+            image.save(tmp / "reconstruction.png")
             info["picture"] = "reconstruction.png"
         model.save_pretrained(tmp)
         (tmp / "README.md").write_text(render_card(model.config, info))

@@ -114,3 +114,14 @@ def test_keep_last_matches_the_full_transformer():
     x = torch.randn(3, 10, 16)
     key_valid = torch.rand(3, 10) > 0.2
     assert torch.allclose(net(x, key_valid)[:, -4:], net(x, key_valid, keep_last=4), atol=1e-6)
+
+
+def test_toy_modality_passes_the_conformance_suite(toy_registry):
+    from mmcore.testing import modality_checks
+    from toy import SignalTokenizer, Waves
+
+    samples = Waves().build(SignalTokenizer(), "train")[:4]
+    checks = modality_checks("signal", samples, styles=("mae", "bert"))
+    assert len(checks) >= 8
+    for check in checks:
+        check()

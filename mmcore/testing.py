@@ -1,0 +1,154 @@
+"""A conformance suite for modality plugins, in the manner of scikit-learn's
+``check_estimator``: every plugin runs the same checks against the contract.
+
+In a plugin's tests::
+
+    from mmcore.testing import modality_checks
+
+    @pytest.mark.parametrize("check", modality_checks("image", samples), ids=lambda c: c.name)
+    def test_conformance(check):
+        check()
+
+``samples`` is a list of raw items the modality's tokenizer collates (a few
+is enough). Each check has a name usable with ``pytest -k``; known failures
+can be listed in ``expected_failed={"check_name": "reason"}`` and are skipped
+with that reason.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from mmcore.model import MaskedModel
+from mmcore.plugins import get_registry
+
+TINY = {
+    "encoder": {"dim": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
+    "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
+}
+
+
+@dataclass
+class Check:
+    name: str
+    run: Callable[[], None]
+    skip_reason: str | None = None
+
+    def __call__(self) -> None:
+        if self.skip_reason is not None:
+            import pytest
+
+            pytest.skip(self.skip_reason)
+        self.run()
+
+
+def tiny_config(modality: str, policy: str, target: str | None = None, style: str | None = None,
+                tokenizer: dict[str, Any] | None = None, dims: dict[str, Any] | None = None) -> dict[str, Any]:
+    mod = get_registry().modality(modality)
+    return {"modality": modality, "style": style or mod.style, "tokenizer": tokenizer or {},
+            "masking": {"name": policy}, "target": {"name": target or mod.default_target}, **(dims or TINY)}
+
+
+def modality_checks(modality: str, samples: list[Any], tokenizer: dict[str, Any] | None = None,
+                    styles: tuple[str, ...] | None = None, dims: dict[str, Any] | None = None,
+                    expected_failed: dict[str, str] | None = None) -> list[Check]:
+    """Every check for every masking policy and style of ``modality``."""
+    registry = get_registry()
+    styles = styles or (registry.modality(modality).style,)
+    checks: list[Check] = []
+    for policy in registry.names("policies", modality):
+        checks += [
+            Check(f"check_mask_count_{policy}", lambda p=policy: check_mask_count(modality, p, samples, tokenizer)),
+            Check(f"check_mask_deterministic_{policy}", lambda p=policy: check_mask_deterministic(modality, p, samples, tokenizer)),
+            Check(f"check_mask_ratio_zero_{policy}", lambda p=policy: check_mask_ratio_zero(modality, p, samples, tokenizer)),
+        ]
+    default_policy = registry.modality(modality).default_policy
+    for style in styles:
+        for target in registry.names("targets", modality):
+            cfg = lambda t=target, s=style: tiny_config(modality, default_policy, t, s, tokenizer, dims)  # noqa: E731
+            checks += [
+                Check(f"check_train_step_{style}_{target}", lambda c=cfg: check_train_step(c(), samples)),
+                Check(f"check_save_load_{style}_{target}", lambda c=cfg: check_save_load(c(), samples)),
+            ]
+    checks.append(Check("check_features_and_picture", lambda: check_features_and_picture(
+        tiny_config(modality, default_policy, None, None, tokenizer, dims), samples)))
+    for check in checks:
+        if expected_failed and check.name in expected_failed:
+            check.skip_reason = expected_failed[check.name]
+    return checks
+
+
+def _tokens(modality: str, policy_name: str, samples, tokenizer, **policy_options):
+    registry = get_registry()
+    tok = registry.modality(modality).tokenizer(**(tokenizer or {}))
+    policy = registry.policy(modality, policy_name)(**policy_options)
+    return tok.tokenize(tok.collate(samples)), policy
+
+
+def check_mask_count(modality, policy_name, samples, tokenizer=None) -> None:
+    tokens, policy = _tokens(modality, policy_name, samples, tokenizer)
+    hidden = policy(tokens, torch.Generator().manual_seed(0))
+    assert hidden.shape == (tokens.batch_size, tokens.num_tokens) and hidden.dtype == torch.bool, \
+        f"{policy_name}: mask must be [B, N] bool, got {tuple(hidden.shape)} {hidden.dtype}"
+    budget = policy.num_hidden(tokens.num_tokens)
+    counts = hidden.sum(1)
+    if tokens.valid is None:
+        assert (counts == budget).all(), f"{policy_name}: expected exactly {budget} hidden per sample, got {counts.tolist()}"
+    else:
+        assert (counts <= budget).all(), f"{policy_name}: more hidden than num_hidden {budget}: {counts.tolist()}"
+
+
+def check_mask_deterministic(modality, policy_name, samples, tokenizer=None) -> None:
+    tokens, policy = _tokens(modality, policy_name, samples, tokenizer)
+    a = policy(tokens, torch.Generator().manual_seed(1))
+    b = policy(tokens, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b), f"{policy_name}: the same generator seed gave different masks"
+    if policy.num_hidden(tokens.num_tokens) not in (0, tokens.num_tokens):
+        masks = [policy(tokens, torch.Generator().manual_seed(s)) for s in range(2, 6)]
+        assert any(not torch.equal(a, m) for m in masks), f"{policy_name}: different seeds always gave the same mask"
+
+
+def check_mask_ratio_zero(modality, policy_name, samples, tokenizer=None) -> None:
+    tokens, policy = _tokens(modality, policy_name, samples, tokenizer, ratio=0.0)
+    assert policy.num_hidden(tokens.num_tokens) == 0 and not policy(tokens, torch.Generator().manual_seed(0)).any(), \
+        f"{policy_name}: ratio 0 must hide nothing"
+
+
+def check_train_step(config, samples) -> None:
+    torch.manual_seed(0)
+    model = MaskedModel(config)
+    out = model(model.tokenizer.collate(samples), generator=torch.Generator().manual_seed(0))
+    K = model.policy.num_hidden(out.hidden.shape[1])
+    assert out.pred.shape[:2] == (len(samples), K), f"head output {tuple(out.pred.shape)}, expected [B={len(samples)}, K={K}, ...]"
+    assert out.token_loss.shape == (len(samples), K) and out.token_loss.dtype == torch.float32, "head.loss must give [B, K] float32"
+    assert torch.isfinite(out.loss), f"loss is {out.loss}"
+    out.loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"no gradient for {name} (DDP rejects parameters that get none)"
+        assert torch.isfinite(p.grad).all(), f"non-finite gradient for {name}"
+
+
+def check_save_load(config, samples) -> None:
+    model = MaskedModel(config).eval()
+    batch = model.tokenizer.collate(samples)
+    hidden = model.policy(model.tokenizer.tokenize(batch), torch.Generator().manual_seed(0))
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        loaded = MaskedModel.from_pretrained(folder)
+    assert torch.equal(model(batch, hidden=hidden).pred, loaded(batch, hidden=hidden).pred), "outputs differ after save/load"
+
+
+def check_features_and_picture(config, samples) -> None:
+    model = MaskedModel(config).eval()
+    batch = model.tokenizer.collate(samples)
+    feats = model.features(batch)
+    assert feats.shape == (len(samples), config["encoder"]["dim"]) and torch.isfinite(feats).all()
+    original, masked, recon = model.reconstruct(batch, torch.Generator().manual_seed(0))
+    assert original.shape == recon.shape == masked.shape and original.shape[0] == len(samples)
+    if model.modality.picture is not None:
+        image = model.modality.picture(original, masked, recon)
+        assert image.size[0] > 0 and image.size[1] > 0
