@@ -62,6 +62,12 @@ class Tokenizer(Protocol):
     ``collate`` runs in data-loader workers (CPU: decode, resize, pad);
     ``tokenize`` runs on the device inside the step (reshapes, no host sync);
     ``detokenize`` is its inverse, used for pictures, infilling and imputation.
+
+    Optional: ``fit(train_dataset)`` learns what the tokenizer needs from the
+    training split (normalisation statistics, a vocabulary) by setting its own
+    dataclass fields; the executor calls it before building the model and
+    stores the fitted fields in ``config.json``, so the model folder restores
+    them.
     """
 
     def collate(self, samples: list[Any]) -> dict[str, Tensor]: ...

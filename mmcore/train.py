@@ -12,6 +12,7 @@ a checkpoint sees the same batches and masks as one never stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -63,10 +64,14 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
     set_seed(t.seed)
     config = model_dict(cfg)
     config["plugins"] = plugin_versions(config["modality"])
-    model = MaskedModel(config)
+    tokenizer = get_registry().modality(config["modality"]).tokenizer(**config["tokenizer"])
     dataset_options = OmegaConf.to_container(cfg.data.dataset)
     dataset = build_part(get_registry().dataset, config["modality"], dataset_options)
-    train_set = dataset.build(model.tokenizer, "train")
+    train_set = dataset.build(tokenizer, "train")
+    if hasattr(tokenizer, "fit"):  # statistics or a vocabulary learned from the training split
+        tokenizer.fit(train_set)
+        config["tokenizer"] = dataclasses.asdict(tokenizer)
+    model = MaskedModel(config)
     world = accelerator.num_processes
     effective_batch = cfg.data.batch_size * t.grad_accum * world
     if len(train_set) < cfg.data.batch_size * world:
@@ -95,9 +100,9 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
         start_run_dir(out_dir, step, accelerator)
     accelerator.wait_for_everyone()
 
-    test_set = dataset.build(model_tokenizer(model), "test")
-    shown = picture_batch(model_tokenizer(model), test_set if len(test_set) else train_set, accelerator.device)
-    batches = iterate_batches(train_set, model_tokenizer(model), cfg, accelerator, position)
+    test_set = dataset.build(tokenizer, "test")
+    shown = picture_batch(tokenizer, test_set if len(test_set) else train_set, accelerator.device)
+    batches = iterate_batches(train_set, tokenizer, cfg, accelerator, position)
     generator = torch.Generator(device=accelerator.device)
     nonfinite = torch.zeros((), device=accelerator.device)
     loss_sum = torch.zeros((), device=accelerator.device)
@@ -311,10 +316,6 @@ def mask_seed(seed: int, micro_step: int, rank: int) -> int:
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def model_tokenizer(model) -> Any:
-    return getattr(model, "module", model).tokenizer
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:

@@ -69,6 +69,7 @@ def test_run_writes_folder_metrics_and_keeps_last_checkpoints(recipe, tmp_path):
     assert "library_name: mmcore" in card and "effective batch | 8" in card and "eval_loss" in card
     model = mmcore.from_pretrained(str(folder))
     assert model.config["modality"] == "signal"
+    assert model.tokenizer.scale == pytest.approx(1.0, abs=0.01)  # fitted on the training split, restored from config.json
 
 
 def test_resume_reproduces_the_uninterrupted_losses(recipe, tmp_path):

@@ -19,6 +19,10 @@ from mmcore.masking import hide_fraction_of_valid, hide_lowest, uniform_noise
 @dataclass
 class SignalTokenizer:
     max_length: int = 16
+    scale: float | None = None  # fitted on the training split: largest |value|
+
+    def fit(self, dataset):
+        self.scale = float(max(s["signal"].abs().max() for s in dataset))
 
     def collate(self, samples):
         n = max(len(s["signal"]) for s in samples)
@@ -30,7 +34,7 @@ class SignalTokenizer:
         return {"values": values, "valid": valid, "labels": torch.tensor([s["label"] for s in samples])}
 
     def tokenize(self, batch):
-        values = batch["values"][..., None]  # [B, N, 1]
+        values = batch["values"][..., None] / (self.scale or 1.0)  # [B, N, 1]
         positions = torch.arange(values.shape[1], device=values.device)[None, :, None]
         valid = batch["valid"]
         return Tokens(values, positions, None if bool(valid.all()) else valid)
