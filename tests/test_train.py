@@ -72,11 +72,12 @@ def test_run_writes_folder_metrics_and_keeps_last_checkpoints(recipe, tmp_path):
     assert model.tokenizer.scale == pytest.approx(1.0, abs=0.01)  # fitted on the training split, restored from config.json
 
 
-def test_resume_reproduces_the_uninterrupted_losses(recipe, tmp_path):
-    full = run(recipe, tmp_path / "full")
-    partial = run(recipe, tmp_path / "cut", kill_at=5)  # killed after the step-3 checkpoint
+@pytest.mark.parametrize("grad_accum", [1, 2])
+def test_resume_reproduces_the_uninterrupted_losses(recipe, tmp_path, grad_accum):
+    full = run(recipe, tmp_path / "full", **{"train.grad_accum": grad_accum})
+    partial = run(recipe, tmp_path / "cut", kill_at=5, **{"train.grad_accum": grad_accum})  # after the step-3 checkpoint
     assert max(partial) == 5 and not (tmp_path / "cut" / "model").exists()  # no half-written model folder
-    resumed = run(recipe, tmp_path / "cut", resume=True)
+    resumed = run(recipe, tmp_path / "cut", resume=True, **{"train.grad_accum": grad_accum})
     assert sorted(resumed) == [4, 5, 6, 7, 8]
     for step in resumed:
         assert resumed[step] == pytest.approx(full[step], rel=1e-6, abs=1e-7), step
