@@ -4,12 +4,16 @@ PY       := $(VENV)/bin/python
 PLUGINS  := $(wildcard plugins/mm-*)
 STAMP    := $(VENV)/.installed
 
-.PHONY: demo test install clean
+# Small venvs for tests/test_hub.py: olah (a Hub mirror; pins psutil<6, so not in .venv) and
+# huggingface_hub 0.36 / 1.x without torch, to run the Hub-protocol round trip with each.
+HUB_VENVS := .venv-olah/.installed .venv-hub036/.installed .venv-hub1/.installed
+
+.PHONY: demo test install clean hub-venvs
 
 demo: $(STAMP)
 	$(VENV)/bin/mm train image-mae-demo
 
-test: $(STAMP)
+test: $(STAMP) $(HUB_VENVS)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -q
 
 install: $(STAMP)
@@ -20,5 +24,14 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PY) -m pip install -q -e ".[test]" $(addprefix -e ,$(PLUGINS))
 	touch $@
 
+hub-venvs: $(HUB_VENVS)
+
+.venv-olah/.installed:
+	python3 -m venv .venv-olah && .venv-olah/bin/python -m pip install -q olah==0.5.4 && touch $@
+.venv-hub036/.installed:
+	python3 -m venv .venv-hub036 && .venv-hub036/bin/python -m pip install -q huggingface_hub==0.36.2 && touch $@
+.venv-hub1/.installed:
+	python3 -m venv .venv-hub1 && .venv-hub1/bin/python -m pip install -q huggingface_hub==1.33.0 && touch $@
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) .venv-olah .venv-hub036 .venv-hub1 runs

@@ -1,7 +1,13 @@
-"""The model card: README.md of a model folder, metadata through huggingface_hub."""
+"""The model card: README.md of a model folder, metadata through huggingface_hub.
+
+The run facts the card shows (batch, learning rate, metrics, ...) are also kept
+in its YAML metadata under ``mmcore``, so the card can be rendered again later
+(``mm card``, ``mm push``) from the folder alone.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
@@ -36,7 +42,7 @@ or reconstruct a file of your own: `mm reconstruct {repo} INPUT -o out.png`.
 | decoder | {decoder} |
 | steps | {steps} |
 | effective batch | {effective_batch} (per device {batch_size} × accumulation {grad_accum} × {world_size} processes) |
-| learning rate | {lr:.3g} (base {base_lr:g} × {effective_batch} / 256) |
+| learning rate | {lr} (base {base_lr} × {effective_batch} / 256) |
 | precision | {precision} |
 
 ## Results
@@ -51,6 +57,10 @@ or reconstruct a file of your own: `mm reconstruct {repo} INPUT -o out.png`.
 {recipe}
 ```
 """
+
+# run facts kept under `mmcore` in the metadata (license and dataset have their own keys, the recipe its section)
+FACTS = ("name", "description", "steps", "effective_batch", "batch_size", "grad_accum",
+         "world_size", "base_lr", "lr", "precision", "metrics", "picture")
 
 STYLE_TEXT = {
     "mae": "the encoder sees visible tokens only, a light decoder predicts the hidden ones",
@@ -68,6 +78,7 @@ def render_card(config: dict[str, Any], info: dict[str, Any], repo: str = "path/
         tags=["mmcore", "masked-modeling", config["modality"], f"masking-{masking['name']}"],
         datasets=[info["dataset"]] if info.get("dataset") else None,
         metrics=sorted(metrics) or None,
+        mmcore={k: info[k] for k in FACTS if info.get(k) is not None} or None,
     )
     results = "\n".join(f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in metrics.items())
     picture = f"![original | masked | reconstruction]({info['picture']})" if info.get("picture") else ""
@@ -86,10 +97,32 @@ def render_card(config: dict[str, Any], info: dict[str, Any], repo: str = "path/
         results=results or "(no metrics recorded)",
         picture=picture,
         recipe=info.get("recipe", "").rstrip(),
-        **{k: info.get(k, "?") for k in ("steps", "effective_batch", "batch_size", "grad_accum", "world_size", "base_lr", "precision")},
-        lr=info.get("lr", float("nan")),
+        **{k: info.get(k, "?") for k in ("steps", "effective_batch", "batch_size", "grad_accum", "world_size", "precision")},
+        lr=_number(info.get("lr"), ".3g"),
+        base_lr=_number(info.get("base_lr"), "g"),
     )
     return str(ModelCard(text))
+
+
+def card_info(text: str) -> dict[str, Any]:
+    """The run facts of a card written by `render_card` (older cards: what their metadata says)."""
+    data = ModelCard(text).data.to_dict()
+    info = dict(data.get("mmcore") or {})
+    info.setdefault("license", data.get("license"))
+    if data.get("datasets"):
+        info.setdefault("dataset", data["datasets"][0])
+    recipe = re.search(r"^## Recipe\n\n```yaml\n(.*?)^```", text, flags=re.S | re.M)
+    if recipe and recipe.group(1).strip():
+        info["recipe"] = recipe.group(1)
+    repo = re.search(r'^model = mmcore\.from_pretrained\("([^"]+)"\)$', text, flags=re.M)
+    if repo:
+        info["repo"] = repo.group(1)
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def _number(value: Any, spec: str) -> str:
+    """A card made without run facts (``push_to_hub`` of an in-memory model) says ``?``."""
+    return "?" if value is None else format(value, spec)
 
 
 def _options(options: dict[str, Any]) -> str:

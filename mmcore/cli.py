@@ -16,7 +16,11 @@ EPILOG = """examples:
   $ accelerate launch --config_file recipes/accelerate/multi-gpu.yaml -m mmcore train image-mae
   $ mm train image-mae-demo --resume
   $ mm reconstruct runs/image-mae-demo/model cat.png -o cat-mae.png
+  $ mm fill runs/text-mlm/model "The [MASK] statement binds a [MASK] to a value."
+  $ mm impute runs/tabular-remask/model data.csv -o filled.csv
   $ mm plugins
+  $ mm push runs/image-mae-demo you/image-mae-demo      # HF_TOKEN, HF_ENDPOINT as for every HF tool
+  $ mm pull you/image-mae-demo --revision v1
 """
 
 
@@ -64,7 +68,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="picture to write (PNG)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random mask")
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("impute", help="fill the missing values of a file (e.g. a table) with a trained model",
+                       usage="mm impute MODEL INPUT -o OUTPUT")
+    p.add_argument("model", help="a model folder or Hub repo id")
+    p.add_argument("input", help="a file with missing values the model's modality reads (e.g. CSV, parquet)")
+    p.add_argument("-o", "--output", required=True, help="completed file to write (atomically); observed values are kept as they are")
+    p.set_defaults(func=cmd_impute)
+
+    p = sub.add_parser("fill", help="fill the masked positions of text or sequences with a trained model",
+                       usage='mm fill MODEL "The [MASK] sat on the [MASK]." | mm fill MODEL --fasta in.fa '
+                             "[--steps N] [--temperature T] [--argmax] [--seed N]")
+    p.add_argument("model", help="a model folder or Hub repo id (BERT style, discrete tokens)")
+    p.add_argument("prompts", nargs="*", help="prompts with the tokenizer's mask token ([MASK] for text, <mask> for protein)")
+    p.add_argument("--fasta", "--file", dest="file", help="read prompts from a file (FASTA records; .txt lines or .jsonl for text)")
+    p.add_argument("--steps", type=int, default=8, help="confidence-ordered decoding steps (MaskGIT); default 8")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = argmax; default 1")
+    p.add_argument("--argmax", action="store_true", help="one shot: fill every position with its argmax in one pass")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    p.set_defaults(func=cmd_fill)
+
+    add_hub_commands(sub)
     return parser
+
+
+def add_hub_commands(sub) -> None:
+    """push, pull, card: sharing through the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE apply)."""
+    p = sub.add_parser("push", help="upload a model folder to a Hub repo as one commit",
+                       usage="mm push FOLDER REPO_ID [--revision BRANCH] [--message TEXT] [--private]")
+    p.add_argument("folder", help="a model folder, or a run folder with model/ inside")
+    p.add_argument("repo_id", help="namespace/name on the Hub")
+    p.add_argument("--revision", help="branch to commit to (created from main if new); default main")
+    p.add_argument("--message", help="commit message")
+    p.add_argument("--private", action="store_true", default=None, help="create the repo private")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("pull", help="download a model from the Hub (the cache when offline) and check it",
+                       usage="mm pull REPO_ID [--revision REV] [--local-dir DIR]")
+    p.add_argument("repo_id")
+    p.add_argument("--revision", help="branch, tag or commit; default main")
+    p.add_argument("--local-dir", help="copy the folder here instead of leaving it in the HF cache")
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("card", help="write a model folder's README.md model card again",
+                       usage="mm card FOLDER [--repo ID] [--license ID] [--dataset NAME] [--description TEXT]")
+    p.add_argument("folder")
+    p.add_argument("--repo", help="repo id the card's usage lines name")
+    p.add_argument("--license", help="license id, e.g. apache-2.0, mit, cc-by-4.0")
+    p.add_argument("--dataset", help="dataset the model was trained on")
+    p.add_argument("--description", help="a paragraph under the title")
+    p.set_defaults(func=cmd_card)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -121,6 +174,63 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     model.modality.picture(*model.reconstruct(batch, generator)).save(args.output)
     print(args.output)
+
+
+def cmd_impute(args: argparse.Namespace) -> None:
+    from mmcore import from_pretrained
+
+    model = from_pretrained(args.model)
+    if model.modality.impute is None:
+        raise MMCoreError(f"modality {model.modality.name!r} does not impute files")
+    print(model.modality.impute(model, args.input, args.output))
+
+
+def cmd_fill(args: argparse.Namespace) -> None:
+    import torch
+
+    from mmcore import from_pretrained
+    from mmcore.sampling import check_prompts, fill
+
+    model = from_pretrained(args.model)
+    tok = model.tokenizer
+    if not hasattr(tok, "parse_prompt"):
+        raise MMCoreError(f"modality {model.modality.name!r} has no prompts to fill (its tokenizer has no parse_prompt)")
+    if bool(args.file) == bool(args.prompts):
+        raise MMCoreError("mm fill: give prompts or --fasta/--file FILE (one of them)")
+    if args.file:
+        named = tok.read_prompts(args.file)
+        if not named:
+            raise MMCoreError(f"{args.file}: no prompt found")
+    else:
+        named = [(None, tok.parse_prompt(text, f"prompt {i + 1}")) for i, text in enumerate(args.prompts)]
+    batch = tok.collate([sample for _, sample in named])
+    names = [name or f"prompt {i + 1}" for i, (name, _) in enumerate(named)]
+    check_prompts(batch["ids"], batch.get("valid"), tok.mask_id, names, tok.mask_token)
+    steps, temperature = (1, 0.0) if args.argmax else (args.steps, args.temperature)
+    ids, _ = fill(model, batch, steps=steps, temperature=temperature, generator=torch.Generator().manual_seed(args.seed))
+    valid = batch.get("valid")
+    for i, (name, _) in enumerate(named):
+        row = ids[i] if valid is None else ids[i][valid[i]]
+        print(tok.render(row.tolist(), name))
+
+
+def cmd_push(args: argparse.Namespace) -> None:
+    from mmcore.hub import push
+
+    commit = push(args.folder, args.repo_id, revision=args.revision, message=args.message, private=args.private)
+    print(commit.commit_url)
+
+
+def cmd_pull(args: argparse.Namespace) -> None:
+    from mmcore.hub import pull
+
+    print(pull(args.repo_id, revision=args.revision, local_dir=args.local_dir))
+
+
+def cmd_card(args: argparse.Namespace) -> None:
+    from mmcore.hub import write_card
+
+    print(write_card(args.folder, args.repo, license=args.license, dataset=args.dataset, description=args.description))
 
 
 if __name__ == "__main__":

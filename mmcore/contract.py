@@ -180,6 +180,10 @@ class Modality:
                 detokenized batches; used by model cards and tensorboard.
     read_file:  ``(tokenizer, path) -> sample`` reading one user file into an
                 item ``tokenizer.collate`` accepts (``mm reconstruct``).
+    impute:     ``(model, input_path, output_path) -> summary`` filling the
+                missing values of a user file and writing the completed file
+                (``mm impute``); modalities with naturally missing values
+                (tables) supply it, others leave it None.
     Masking policies, targets and datasets are registered separately, keyed
     by the modality's name, so other plugins can add to them.
     """
@@ -194,3 +198,4 @@ class Modality:
     picture: Callable[..., Any] | None = None
     read_file: Callable[..., Any] | None = None
     description: str = ""
+    impute: Callable[..., Any] | None = None

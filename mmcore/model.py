@@ -160,6 +160,36 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
 
     # -- the model folder ----------------------------------------------------
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *, revision: str | None = None, **kwargs):
+        """A folder, or a Hub repo id; Hub failures are one-line `HubError`s naming repo and revision."""
+        from mmcore.hub import check_repo_id, hub_errors
+
+        name = os.path.expanduser(str(pretrained_model_name_or_path))
+        if os.path.isdir(name):
+            return super().from_pretrained(name, revision=revision, **kwargs)
+        if os.path.exists(name) or name.startswith((".", "/")) or name.count("/") > 1:
+            raise DataError(f"no model folder at {name}: expected a folder with config.json and model.safetensors")
+        check_repo_id(name)
+        with hub_errors(name, revision):
+            return super().from_pretrained(name, revision=revision, **kwargs)
+
+    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
+        """As the mixin's; the card's usage lines name ``repo_id``."""
+        from mmcore.hub import check_repo_id, hub_errors
+
+        with hub_errors(check_repo_id(repo_id), kwargs.get("branch"), "push"):
+            return super().push_to_hub(repo_id, model_card_kwargs={"repo": repo_id, **(model_card_kwargs or {})},
+                                       **kwargs)
+
+    def generate_model_card(self, *args, info: dict | None = None, repo: str = "path/to/model", **kwargs):
+        """The mmcore card (`mmcore.card`), not the mixin's generic one."""
+        from huggingface_hub import ModelCard
+
+        from mmcore.card import render_card
+
+        return ModelCard(render_card(self.config, info or {}, repo))
+
+    @classmethod
     def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
                          local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
                          **model_kwargs):
@@ -170,8 +200,11 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         if os.path.isdir(model_id):
             path = os.path.join(model_id, "model.safetensors")
         else:
-            path = hf_hub_download(model_id, "model.safetensors", revision=revision, cache_dir=cache_dir,
-                                   force_download=force_download, token=token, local_files_only=local_files_only)
+            from mmcore.hub import verify_download
+
+            path = verify_download(hf_hub_download(model_id, "model.safetensors", revision=revision,
+                                                   cache_dir=cache_dir, force_download=force_download, token=token,
+                                                   local_files_only=local_files_only))
         try:
             state = load_file(path, device=str(map_location))
         except (SafetensorError, OSError) as exc:

@@ -51,7 +51,7 @@ def test_switching_policy_by_override_takes_its_fields(recipe):
         ("train.base_lr=fast", r"train.base_lr: got 'fast', expected a number"),
         ("model.masking.name=tube", r"model.masking.name: unknown masking policy 'tube' for modality 'signal'; available: random, random_of_valid"),
         ("data.dataset.name=imagenet", r"data.dataset.name: unknown dataset 'imagenet' for modality 'signal'; available: waves"),
-        ("model.modality=audio", r"model.modality: unknown modality 'audio'; available: .*signal"),
+        ("model.modality=sonar", r"model.modality: unknown modality 'sonar'; available: .*signal"),
         ("train.steps", r"bad override"),
     ],
 )

@@ -69,10 +69,10 @@ def test_load_filter_restricts_plugins(plugin_path):
 
 
 def test_unknown_modality_names_broken_plugins(plugin_path):
-    code = "from mmcore.plugins import get_registry; get_registry().modality('audio')"
+    code = "from mmcore.plugins import get_registry; get_registry().modality('sonar')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": plugin_path})
-    assert "unknown modality 'audio'" in result.stderr and "mm_broken" in result.stderr
+    assert "unknown modality 'sonar'" in result.stderr and "mm_broken" in result.stderr
 
 
 def test_failing_hook_rolls_back_what_the_plugin_registered():
