@@ -1,0 +1,141 @@
+"""Datasets: labelled primitive shapes generated on the fly (no download), and a folder of files."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from mmcore.errors import ConfigError, DataError
+
+from .files import MESH_FORMATS, POINT_FORMATS, read_points, sample_mesh
+
+SHAPES = ("sphere", "cube", "cylinder", "cone", "torus", "tetrahedron", "octahedron", "mobius")
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
+
+
+def primitive(name: str):
+    """An open3d triangle mesh of a unit-sized primitive."""
+    import open3d as o3d
+
+    g = o3d.geometry.TriangleMesh
+    make = {
+        "sphere": lambda: g.create_sphere(radius=1.0, resolution=20),
+        "cube": lambda: g.create_box(1.0, 1.0, 1.0),
+        "cylinder": lambda: g.create_cylinder(radius=0.5, height=1.5, resolution=24, split=1),
+        "cone": lambda: g.create_cone(radius=0.7, height=1.5, resolution=24, split=1),
+        "torus": lambda: g.create_torus(torus_radius=1.0, tube_radius=0.3, radial_resolution=30, tubular_resolution=20),
+        "tetrahedron": lambda: g.create_tetrahedron(radius=1.0),
+        "octahedron": lambda: g.create_octahedron(radius=1.0),
+        "mobius": lambda: g.create_mobius(length_split=70, width_split=15, twists=1, radius=1, flatness=1, width=1, scale=1),
+    }
+    return make[name]()
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random 3-D rotation (QR of a Gaussian matrix, sign-fixed)."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def make_shape(name: str, num_points: int, rng: np.random.Generator, noise: float) -> np.ndarray:
+    """Points on a primitive with random anisotropic scale (0.6-1.4 per axis), rotation and Gaussian noise."""
+    points = sample_mesh(primitive(name), num_points, "uniform", seed=int(rng.integers(2**31)))
+    points = points - points.mean(0)
+    points = points * rng.uniform(0.6, 1.4, size=3) @ random_rotation(rng).T
+    return points + rng.normal(scale=noise, size=points.shape)
+
+
+@functools.lru_cache(maxsize=4)
+def _shapes(count: int, num_points: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % len(SHAPES)
+    rng.shuffle(labels)
+    clouds = np.stack([make_shape(SHAPES[k], num_points, rng, noise) for k in labels]).astype(np.float32)
+    return clouds, labels
+
+
+class Clouds(Dataset):
+    def __init__(self, clouds, labels, names) -> None:
+        self.clouds, self.labels, self.names = clouds, labels, names
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"points": self.clouds[i], "label": int(self.labels[i]), "where": self.names[i]}
+
+
+@dataclass
+class ShapesDemo:
+    """Primitive shapes (8 classes) sampled with open3d: a labelled demo that needs no download.
+
+    The split is by seed: train and test clouds are different random draws.
+    """
+
+    num_train: int = 800
+    num_test: int = 240
+    noise: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_train < 1 or self.num_test < 0:
+            raise ConfigError("data.dataset.num_train must be >= 1 and num_test >= 0")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        count = self.num_train if split == "train" else self.num_test
+        seed = self.seed * 2 + (split == "test")
+        clouds, labels = _shapes(count, tokenizer.num_points, self.noise, seed)
+        return Clouds(clouds, labels, [f"shapes demo {split} #{i} ({SHAPES[k]})" for i, k in enumerate(labels)])
+
+
+class _Files(Dataset):
+    """Lazy: files are read in ``__getitem__``, so data-loader workers share the work."""
+
+    def __init__(self, files: list[Path], labels: list[int], num_points: int, sampling: str) -> None:
+        self.files, self.labels, self.num_points, self.sampling = files, labels, num_points, sampling
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        points = read_points(self.files[i], self.num_points, self.sampling)
+        return {"points": points, "label": self.labels[i], "where": str(self.files[i])}
+
+
+@dataclass
+class PointFolder:
+    """Point-cloud and mesh files under ``path`` (recursively); first-level subfolders are classes."""
+
+    path: str = "???"
+    extensions: list[str] = field(default_factory=lambda: sorted(set(POINT_FORMATS + MESH_FORMATS)))
+    sampling: str = "uniform"  # meshes: "uniform" or "poisson"
+    test_fraction: float = 0.0
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        if not self.path or self.path == "???":
+            raise ConfigError("data.dataset.path is required; accepted: a folder of point-cloud or mesh files")
+        root = Path(self.path).expanduser().absolute()
+        exts = {"." + e.lower().lstrip(".") for e in self.extensions}
+        if not root.is_dir():
+            raise DataError(f"point folder {root} does not exist or is not a folder")
+        files = sorted(f for f in root.rglob("*") if f.suffix.lower() in exts and f.is_file())
+        if not files:
+            raise DataError(f"point folder {root} holds no {', '.join(sorted(exts))} files")
+        parts = [f.relative_to(root).parts for f in files]
+        classes = sorted({p[0] for p in parts if len(p) > 1})
+        labels = [classes.index(p[0]) if len(p) > 1 else -1 for p in parts]
+        order = np.random.default_rng(0).permutation(len(files))
+        num_test = int(round(self.test_fraction * len(files)))
+        chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
+        return _Files([files[i] for i in chosen], [labels[i] for i in chosen], tokenizer.num_points, self.sampling)

@@ -1,0 +1,126 @@
+"""Datasets: a CSV/parquet file, and the small tables that ship offline (sklearn, palmerpenguins)."""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+
+from torch.utils.data import Dataset
+
+from mmcore.errors import ConfigError, DataError
+
+from .table_io import Table, read_table
+
+DEMO_TABLES = ("wine", "breast_cancer", "diabetes", "iris", "penguins")
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
+
+
+class TableRows(Dataset):
+    """Rows of one table; items are what `TableTokenizer.collate` takes. ``numbers`` are the
+    rows' 1-based positions in the source, so errors name the row a person can find."""
+
+    def __init__(self, table: Table, keep: list[int]) -> None:
+        self.source, self.columns = table.path, table.columns
+        self.rows = [table.rows[i] for i in keep]
+        self.numbers = [i + 1 for i in keep]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"cells": self.rows[i], "where": f"{self.source}, row {self.numbers[i]}", "label": -1}
+
+
+def split_rows(n: int, test_fraction: float, split: str) -> list[int]:
+    """A fixed-seed permutation: the first ``round(test_fraction * n)`` rows are the test split."""
+    order = list(range(n))
+    random.Random(0).shuffle(order)
+    num_test = int(round(test_fraction * n))
+    return sorted(order[:num_test] if split == "test" else order[num_test:])
+
+
+def remove_cells(table: Table, fraction: float, seed: int) -> tuple[Table, list[tuple[int, int]]]:
+    """Blank ``fraction`` of the observed cells completely at random (seeded): (new table, removed (row, col))."""
+    observed = [(i, j) for i, row in enumerate(table.rows) for j, c in enumerate(row) if c is not None]
+    removed = sorted(random.Random(seed).sample(observed, int(round(fraction * len(observed)))))
+    rows = [list(r) for r in table.rows]
+    for i, j in removed:
+        rows[i][j] = None
+    return Table(table.path, list(table.columns), rows), removed
+
+
+@functools.lru_cache(maxsize=None)
+def demo_table(name: str) -> Table:
+    """A complete table that ships with an installed package: sklearn's wine, breast_cancer,
+    diabetes and iris (class labels as category names), palmerpenguins (rows with gaps dropped)."""
+    if name == "penguins":
+        try:
+            from palmerpenguins import load_penguins
+        except ImportError:
+            raise ConfigError("the penguins table needs palmerpenguins: pip install 'mm-tabular[penguins]'") from None
+        frame = load_penguins().dropna().reset_index(drop=True)
+        frame["year"] = frame["year"].astype(str)  # three study years: a category, not a quantity
+    elif name in ("wine", "breast_cancer", "diabetes", "iris"):
+        from sklearn import datasets
+
+        bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+        frame = bunch.frame.copy()
+        if name != "diabetes":  # classification sets: the class is a categorical column
+            frame["target"] = [str(bunch.target_names[t]) for t in bunch.target]
+    else:
+        raise ConfigError(f"demo table {name!r} is unknown; accepted: {', '.join(DEMO_TABLES)}")
+    rows = [[v.item() if hasattr(v, "item") else v for v in row] for row in frame.itertuples(index=False, name=None)]
+    return Table(f"{name} (demo)", [str(c) for c in frame.columns], rows)
+
+
+@dataclass
+class DemoTable:
+    """A table shipped offline; ``missing_fraction`` of its cells blanked at random (seeded) to impute."""
+
+    table: str = "wine"
+    missing_fraction: float = 0.3
+    seed: int = 0
+    test_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.table not in DEMO_TABLES:
+            raise ConfigError(f"data.dataset.table {self.table!r} is unknown; accepted: {', '.join(DEMO_TABLES)}")
+        if not 0.0 <= self.missing_fraction < 1.0:
+            raise ConfigError(f"data.dataset.missing_fraction {self.missing_fraction!r} is out of range; accepted: 0 <= x < 1")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= x < 1")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        table, _ = remove_cells(demo_table(self.table), self.missing_fraction, self.seed)
+        return TableRows(table, split_rows(len(table.rows), self.test_fraction, split))
+
+
+@dataclass
+class TableFile:
+    """A CSV/TSV/parquet file with a header row; missing cells are what imputation fills.
+
+    Imputation is transductive (as in ReMasker): train on the incomplete table
+    itself and keep ``test_fraction`` 0, or hold rows out to watch the loss.
+    """
+
+    path: str = "???"
+    test_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= x < 1")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        if not self.path or self.path == "???":
+            raise ConfigError("data.dataset.path is required; accepted: a .csv or .parquet file, e.g. data.dataset.path=data.csv")
+        table = read_table(self.path)
+        if not table.rows:
+            raise DataError(f"table {self.path} has a header but no rows; accepted: at least one data row")
+        return TableRows(table, split_rows(len(table.rows), self.test_fraction, split))

@@ -1,0 +1,120 @@
+"""Imputation: fill every missing cell of a table with the model's prediction.
+
+Observed cells are never touched (CSV text is written back as it was read).
+Rows are grouped by how many cells they lack, so each group hides exactly
+that many tokens — the missing ones — and the encoder sees every observed
+cell. Documented handling of awkward input:
+
+* a categorical value unseen in training is kept as it is in the output, and
+  the model treats it as missing when filling the row's other cells;
+* a row with no observed cell gets each column's training mean (numeric) or
+  most frequent category;
+* a column entirely missing in the file is filled from the other columns;
+* a header that differs from the training columns (as a set) is an error
+  naming the missing and unexpected columns; column order may differ.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmcore.contract import Tokens
+from mmcore.errors import DataError
+
+from .table_io import Table, read_table, write_table
+from .tokenizer import parse_number
+
+CHUNK = 512
+
+
+def check_header(table: Table, columns: list[str]) -> list[int]:
+    """Index in ``table`` of each model column; a different set of columns is a DataError."""
+    missing = [c for c in columns if c not in table.columns]
+    extra = [c for c in table.columns if c not in columns]
+    if missing or extra:
+        raise DataError(f"{table.path}: header does not match the model's training columns: missing {missing}, "
+                        f"unexpected {extra}; accepted: the columns {columns} in any order")
+    return [table.columns.index(c) for c in columns]
+
+
+@torch.no_grad()
+def predict_missing(model, rows: list[list[Any]], where: str) -> dict[tuple[int, int], float]:
+    """{(row, model column): token value} for every void cell of ``rows`` (given in model column order)."""
+    tok, device = model.tokenizer, next(model.parameters()).device
+    model.eval()
+    out: dict[tuple[int, int], float] = {}
+    for start in range(0, len(rows), CHUNK):
+        items = [{"cells": r, "where": f"{where}, row {start + i + 1}"} for i, r in enumerate(rows[start:start + CHUNK])]
+        batch = tok.collate(items)
+        tokens = tok.tokenize({k: v.to(device) for k, v in batch.items()})
+        void = ~batch["valid"] if "valid" in batch else torch.zeros(len(items), tok.num_columns, dtype=torch.bool)
+        counts = void.sum(1)
+        for m in sorted(set(counts.tolist()) - {0, tok.num_columns}):  # all-empty rows: see fill_empty
+            sub = (counts == m).nonzero()[:, 0]
+            part = Tokens(tokens.values[sub.to(device)], tokens.positions, None, tokens.meta)
+            hidden = void[sub].to(device)
+            if model.style == "mae":
+                pred, index = model.forward_mae(part, hidden, m)
+            else:
+                pred, index = model.forward_bert(part, hidden, m, None)
+            values = model.target.to_values(pred.float(), part, index)[..., 0].cpu()  # [b, m]
+            for r, cols, vals in zip(sub.tolist(), index.cpu().tolist(), values.tolist()):
+                for j, v in zip(cols, vals):
+                    out[(start + r, j)] = v
+    return out
+
+
+def _format(value: Any, observed: list[Any]) -> Any:
+    """A filled cell in the style of its column's observed cells (integers stay integers, text stays text)."""
+    if isinstance(value, str):
+        kind = next((type(c) for c in observed if c is not None), str)
+        if kind in (int, float) and parse_number(value) is not None:
+            return kind(float(value)) if kind is float else int(float(value))
+        return value
+    texts = [c for c in observed if c is not None]
+    integer = texts and all(isinstance(c, int) and not isinstance(c, bool) or
+                            isinstance(c, str) and c.strip().lstrip("+-").isdigit() for c in texts)
+    if integer:
+        value = int(round(value))
+        return value if not isinstance(texts[0], str) else str(value)
+    return float(f"{value:.6g}") if not isinstance(texts[0], str) else f"{value:.6g}"
+
+
+def impute_table(model, table: Table) -> tuple[Table, dict[str, int]]:
+    """A copy of ``table`` with every missing cell filled; counts of what was done."""
+    tok = model.tokenizer
+    where = table.path
+    order = check_header(table, tok.columns)  # model column j is table column order[j]
+    rows = [[row[k] for k in order] for row in table.rows]
+    predicted = predict_missing(model, rows, where)
+    filled = [list(r) for r in table.rows]
+    columns_observed = [[r[k] for r in table.rows] for k in order]
+    stats = {"filled": 0, "unseen_categories_kept": 0, "empty_rows": 0}
+    for i, row in enumerate(rows):
+        empty = all(c is None for c in row)
+        stats["empty_rows"] += empty
+        for j, cell in enumerate(row):
+            if cell is not None:
+                stats["unseen_categories_kept"] += tok.unseen(j, cell)
+                continue
+            value = 0.0 if empty else predicted[(i, j)]  # token value 0: the mean, or category 0 (the mode)
+            filled[i][order[j]] = _format(tok.decode(j, value), columns_observed[j])
+            stats["filled"] += 1
+    return Table(table.path, list(table.columns), filled), stats
+
+
+def impute_file(model, input_path: str, output_path: str) -> str:
+    """``mm impute``: read, fill, write atomically; returns a one-line summary."""
+    if Path(output_path).resolve() == Path(input_path).resolve():
+        raise DataError(f"output {output_path} is the input file; accepted: a different path (the input is kept as is)")
+    table, stats = impute_table(model, read_table(input_path))
+    write_table(table, output_path)
+    if stats["unseen_categories_kept"]:
+        print(f"mm impute: {stats['unseen_categories_kept']} categorical cell(s) hold values unseen in training; "
+              "kept as they are and treated as missing when filling their rows", file=sys.stderr)
+    return (f"{output_path}: filled {stats['filled']} missing cell(s) in {len(table.rows)} rows "
+            f"({stats['empty_rows']} empty row(s) got training means/modes)")

@@ -1,0 +1,215 @@
+"""Table rows ↔ one token per cell, with column typing and normalisation fitted on the training split.
+
+Numeric cells become ``(x - mean) / std`` of their column; categorical cells
+become the index of their value in the column's vocabulary. Missing cells are
+*void* (``valid=False``): the encoder never sees them and they are never
+scored. Everything fitted (column names, kinds, means, stds, vocabularies) is
+a dataclass field, so ``config.json`` restores it with the model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmcore.contract import Tokens
+from mmcore.errors import ConfigError, DataError
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+
+
+def parse_number(cell: Any) -> float | None:
+    """A finite float, or None when the cell is not a number."""
+    if isinstance(cell, bool):
+        return float(cell)
+    if isinstance(cell, (int, float)):
+        value = float(cell)
+    else:
+        try:
+            value = float(str(cell).strip())
+        except ValueError:
+            return None
+    return value if math.isfinite(value) else None
+
+
+def category_key(cell: Any) -> str:
+    """The vocabulary key of a categorical cell: its text (CSV) or its str() (parquet)."""
+    return cell.strip() if isinstance(cell, str) else str(cell)
+
+
+@dataclass
+class TableTokenizer:
+    """Fields up to ``numeric`` are options; the rest are set by `fit` (or given, to skip it)."""
+
+    categorical: list[str] = field(default_factory=list)  # force these columns categorical
+    numeric: list[str] = field(default_factory=list)  # force these numeric (a non-number is then an error)
+    columns: list[str] | None = None
+    kinds: list[str] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    categories: list[list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        both = sorted(set(self.categorical) & set(self.numeric))
+        if both:
+            raise ConfigError(f"model.tokenizer: column(s) {both} are listed as both categorical and numeric")
+        if self.columns is not None:
+            n = len(self.columns)
+            for name in ("kinds", "mean", "std", "categories"):
+                value = getattr(self, name)
+                if value is None or len(value) != n:
+                    raise ConfigError(f"model.tokenizer.{name} must list one entry per column ({n}) when columns are given")
+            bad = [k for k in self.kinds if k not in (NUMERIC, CATEGORICAL)]
+            if bad:
+                raise ConfigError(f"model.tokenizer.kinds {bad} are unknown; accepted: {NUMERIC}, {CATEGORICAL}")
+            self.columns, self.kinds = [str(c) for c in self.columns], [str(k) for k in self.kinds]
+            self.mean, self.std = [float(v) for v in self.mean], [float(v) for v in self.std]
+            self.categories = [[str(v) for v in vocab] for vocab in self.categories]
+        self._codes: list[dict[Any, tuple[float, bool]]] | None = None
+        self._layout: tuple[Tensor, Tensor, Tensor] | None = None
+        self._index: list[dict[str, int]] | None = None
+
+    # -- fitted facts -----------------------------------------------------------
+    def _require_fit(self) -> None:
+        if self.columns is None:
+            raise ConfigError("the table tokenizer is not fitted: train a model (mm train) or give model.tokenizer.columns")
+
+    @property
+    def num_columns(self) -> int:
+        self._require_fit()
+        return len(self.columns)
+
+    @property
+    def vocab_sizes(self) -> list[int]:
+        self._require_fit()
+        return [len(v) for v in self.categories]
+
+    def layout(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(offset [C], is_numeric [C], owner [total]): every column's categories share one table,
+        column j's starting at offset[j]; owner[t] is the column of category t (-1 for the
+        placeholder of an all-numeric table)."""
+        sizes = self.vocab_sizes
+        offsets = torch.tensor([sum(sizes[:j]) for j in range(len(sizes))], dtype=torch.long)
+        numeric = torch.tensor([k == NUMERIC for k in self.kinds], dtype=torch.bool)
+        owner = torch.tensor([j for j, n in enumerate(sizes) for _ in range(n)] or [-1], dtype=torch.long)
+        return offsets, numeric, owner
+
+    def fit(self, train_dataset) -> None:
+        """Type each column and fit its statistics on the training rows only."""
+        columns, rows = list(train_dataset.columns), train_dataset.rows
+        source = getattr(train_dataset, "source", "training table")
+        unknown = sorted((set(self.categorical) | set(self.numeric)) - set(columns))
+        if unknown:
+            raise ConfigError(f"model.tokenizer: column(s) {unknown} named in categorical/numeric are not in {source}; columns: {columns}")
+        kinds, means, stds, vocabs = [], [], [], []
+        for j, name in enumerate(columns):
+            observed = [(i, row[j]) for i, row in enumerate(rows) if row[j] is not None]
+            if not observed:
+                raise DataError(f"{source}: column {name!r} has no observed value in the training split; "
+                                "drop the column or provide some values")
+            numbers = [parse_number(cell) for _, cell in observed]
+            if name in self.numeric:
+                for (i, cell), x in zip(observed, numbers):
+                    if x is None:
+                        raise DataError(f"{source}: column {name!r}, row {i + 1}: {cell!r} is not a finite number, "
+                                        "but the column is declared numeric (model.tokenizer.numeric)")
+            if name not in self.categorical and all(x is not None for x in numbers):
+                mean = sum(numbers) / len(numbers)
+                std = math.sqrt(sum((x - mean) ** 2 for x in numbers) / len(numbers))
+                kinds.append(NUMERIC), means.append(mean), stds.append(std if std > 1e-12 else 1.0), vocabs.append([])
+            else:
+                kinds.append(CATEGORICAL), means.append(0.0), stds.append(1.0)
+                counts = Counter(category_key(cell) for _, cell in observed)
+                vocabs.append(sorted(counts, key=lambda k: (-counts[k], k)))  # most frequent first: index 0 is the mode
+        self.columns, self.kinds, self.mean, self.std, self.categories = columns, kinds, means, stds, vocabs
+        self._codes = self._layout = self._index = None
+
+    # -- encoding (data-loader side) ------------------------------------------------
+    def _code_tables(self) -> list[dict[Any, tuple[float, bool]]]:
+        if self._codes is None:  # per-column caches of cell → (value, valid): collate parses each distinct cell once
+            self._codes = [dict() for _ in self.columns]
+        return self._codes
+
+    def encode_cell(self, j: int, cell: Any, where: str) -> tuple[float, bool]:
+        """(value, valid) of one cell of column ``j``; ``where`` names file and row for errors.
+
+        A categorical value unseen in training is void (valid False): the model
+        treats it like a missing cell, and ``mm impute`` keeps it as it was.
+        """
+        if cell is None:
+            return 0.0, False
+        cache = self._code_tables()[j]
+        key = (type(cell), cell)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        if self.kinds[j] == NUMERIC:
+            x = parse_number(cell)
+            if x is None:
+                raise DataError(f"{where}, column {self.columns[j]!r}: {cell!r} is not a finite number, but the column "
+                                "is numeric; fix the cell, leave it empty (missing), or retrain with the column in "
+                                "model.tokenizer.categorical")
+            hit = ((x - self.mean[j]) / self.std[j], True)
+        else:
+            index = self._vocab_index(j).get(category_key(cell))
+            hit = (float(index), True) if index is not None else (0.0, False)
+        if len(cache) < 100_000:
+            cache[key] = hit
+        return hit
+
+    def unseen(self, j: int, cell: Any) -> bool:
+        """True for an observed categorical cell whose value the model never saw."""
+        return cell is not None and self.kinds[j] == CATEGORICAL and category_key(cell) not in self._vocab_index(j)
+
+    def _vocab_index(self, j: int) -> dict[str, int]:
+        if self._index is None:
+            self._index = [{k: i for i, k in enumerate(vocab)} for vocab in self.categories]
+        return self._index[j]
+
+    def collate(self, samples: list[dict[str, Any]]) -> dict[str, Tensor]:
+        """Items {"cells": [one per column], "where": "file, row r", "label": int} → values/valid [B, C]."""
+        self._require_fit()
+        C = len(self.columns)
+        values = torch.zeros(len(samples), C, dtype=torch.float32)
+        valid = torch.zeros(len(samples), C, dtype=torch.bool)
+        for b, sample in enumerate(samples):
+            cells = sample["cells"]
+            where = sample.get("where", f"sample {b}")
+            if len(cells) != C:
+                raise DataError(f"{where}: {len(cells)} cells, but the model has {C} columns {self.columns}")
+            for j, cell in enumerate(cells):
+                values[b, j], valid[b, j] = self.encode_cell(j, cell, where)
+        labels = torch.tensor([int(s.get("label", -1)) for s in samples], dtype=torch.long)
+        batch = {"values": values, "labels": labels}
+        if not bool(valid.all()):  # decided on the CPU: a batch with no void cell passes no attention mask
+            batch["valid"] = valid
+        return batch
+
+    # -- device side ------------------------------------------------------------
+    def tokenize(self, batch: dict[str, Tensor]) -> Tokens:
+        values = batch["values"]  # [B, C]
+        B, C = values.shape
+        if C != self.num_columns:
+            raise ValueError(f"batch has {C} columns, the tokenizer {self.num_columns}")
+        positions = torch.arange(C, device=values.device, dtype=torch.float32).view(1, C, 1)  # column ids
+        if self._layout is None:
+            self._layout = self.layout()
+        return Tokens(values=values[..., None], positions=positions, valid=batch.get("valid"),
+                      meta={"columns": C, "layout": self._layout})
+
+    def detokenize(self, values: Tensor, tokens: Tokens) -> Tensor:
+        """[B, C, 1] token values → [B, C] (normalised numbers, category indices)."""
+        return values[..., 0]
+
+    def decode(self, j: int, value: float) -> Any:
+        """A token value of column ``j`` back to a cell: a number in data units or a category."""
+        if self.kinds[j] == NUMERIC:
+            return value * self.std[j] + self.mean[j]
+        vocab = self.categories[j]
+        return vocab[min(max(int(round(value)), 0), len(vocab) - 1)]
+

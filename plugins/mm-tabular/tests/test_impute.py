@@ -1,0 +1,86 @@
+"""`mm impute` end to end on real CSV and parquet files."""
+
+import csv
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from mmcore.cli import main
+from mmcore.model import MaskedModel
+from mmcore.testing import tiny_config
+
+COLUMNS = ["age", "city", "score"]
+
+CSV_TEXT = 'age,city,score\n31,Oslo,1.50\n45,,2.0\n,"Lima",3.25\n28,Oslo,NA\n052,Lima,0.5\n39,Kyiv,\n'
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tokenizer_options):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model")
+    config = tiny_config("tabular", "remask", tokenizer=tokenizer_options)
+    MaskedModel(config).save_pretrained(folder)
+    return folder
+
+
+def _cells(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_impute_fills_every_missing_cell_and_keeps_observed_text(model_dir, tmp_path, capsys, fit):
+    src, out = tmp_path / "data.csv", tmp_path / "filled.csv"
+    src.write_text(CSV_TEXT)
+    assert main(["impute", str(model_dir), str(src), "-o", str(out)]) == 0
+    assert "filled 4 missing cell(s) in 6 rows" in capsys.readouterr().out
+    before, after = _cells(src), _cells(out)
+    assert after[0] == before[0] and len(after) == len(before)
+    tok = fit()
+    for row_in, row_out in zip(before[1:], after[1:]):
+        for j, (a, b) in enumerate(zip(row_in, row_out)):
+            if a not in ("", "NA"):
+                assert b == a  # observed cells byte-for-byte ("1.50", "052" stay as written)
+            elif tok.kinds[j] == "numeric":
+                float(b)
+            else:
+                assert b in tok.categories[j]
+    assert after[5][0] == "052" and after[1][2] == "1.50"  # not re-formatted by a number parser
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".filled")]  # atomic: no temporary left
+
+
+def test_impute_parquet_with_reordered_columns_and_unseen_category(model_dir, tmp_path, capsys):
+    src, out = tmp_path / "data.parquet", tmp_path / "filled.parquet"
+    pd.DataFrame({"score": [1.5, None, 2.0], "city": ["Oslo", "Paris", None], "age": [31.0, 40.0, None]}).to_parquet(src)
+    assert main(["impute", str(model_dir), str(src), "-o", str(out)]) == 0
+    assert "unseen in training" in capsys.readouterr().err
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["score", "city", "age"] and not frame.isna().any().any()
+    assert frame["city"][1] == "Paris" and frame["score"][0] == 1.5  # unseen value kept as it was
+
+
+def test_header_mismatch_names_file_and_columns(model_dir, tmp_path, capsys):
+    src = tmp_path / "other.csv"
+    src.write_text("age,town,score\n1,Oslo,2\n")
+    assert main(["impute", str(model_dir), str(src), "-o", str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "other.csv" in err and "missing ['city']" in err and "unexpected ['town']" in err
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_text_in_numeric_column_names_file_column_and_row(model_dir, tmp_path, capsys):
+    src = tmp_path / "bad.csv"
+    src.write_text("age,city,score\n31,Oslo,1\n45,Lima,lots\n")
+    assert main(["impute", str(model_dir), str(src), "-o", str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv, row 2, column 'score': 'lots' is not a finite number" in err
+
+
+def test_fitted_statistics_travel_in_config_json(model_dir, fit):
+    config = json.loads((model_dir / "config.json").read_text())
+    saved = config.get("config", config)["tokenizer"]
+    tok = fit()
+    assert saved["columns"] == COLUMNS and saved["mean"] == tok.mean and saved["categories"] == tok.categories
+    restored = MaskedModel.from_pretrained(str(model_dir)).tokenizer
+    assert restored.std == tok.std and restored.kinds == tok.kinds
