@@ -161,7 +161,9 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
         info["picture_image"] = draw(unwrapped, shown)
         log_picture(accelerator, info["picture_image"], step)
         save_model_folder(unwrapped, folder, info)
-        accelerator.print(f"model folder: {folder}\npicture: {folder / 'reconstruction.png'}")
+        accelerator.print(f"model folder: {folder}")
+        if (folder / "reconstruction.png").exists():
+            accelerator.print(f"picture: {folder / 'reconstruction.png'}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return folder

@@ -1,0 +1,63 @@
+"""mm-protein: the protein modality for mmcore (ESM-style masked language modelling and infilling).
+
+Hook implementations only; the parts live in their own modules. Embedder,
+head, target and the BERT/span/diffusion policies are the discrete-token
+parts of `mmcore.discrete`, shared with other discrete modalities.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmcore.contract import Modality
+from mmcore.discrete import BertMasking, DiffusionMasking, SpanMasking, TokenEmbedder, TokenIdTarget, VocabHead
+from mmcore.hookspecs import hookimpl
+
+from .data import FastaFiles, ProteinDemo, demo_records
+from .fasta import Record, parse_fasta
+from .tokenizer import ProteinTokenizer
+
+__all__ = ["FastaFiles", "ProteinDemo", "ProteinTokenizer", "Record", "demo_records", "parse_fasta"]
+
+RECIPES = Path(__file__).parent / "recipes"
+
+
+@hookimpl
+def register_modalities(register):
+    register(
+        Modality(
+            name="protein",
+            tokenizer=ProteinTokenizer,
+            embedder=TokenEmbedder,
+            head=VocabHead,
+            default_policy="bert",
+            default_target="ids",
+            style="bert",
+            description="Protein sequences in the ESM-2 alphabet: BERT 80/10/10, span and masked-diffusion masking; "
+                        "FASTA reader; infilling with mm fill --fasta.",
+        )
+    )
+
+
+@hookimpl
+def register_masking_policies(register):
+    register("protein", "bert", BertMasking)
+    register("protein", "span", SpanMasking)
+    register("protein", "diffusion", DiffusionMasking)
+
+
+@hookimpl
+def register_targets(register):
+    register("protein", "ids", TokenIdTarget)
+
+
+@hookimpl
+def register_datasets(register):
+    register("protein", "demo", ProteinDemo)
+    register("protein", "fasta", FastaFiles)
+
+
+@hookimpl
+def register_recipes(register):
+    for path in sorted(RECIPES.glob("*.yaml")):
+        register(path.stem, path)

@@ -1,0 +1,101 @@
+"""Protein datasets: your FASTA files, and a demo proteome that needs no download.
+
+Records are split into train/test by a fixed-seed permutation. Sequences
+longer than the model's ``max_length`` are cropped: a random window in
+training (a new one each epoch), the first window in test.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from mmcore.errors import ConfigError, DataError
+
+from .fasta import Record, parse_fasta
+
+EXTENSIONS = (".fa", ".fasta", ".faa", ".fas", ".fa.gz", ".fasta.gz", ".faa.gz")
+
+
+class Proteins(Dataset):
+    def __init__(self, records: list[Record], max_length: int, random_crop: bool) -> None:
+        self.records, self.max_length, self.random_crop = records, max_length, random_crop
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        seq = self.records[i].sequence
+        extra = len(seq) - self.max_length
+        if extra > 0:
+            start = int(torch.randint(extra + 1, ())) if self.random_crop else 0
+            seq = seq[start:start + self.max_length]
+        return {"sequence": seq, "label": -1}
+
+
+def split_records(records: list[Record], test_fraction: float, split: str, max_length: int) -> Proteins:
+    if split not in ("train", "test"):
+        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
+    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(0)).tolist()
+    num_test = int(round(test_fraction * len(records)))
+    chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
+    return Proteins([records[i] for i in chosen], max_length, random_crop=split == "train")
+
+
+def fasta_files(root: Path) -> list[Path]:
+    root = root.expanduser()
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DataError(f"FASTA path {root} does not exist; accepted: a FASTA file or a folder of {', '.join(EXTENSIONS)} files")
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.name.lower().endswith(EXTENSIONS))
+    if not files:
+        raise DataError(f"folder {root} holds no FASTA file; accepted: {', '.join(EXTENSIONS)}")
+    return files
+
+
+@dataclass
+class FastaFiles:
+    """A FASTA file (or a folder of them); ``skip_invalid`` drops bad records with a count instead of failing."""
+
+    path: str = "???"
+    test_fraction: float = 0.05
+    skip_invalid: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        if not self.path or self.path == "???":
+            raise ConfigError("data.dataset.path is required; accepted: a FASTA file or folder, e.g. data.dataset.path=./uniref50.fasta")
+        records = [r for f in fasta_files(Path(self.path)) for r in parse_fasta(f, self.skip_invalid)]
+        if not records:
+            raise DataError(f"{self.path} holds no FASTA record; accepted: records of a '>' header and sequence lines")
+        return split_records(records, self.test_fraction, split, tokenizer.max_length)
+
+
+DEMO = "tests/data/seqs/938293.PRJEB85.HG003687.faa"
+
+
+@functools.lru_cache(maxsize=1)
+def demo_records() -> tuple[Record, ...]:
+    """The 2,100 predicted proteins (about 600,000 residues) of one bacterial genome assembly
+    (ENA PRJEB85, HG003687) that the pyhmmer wheel ships as test data: real multi-line
+    FASTA with '*' terminators, read by our own parser."""
+    from importlib.resources import files
+
+    path = files("pyhmmer") / DEMO
+    return tuple(parse_fasta(Path(str(path))))
+
+
+@dataclass
+class ProteinDemo:
+    test_fraction: float = 0.1
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        return split_records(list(demo_records()), self.test_fraction, split, tokenizer.max_length)

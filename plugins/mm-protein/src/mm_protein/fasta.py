@@ -1,0 +1,104 @@
+"""FASTA reading: multi-line records, any case, '*' terminators, named errors.
+
+A record is a '>' header line and the sequence lines up to the next header.
+Letters outside the alphabet, text before the first header and records
+without a sequence are errors naming file, line and record; with
+``skip_invalid`` such records are dropped and counted instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmcore.errors import DataError
+
+from .alphabet import ACCEPTED, RESIDUES
+
+log = logging.getLogger("mm_protein")
+_ALLOWED = set(RESIDUES) | set(RESIDUES.lower())
+
+
+@dataclass
+class Record:
+    name: str
+    sequence: str  # upper case, no terminator
+    file: str
+    line: int  # line of the header
+
+
+def read_text(path: Path) -> str:
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read FASTA file {path}: {exc}; accepted: a readable FASTA file (.fa, .fasta, .faa, optionally .gz)") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}: line {line}: bytes {data[exc.start:exc.start + 4]!r} are not text; accepted: a plain-text FASTA file") from None
+
+
+def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] = ()) -> list[Record]:
+    """Records of ``path``; ``allow`` lists extra marker strings kept verbatim (prompts' <mask>)."""
+    records, problems = [], 0
+    name, start, chunks, error = None, 0, [], None
+
+    def close() -> None:
+        nonlocal problems
+        if name is None:
+            return
+        seq = "".join(chunks)
+        seq = seq[:-1] if seq.endswith("*") else seq
+        problem = error or (None if seq else f"{path}: line {start}: record {name!r} has no sequence; accepted: a header line followed by sequence lines")
+        if problem is None:
+            records.append(Record(name, seq, str(path), start))
+        elif skip_invalid:
+            problems += 1
+        else:
+            raise DataError(problem)
+
+    for i, raw in enumerate(read_text(path).splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith(">"):
+            close()
+            name, start, chunks, error = line[1:].split(" ")[0] or f"record at line {i}", i, [], None
+            continue
+        if not line or line.startswith(";"):
+            continue
+        if name is None:
+            raise DataError(f"{path}: line {i}: sequence before the first '>' header; accepted: FASTA records starting with a '>' line")
+        if error is not None:
+            continue
+        if chunks and chunks[-1].endswith("*"):
+            error = f"{path}: line {i}: record {name!r} continues after its '*' terminator; accepted: {ACCEPTED}"
+            continue
+        body = line
+        for marker in allow:
+            body = body.replace(marker, "")
+        body = body[:-1] if body.endswith("*") else body
+        bad = next((c for c in body if c not in _ALLOWED), None)
+        if bad is not None:
+            column = raw.find(bad) + 1
+            error = f"{path}: line {i}: column {column}: record {name!r} holds {bad!r}, not an amino acid; accepted: {ACCEPTED}"
+            continue
+        chunks.append(line)
+    close()
+    if problems:
+        log.warning("%s: skipped %d invalid FASTA record(s)", path, problems)
+    for r in records:
+        r.sequence = _upper(r.sequence, allow)
+    return records
+
+
+def _upper(seq: str, allow: tuple[str, ...]) -> str:
+    if not allow:
+        return seq.upper()
+    out, i = [], 0
+    while i < len(seq):
+        m = next((a for a in allow if seq.startswith(a, i)), None)
+        out.append(m or seq[i].upper())
+        i += len(m) if m else 1
+    return "".join(out)

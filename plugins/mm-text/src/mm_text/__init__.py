@@ -1,0 +1,65 @@
+"""mm-text: the text modality for mmcore (BERT, whole-word, span and masked-diffusion training).
+
+This module holds only the hook implementations mmcore discovers through the
+``mmcore`` entry point; the parts live in their own modules. Embedder, head,
+target and the BERT/span/diffusion policies are the discrete-token parts of
+`mmcore.discrete`, shared with other discrete modalities.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmcore.contract import Modality
+from mmcore.discrete import BertMasking, DiffusionMasking, SpanMasking, TokenEmbedder, TokenIdTarget, VocabHead
+from mmcore.hookspecs import hookimpl
+
+from .data import TextDemo, TextFiles, demo_paragraphs
+from .masking import WholeWordMasking
+from .tokenizer import TextTokenizer
+
+__all__ = ["TextDemo", "TextFiles", "TextTokenizer", "WholeWordMasking", "demo_paragraphs"]
+
+RECIPES = Path(__file__).parent / "recipes"
+
+
+@hookimpl
+def register_modalities(register):
+    register(
+        Modality(
+            name="text",
+            tokenizer=TextTokenizer,
+            embedder=TokenEmbedder,
+            head=VocabHead,
+            default_policy="bert",
+            default_target="ids",
+            style="bert",
+            description="Text as word pieces (Hugging Face tokenizers): BERT 80/10/10, whole-word, span and "
+                        "masked-diffusion masking; infilling with mm fill.",
+        )
+    )
+
+
+@hookimpl
+def register_masking_policies(register):
+    register("text", "bert", BertMasking)
+    register("text", "whole_word", WholeWordMasking)
+    register("text", "span", SpanMasking)
+    register("text", "diffusion", DiffusionMasking)
+
+
+@hookimpl
+def register_targets(register):
+    register("text", "ids", TokenIdTarget)
+
+
+@hookimpl
+def register_datasets(register):
+    register("text", "demo", TextDemo)
+    register("text", "files", TextFiles)
+
+
+@hookimpl
+def register_recipes(register):
+    for path in sorted(RECIPES.glob("*.yaml")):
+        register(path.stem, path)

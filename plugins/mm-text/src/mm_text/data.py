@@ -1,0 +1,117 @@
+"""Text datasets: your .txt/.jsonl corpus, and an embedded demo corpus that needs no download.
+
+Documents are split into train/test by a fixed-seed permutation *before*
+they are chunked, so no document has text on both sides.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from mmcore.errors import ConfigError, DataError
+
+from .files import Document, chunk_words, corpus_files, read_documents, report_skipped
+
+
+class Texts(Dataset):
+    """Items ``{"text": str, "label": -1}``; ``docs`` keeps where each came from."""
+
+    def __init__(self, docs: list[Document]) -> None:
+        self.docs = docs
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"text": self.docs[i].text, "label": -1}
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
+
+
+def split_documents(docs: list[Document], test_fraction: float, split: str, words: int) -> Texts:
+    _check_split(split)
+    order = torch.randperm(len(docs), generator=torch.Generator().manual_seed(0)).tolist()
+    num_test = int(round(test_fraction * len(docs)))
+    chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
+    return Texts([piece for i in chosen for piece in chunk_words(docs[i], words)])
+
+
+@dataclass
+class TextFiles:
+    """A .txt/.jsonl file or a folder of them (searched recursively).
+
+    .txt: one document per paragraph (blank-line separated) or per line
+    (``unit``); .jsonl: one JSON object per line, text under ``field``.
+    Empty lines/documents are skipped and counted; documents longer than
+    ``chunk_words`` words are split.
+    """
+
+    path: str = "???"
+    unit: str = "paragraph"
+    field: str = "text"
+    encoding: str = "utf-8"
+    chunk_words: int = 96
+    test_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        if self.chunk_words < 1:
+            raise ConfigError(f"data.dataset.chunk_words {self.chunk_words!r} is invalid; accepted: an integer >= 1")
+
+    def documents(self) -> list[Document]:
+        if not self.path or self.path == "???":
+            raise ConfigError("data.dataset.path is required; accepted: a .txt/.jsonl file or a folder, e.g. data.dataset.path=./corpus")
+        counts: dict[str, int] = {}
+        docs = [d for f in corpus_files(Path(self.path)) for d in read_documents(f, self.unit, self.field, self.encoding, counts)]
+        report_skipped(str(self.path), counts.get("skipped", 0))
+        if not docs:
+            raise DataError(f"text corpus {self.path} holds no non-empty document; accepted: .txt/.jsonl files with text")
+        return docs
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        return split_documents(self.documents(), self.test_fraction, split, self.chunk_words)
+
+
+@functools.lru_cache(maxsize=1)
+def demo_paragraphs() -> tuple[str, ...]:
+    """Prose paragraphs of the Python Language Reference that CPython ships for help().
+
+    Source: ``pydoc_data/topics.py`` in the standard library (PSF License):
+    about 1,100 distinct paragraphs, 290 KB of English. Code samples and
+    grammar (indented, or mostly symbols) are left out.
+    """
+    from pydoc_data.topics import topics
+
+    seen, paras = set(), []
+    for key in sorted(topics):
+        for block in re.split(r"\n\s*\n", topics[key]):
+            text = " ".join(line.strip() for line in block.split("\n")).strip()
+            if len(text.split()) < 8 or ">>>" in text or text in seen:
+                continue
+            if sum(c.isalpha() or c.isspace() for c in text) / len(text) < 0.88:
+                continue
+            seen.add(text)
+            paras.append(text)
+    return tuple(paras)
+
+
+@dataclass
+class TextDemo:
+    """The embedded demo corpus (`demo_paragraphs`): no download, the same text on every machine."""
+
+    chunk_words: int = 96
+    test_fraction: float = 0.1
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        docs = [Document(p, "pydoc_data/topics.py", i + 1) for i, p in enumerate(demo_paragraphs())]
+        return split_documents(docs, self.test_fraction, split, self.chunk_words)

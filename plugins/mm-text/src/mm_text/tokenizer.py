@@ -1,0 +1,144 @@
+"""Text ↔ word-piece ids through a Hugging Face `tokenizers` vocabulary.
+
+Batches are padded to their longest sample; padding is void (``valid`` False),
+so it is never attended to nor scored. Texts longer than ``max_length``
+tokens are cut there (the readers split long documents into chunks first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmcore.contract import Tokens
+from mmcore.errors import ConfigError, DataError
+
+from .files import read_documents
+from .vocab import KINDS, load_tokenizer, plain, special_ids, train_tokenizer
+
+
+@dataclass
+class TextTokenizer:
+    """Options (``model.tokenizer``): where the vocabulary comes from, and the length limit.
+
+    path:          a tokenizer.json, or a folder with tokenizer.json or a BERT vocab.txt.
+    train:         ``wordpiece`` or ``bpe``: learn a vocabulary of ``train_vocab_size``
+                   on the training split instead (``fit``).
+    tokenizer_json: filled by ``fit``: the whole vocabulary, so config.json restores it.
+    """
+
+    path: str | None = None
+    train: str | None = None
+    train_vocab_size: int = 8000
+    lowercase: bool = True
+    max_length: int = 128
+    tokenizer_json: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_length < 1:
+            raise ConfigError(f"model.tokenizer.max_length {self.max_length!r} is invalid; accepted: an integer >= 1")
+        if self.train is not None and self.train not in KINDS:
+            raise ConfigError(f"model.tokenizer.train {self.train!r} is unknown; accepted: {', '.join(KINDS)} or null")
+        if self.path is not None and self.train is not None:
+            raise ConfigError("model.tokenizer: set either path (an existing vocabulary) or train (learn one), not both")
+        if self.path is None and self.train is None and self.tokenizer_json is None:
+            raise ConfigError("model.tokenizer: no vocabulary; accepted: path=<tokenizer.json or folder> "
+                              "or train=wordpiece|bpe (learned from the training data)")
+        self._tok = None
+        if self.tokenizer_json is not None:
+            from tokenizers import Tokenizer
+
+            self._use(plain(Tokenizer.from_str(self.tokenizer_json)))
+        elif self.path is not None:
+            self._use(load_tokenizer(self.path, self.lowercase))
+
+    def _use(self, tok) -> None:
+        self._tok = tok
+        ids = special_ids(tok)
+        self.mask_id, self.pad_id, self.special = ids["mask"], ids["pad"], ids["specials"]
+        self.mask_token = tok.id_to_token(self.mask_id)
+
+    def fit(self, train_dataset) -> None:
+        """Learn the vocabulary on the training texts (``train``), and keep it as JSON either way."""
+        if self.tokenizer_json is None and self.train is not None:
+            texts = (train_dataset[i]["text"] for i in range(len(train_dataset)))
+            self._use(plain(train_tokenizer(texts, self.train, self.train_vocab_size, self.lowercase)))
+        self.tokenizer_json = self.backend.to_str()
+
+    @property
+    def backend(self):
+        if self._tok is None:
+            raise ConfigError("the text tokenizer has no vocabulary yet: it is learned by fit() on the training split "
+                              "(mm train does this); or set model.tokenizer.path")
+        return self._tok
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size()
+
+    def encode(self, texts: list[str]) -> list[Any]:
+        return self.backend.encode_batch(list(texts), add_special_tokens=False)
+
+    # -- data-loader side ---------------------------------------------------
+    def collate(self, samples: list[dict[str, Any]]) -> dict[str, Tensor]:
+        """{"text": str, "label": int} samples → ids [B, N], word_ids [B, N], valid [B, N] (only if padded)."""
+        encodings = self.encode([s["text"] for s in samples])
+        rows = [(e.ids[: self.max_length], word_numbers(e.word_ids[: self.max_length])) for e in encodings]
+        N = max(1, max(len(ids) for ids, _ in rows))
+        ids = torch.full((len(rows), N), self.pad_id, dtype=torch.long)
+        words = torch.full((len(rows), N), -1, dtype=torch.long)
+        valid = torch.zeros((len(rows), N), dtype=torch.bool)
+        for i, (row, w) in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            words[i, : len(w)] = torch.tensor(w, dtype=torch.long)
+            valid[i, : len(row)] = True
+        batch = {"ids": ids, "word_ids": words, "labels": torch.tensor([int(s.get("label", -1)) for s in samples])}
+        if not valid.all():  # a batch without padding passes no mask: SDPA keeps its fast kernels
+            batch["valid"] = valid
+        return batch
+
+    # -- device side ----------------------------------------------------------
+    def tokenize(self, batch: dict[str, Tensor]) -> Tokens:
+        ids = batch["ids"]
+        positions = torch.arange(ids.shape[1], device=ids.device)[None, :, None]  # [1, N, 1]
+        top = max(self.special) + 1 if self.special else 0
+        meta = {"mask_id": self.mask_id, "random_ids": (top, self.vocab_size), "generate_ids": (top, self.vocab_size),
+                "word_ids": batch["word_ids"]}
+        return Tokens(values=ids, positions=positions, valid=batch.get("valid"), meta=meta)
+
+    def detokenize(self, values: Tensor, tokens: Tokens) -> Tensor:
+        """Token values → ids [B, N] (void positions hold the pad id)."""
+        ids = values.round().long().clamp(0, self.vocab_size - 1)
+        return ids if tokens.valid is None else ids.masked_fill(~tokens.valid, self.pad_id)
+
+    # -- infilling (mm fill) ------------------------------------------------------
+    def parse_prompt(self, text: str, name: str = "prompt") -> dict[str, Any]:
+        """A prompt with [MASK] where words are to be filled; too long is an error, not a silent cut."""
+        n = len(self.encode([text])[0].ids)
+        if n > self.max_length:
+            raise DataError(f"{name} is {n} tokens long; accepted: at most {self.max_length} tokens "
+                            f"(model.tokenizer.max_length of this model)")
+        return {"text": text}
+
+    def read_prompts(self, path: str) -> list[tuple[str, dict[str, Any]]]:
+        """Prompts from a .txt (one per line) or .jsonl file, named by file and line."""
+        docs = read_documents(Path(path), unit="line")
+        return [(f"{Path(path).name} line {d.line}", self.parse_prompt(d.text, f"{path} line {d.line}")) for d in docs]
+
+    def render(self, ids: list[int], name: str | None = None) -> str:
+        return self.backend.decode(ids, skip_special_tokens=False)
+
+
+def word_numbers(word_ids: list[int | None]) -> list[int]:
+    """The tokenizer's word index per token → 0, 1, 2, ... per sample; special tokens are words of their own."""
+    out, prev, k = [], object(), -1
+    for w in word_ids:
+        if w is None or w != prev:
+            k += 1
+        out.append(k)
+        prev = object() if w is None else w
+    return out

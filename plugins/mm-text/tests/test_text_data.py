@@ -1,0 +1,75 @@
+import json
+import logging
+
+import pytest
+
+from mm_text import TextDemo, TextFiles, demo_paragraphs
+from mmcore.errors import ConfigError, DataError
+
+
+def texts(ds):
+    return [ds[i]["text"] for i in range(len(ds))]
+
+
+def test_txt_paragraphs_lines_and_skipped_empties(tmp_path, caplog):
+    f = tmp_path / "a.txt"
+    f.write_text("First paragraph\nstill first.\n\n\n  \nSecond one.\n\nThird\n")
+    assert texts(TextFiles(path=str(f), test_fraction=0).build(None, "train")) == ["First paragraph still first.", "Second one.", "Third"]
+    with caplog.at_level(logging.WARNING, logger="mm_text"):
+        lines = texts(TextFiles(path=str(f), unit="line", test_fraction=0).build(None, "train"))
+    assert lines == ["First paragraph", "still first.", "Second one.", "Third"]
+    assert "skipped 4 empty line(s)/document(s)" in caplog.text
+
+
+def test_jsonl_documents_errors_and_chunks(tmp_path, caplog):
+    f = tmp_path / "c.jsonl"
+    rows = [{"text": "one two three four five"}, {"text": "   "}, {"body": "x", "text": "six"}]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    with caplog.at_level(logging.WARNING, logger="mm_text"):
+        ds = TextFiles(path=str(f), chunk_words=2, test_fraction=0).build(None, "train")
+    assert texts(ds) == ["one two", "three four", "five", "six"] and "skipped 2" in caplog.text
+    with pytest.raises(DataError, match=r"c.jsonl: line 1: no 'body' string \(found keys \['text'\]\).*data.dataset.field"):
+        TextFiles(path=str(f), field="body").build(None, "train")
+    f.write_text('{"text": "ok"}\n{"text": 3}\n')
+    with pytest.raises(DataError, match=r"c.jsonl: line 2: no 'text' string \(found 'text' is a int\)"):
+        TextFiles(path=str(f)).build(None, "train")
+    f.write_text('{"text": "ok"}\n{"text": "unterminated\n')
+    with pytest.raises(DataError, match=r"c.jsonl: line 2: not JSON .*accepted: one JSON object per line"):
+        TextFiles(path=str(f)).build(None, "train")
+
+
+def test_non_utf8_names_file_and_line(tmp_path):
+    f = tmp_path / "latin.txt"
+    f.write_bytes("caf\u00e9 ok\nna\u00efve text\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.txt: line 1: bytes b'\\xe9.*not valid utf-8; accepted: utf-8 text"):
+        TextFiles(path=str(f)).build(None, "train")
+    ds = TextFiles(path=str(f), encoding="latin-1", unit="line", test_fraction=0).build(None, "train")
+    assert texts(ds) == ["caf\u00e9 ok", "na\u00efve text"]
+
+
+def test_folder_split_and_missing(tmp_path):
+    for i in range(10):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        (tmp_path / "sub" / f"{i}.txt").write_text(f"document number {i}\n")
+    (tmp_path / "skip.md").write_text("not read")
+    train = texts(TextFiles(path=str(tmp_path), test_fraction=0.3).build(None, "train"))
+    test = texts(TextFiles(path=str(tmp_path), test_fraction=0.3).build(None, "test"))
+    assert len(train) == 7 and len(test) == 3 and not set(train) & set(test)
+    with pytest.raises(DataError, match="does not exist; accepted: a .txt/.jsonl file"):
+        TextFiles(path=str(tmp_path / "nope")).build(None, "train")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no .txt or .jsonl file"):
+        TextFiles(path=str(tmp_path / "empty")).build(None, "train")
+    (tmp_path / "blank.txt").write_text("\n\n   \n")
+    with pytest.raises(DataError, match="holds no non-empty document"):
+        TextFiles(path=str(tmp_path / "blank.txt")).build(None, "train")
+    with pytest.raises(ConfigError, match="data.dataset.path is required"):
+        TextFiles().build(None, "train")
+
+
+def test_demo_corpus_is_real_prose_and_split_by_document():
+    paras = demo_paragraphs()
+    assert len(paras) > 800 and sum(map(len, paras)) > 200_000 and len(set(paras)) == len(paras)
+    assert any("assignment statement" in p.lower() for p in paras)
+    train, test = TextDemo().build(None, "train"), TextDemo().build(None, "test")
+    assert len(train) > 5 * len(test) > 0 and not set(texts(train)) & set(texts(test))
