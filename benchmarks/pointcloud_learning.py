@@ -7,6 +7,10 @@
 
     python benchmarks/pointcloud_learning.py                  # ~10 min on 2 busy CPU cores
     python benchmarks/pointcloud_learning.py --steps 200      # a quicker look
+    python benchmarks/pointcloud_learning.py --model runs/pointcloud-learning/model   # re-probe, no training
+
+Probe features are `MaskedModel.features`, i.e. the modality's pooling (mm-pointcloud:
+max + mean over the encoder's group tokens), the same for the trained and the random model.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import torch
 
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", default="runs/pointcloud-learning", help="the trained model folder (with its picture) goes here")
+    parser.add_argument("--model", help="evaluate this model folder (trained by an earlier run of this script with the "
+                        "same steps and overrides) instead of training again")
     parser.add_argument("overrides", nargs="*", default=[
         "model.tokenizer.num_points=512", "model.tokenizer.num_groups=32", "model.tokenizer.group_size=32",
         "model.encoder.dim=96", "model.encoder.depth=3", "model.decoder.depth=1"])
@@ -53,8 +60,11 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     cfg = load_recipe("pointcloud-mae", [f"train.steps={args.steps}", f"output_dir={args.out}",
                                          f"train.checkpoint_every={args.steps}", *args.overrides])
-    with contextlib.redirect_stderr(io.StringIO()):
-        folder = train(cfg)
+    if args.model:
+        folder = Path(args.model)
+    else:
+        with contextlib.redirect_stderr(io.StringIO()):
+            folder = train(cfg)
     trained = from_pretrained(str(folder))
     torch.manual_seed(cfg.train.seed)
     random_model = MaskedModel(trained.config).eval()

@@ -184,6 +184,10 @@ class Modality:
                 missing values of a user file and writing the completed file
                 (``mm impute``); modalities with naturally missing values
                 (tables) supply it, others leave it None.
+    pool:       optional ``(states [B, N, D], valid [B, N] bool or None) -> [B, F]``
+                turning encoder states into one feature vector per sample for
+                `MaskedModel.features` (probes); None (default) = mean over
+                valid tokens, F = D.
     Masking policies, targets and datasets are registered separately, keyed
     by the modality's name, so other plugins can add to them.
     """
@@ -199,3 +203,4 @@ class Modality:
     read_file: Callable[..., Any] | None = None
     description: str = ""
     impute: Callable[..., Any] | None = None
+    pool: Callable[..., Any] | None = None

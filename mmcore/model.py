@@ -137,8 +137,11 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
 
     @torch.no_grad()
     def features(self, batch: dict[str, Tensor]) -> Tensor:
-        """[B, D] mean of the encoder's states over valid tokens (for probes)."""
+        """[B, D] mean of the encoder's states over valid tokens (for probes), or the
+        modality's own pooling ``Modality.pool(states, valid)`` when it sets one."""
         states, valid = self.encode(batch)
+        if self.modality.pool is not None:
+            return self.modality.pool(states, valid)
         if valid is None:
             return states.mean(dim=1)
         w = valid[..., None].to(states.dtype)

@@ -45,3 +45,12 @@ def test_picture_is_an_image():
     pts = tok.detokenize(*(lambda t: (t.values, t))(tok.tokenize(_batch(tok, 1))))
     image = point_cloud_grid(pts, pts, pts + 0.1)
     assert image.size[0] > 100 and image.size[1] > 100
+
+
+def test_features_are_max_and_mean_of_the_group_states():
+    from mm_pointcloud import max_mean_pool
+
+    states = torch.tensor([[[1.0, -2.0], [3.0, 0.0]]])
+    assert torch.equal(max_mean_pool(states), torch.tensor([[3.0, 0.0, 2.0, -1.0]]))
+    valid = torch.tensor([[True, False]])
+    assert torch.equal(max_mean_pool(states, valid), torch.tensor([[1.0, -2.0, 1.0, -2.0]]))

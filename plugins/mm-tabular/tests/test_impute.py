@@ -84,3 +84,18 @@ def test_fitted_statistics_travel_in_config_json(model_dir, fit):
     assert saved["columns"] == COLUMNS and saved["mean"] == tok.mean and saved["categories"] == tok.categories
     restored = MaskedModel.from_pretrained(str(model_dir)).tokenizer
     assert restored.std == tok.std and restored.kinds == tok.kinds
+
+
+def test_remasked_passes_are_seeded_and_fill_the_same_cells(model_dir, tmp_path):
+    from mm_tabular import read_table
+    from mm_tabular.impute import choose_passes, impute_table
+
+    src = tmp_path / "data.csv"
+    src.write_text(CSV_TEXT)
+    model, table = MaskedModel.from_pretrained(model_dir), read_table(src)
+    once, _ = impute_table(model, table, passes=1)
+    a, _ = impute_table(model, table, passes=8)
+    b, _ = impute_table(model, table, passes=8)
+    assert a.rows == b.rows  # repeatable
+    assert [[c is None for c in r] for r in once.rows] == [[c is None for c in r] for r in a.rows]
+    assert choose_passes([[1, 2, None, 4, 5]] * 2) > 1 and choose_passes([[1, None]] * 2) == 1

@@ -12,7 +12,7 @@ from mmcore.contract import Modality
 from mmcore.hookspecs import hookimpl
 
 from .data import SHAPES, PointFolder, ShapesDemo, make_shape
-from .embedder import PointGroupEmbedder
+from .embedder import PointGroupEmbedder, max_mean_pool
 from .files import read_point_file, read_points
 from .geometry import farthest_point_sample, knn, normalise_unit_sphere
 from .head import PointHead, chamfer
@@ -23,7 +23,7 @@ from .tokenizer import PointGroupTokenizer
 
 __all__ = [
     "SHAPES", "BlockMasking", "PointFolder", "PointGroupEmbedder", "PointGroupTokenizer", "PointHead", "PointTarget",
-    "RandomMasking", "ShapesDemo", "chamfer", "farthest_point_sample", "knn", "make_shape", "normalise_unit_sphere",
+    "RandomMasking", "ShapesDemo", "chamfer", "farthest_point_sample", "knn", "make_shape", "max_mean_pool", "normalise_unit_sphere",
     "point_cloud_grid", "read_point_file", "read_points",
 ]
 
@@ -43,6 +43,7 @@ def register_modalities(register):
             style="mae",
             picture=point_cloud_grid,
             read_file=read_point_file,
+            pool=max_mean_pool,
             description="Point clouds as FPS + kNN point groups (Point-MAE): mini-PointNet, Chamfer loss, open3d readers.",
         )
     )

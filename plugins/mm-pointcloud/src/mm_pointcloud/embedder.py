@@ -50,3 +50,14 @@ class PointGroupEmbedder(Embedder):
 
     def decoder_positions(self, tokens: Tokens) -> Tensor:
         return self.decoder_position(tokens.positions)
+
+
+def max_mean_pool(states: Tensor, valid: Tensor | None = None) -> Tensor:
+    """[B, G, D] encoder states → [B, 2D]: max over groups then mean over groups (Point-MAE/Point-BERT's
+    probe features); a cloud is a set, and the max keeps what is distinctive of a few groups."""
+    if valid is None:
+        return torch.cat([states.amax(dim=1), states.mean(dim=1)], dim=-1)
+    w = valid[..., None]
+    top = states.masked_fill(~w, float("-inf")).amax(dim=1)
+    mean = (states * w).sum(1) / w.sum(1).clamp_min(1)
+    return torch.cat([top, mean], dim=-1)

@@ -26,9 +26,12 @@ from mmcore.contract import Tokens
 from mmcore.errors import DataError
 
 from .table_io import Table, read_table, write_table
+from .masking import round_half_up
 from .tokenizer import parse_number
 
 CHUNK = 512
+PASSES = 16  # stochastic re-masked passes averaged per missing cell (see predict_missing)
+REMASK_BELOW = 0.25  # missing fraction under which imputation re-masks (see choose_passes)
 
 
 def check_header(table: Table, columns: list[str]) -> list[int]:
@@ -42,26 +45,51 @@ def check_header(table: Table, columns: list[str]) -> list[int]:
 
 
 @torch.no_grad()
-def predict_missing(model, rows: list[list[Any]], where: str) -> dict[tuple[int, int], float]:
-    """{(row, model column): token value} for every void cell of ``rows`` (given in model column order)."""
+def predict_missing(model, rows: list[list[Any]], where: str, passes: int = PASSES,
+                    seed: int = 0) -> dict[tuple[int, int], float]:
+    """{(row, model column): token value} for every void cell of ``rows`` (given in model column order).
+
+    With ``passes`` > 1 and a re-masking model (``model.policy.ratio`` r > 0), each
+    pass hides the missing cells *and* r of the observed ones (seeded, at least one
+    observed cell stays visible), as in training, and the head outputs for the
+    missing cells are averaged over the passes (numbers: mean; categories: mean
+    logits, then argmax). ``passes=1`` shows the encoder every observed cell.
+    """
     tok, device = model.tokenizer, next(model.parameters()).device
     model.eval()
+    ratio = float(getattr(model.policy, "ratio", 0.0) or 0.0) if passes > 1 else 0.0
+    generator = torch.Generator().manual_seed(seed)
     out: dict[tuple[int, int], float] = {}
+    N = tok.num_columns
     for start in range(0, len(rows), CHUNK):
         items = [{"cells": r, "where": f"{where}, row {start + i + 1}"} for i, r in enumerate(rows[start:start + CHUNK])]
         batch = tok.collate(items)
         tokens = tok.tokenize({k: v.to(device) for k, v in batch.items()})
-        void = ~batch["valid"] if "valid" in batch else torch.zeros(len(items), tok.num_columns, dtype=torch.bool)
+        void = ~batch["valid"] if "valid" in batch else torch.zeros(len(items), N, dtype=torch.bool)
         counts = void.sum(1)
-        for m in sorted(set(counts.tolist()) - {0, tok.num_columns}):  # all-empty rows: see fill_empty
+        for m in sorted(set(counts.tolist()) - {0, N}):  # all-empty rows: see fill_empty
             sub = (counts == m).nonzero()[:, 0]
             part = Tokens(tokens.values[sub.to(device)], tokens.positions, None, tokens.meta)
-            hidden = void[sub].to(device)
-            if model.style == "mae":
-                pred, index = model.forward_mae(part, hidden, m)
-            else:
-                pred, index = model.forward_bert(part, hidden, m, None)
-            values = model.target.to_values(pred.float(), part, index)[..., 0].cpu()  # [b, m]
+            gap = void[sub]  # [b, N] the missing cells
+            extra = min(round_half_up(ratio * (N - m)), N - m - 1)  # observed cells re-masked per pass
+            total = None
+            for _ in range(passes if extra > 0 else 1):
+                hidden = gap.clone()
+                if extra > 0:
+                    noise = torch.rand(gap.shape, generator=generator).masked_fill(gap, 2.0)
+                    hidden.scatter_(1, noise.argsort(dim=1)[:, :extra], True)
+                if model.style == "mae":
+                    pred, index = model.forward_mae(part, hidden.to(device), m + extra)
+                else:
+                    pred, index = model.forward_bert(part, hidden.to(device), m + extra, None)
+                pred = pred.float()
+                full = torch.zeros(pred.shape[0], N, pred.shape[-1], device=pred.device)
+                full.scatter_(1, index[..., None].expand_as(pred), pred)  # [b, N, D] by column
+                total = full if total is None else total + full
+            index = gap.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :m].to(device)  # missing first
+            count = passes if extra > 0 else 1
+            mean = total.gather(1, index[..., None].expand(-1, -1, total.shape[-1])) / count  # [b, m, D]
+            values = model.target.to_values(mean, part, index)[..., 0].cpu()  # [b, m]
             for r, cols, vals in zip(sub.tolist(), index.cpu().tolist(), values.tolist()):
                 for j, v in zip(cols, vals):
                     out[(start + r, j)] = v
@@ -84,13 +112,23 @@ def _format(value: Any, observed: list[Any]) -> Any:
     return float(f"{value:.6g}") if not isinstance(texts[0], str) else f"{value:.6g}"
 
 
-def impute_table(model, table: Table) -> tuple[Table, dict[str, int]]:
-    """A copy of ``table`` with every missing cell filled; counts of what was done."""
+def choose_passes(rows: list[list[Any]]) -> int:
+    """`PASSES` re-masked passes when under `REMASK_BELOW` of the cells are missing, else 1 (every observed
+    cell shown): on sparse tables hiding more observed cells costs more than matching training gains."""
+    cells = sum(len(r) for r in rows)
+    missing = sum(c is None for r in rows for c in r)
+    return PASSES if cells and missing / cells < REMASK_BELOW else 1
+
+
+def impute_table(model, table: Table, passes: int | None = None) -> tuple[Table, dict[str, int]]:
+    """A copy of ``table`` with every missing cell filled; counts of what was done.
+    ``passes`` None: `choose_passes` from the table's missing fraction."""
     tok = model.tokenizer
     where = table.path
     order = check_header(table, tok.columns)  # model column j is table column order[j]
     rows = [[row[k] for k in order] for row in table.rows]
-    predicted = predict_missing(model, rows, where)
+    passes = choose_passes(rows) if passes is None else passes
+    predicted = predict_missing(model, rows, where, passes)
     filled = [list(r) for r in table.rows]
     columns_observed = [[r[k] for r in table.rows] for k in order]
     stats = {"filled": 0, "unseen_categories_kept": 0, "empty_rows": 0}
