@@ -9,15 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmcore.contract import Modality
+from mmcore.continuous import PatchEmbedder
+from mmcore.continuous import PatchTarget as FbankTarget
+from mmcore.continuous import RegressionHead as PatchHead
 from mmcore.hookspecs import hookimpl
 
 from .data import AudioFolder, SpokenDigits
-from .embedder import PatchEmbedder
 from .files import read_audio_file
-from .head import PatchHead
 from .masking import FrequencyMasking, RandomMasking, TimeFrequencyMasking, TimeMasking
 from .picture import spectrogram_grid
-from .target import FbankTarget
 from .tokenizer import FbankTokenizer
 
 __all__ = [

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mmcore.continuous import keep_readable, list_class_folder
 from mmcore.errors import ConfigError, DataError
 
 from .demo import RATE, load_or_generate
@@ -151,35 +152,8 @@ class AudioFolder:
 
     def build(self, tokenizer, split: str) -> Dataset:
         _check_split(split)
-        if not self.path or self.path == "???":
-            raise ConfigError("data.dataset.path is required; accepted: a folder of audio files, e.g. data.dataset.path=./clips")
-        root = Path(self.path).expanduser().absolute()
-        exts = sorted({"." + e.lower().lstrip(".") for e in self.extensions})
-        what = f"{', '.join(exts)} files (data.dataset.extensions), optionally one subfolder per class"
-        if not root.is_dir():
-            raise DataError(f"audio folder {root} does not exist or is not a folder; accepted: a folder of {what}")
-        files = sorted(f for f in root.rglob("*") if f.suffix.lower() in exts and f.is_file()
-                       and not any(s.startswith(".") for s in f.relative_to(root).parts))
-        if not files:
-            raise DataError(f"audio folder {root} holds no audio files; accepted: {what}")
-        parts = [f.relative_to(root).parts for f in files]
-        classes = sorted({p[0] for p in parts if len(p) > 1})
-        labels = [classes.index(p[0]) if len(p) > 1 else -1 for p in parts]
+        files, labels, classes = list_class_folder(self.path, self.extensions, "audio", "./clips")
         if self.on_error == "skip":
-            files, labels = self._readable(files, labels)
+            files, labels = keep_readable(files, labels, probe_audio, "audio", self.path, ACCEPTED)
         chosen = _split(len(files), self.test_fraction, split)
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")
-
-    def _readable(self, files: list[Path], labels: list[int]) -> tuple[list[Path], list[int]]:
-        kept, bad = [], []
-        for f, label in zip(files, labels):
-            try:
-                probe_audio(f)
-                kept.append((f, label))
-            except DataError as exc:
-                bad.append(str(exc))
-        if bad:
-            warnings.warn(f"skipped {len(bad)} of {len(files)} audio files (data.dataset.on_error=skip): " + " | ".join(bad), stacklevel=3)
-        if not kept:
-            raise DataError(f"none of the {len(files)} audio files under {self.path} is readable; accepted: {ACCEPTED}")
-        return [f for f, _ in kept], [label for _, label in kept]

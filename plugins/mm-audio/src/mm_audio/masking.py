@@ -15,41 +15,27 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mmcore import continuous
+from mmcore.continuous import PatchMasking
 from mmcore.contract import Tokens
-from mmcore.errors import ConfigError
-from mmcore.masking import hide_fraction_of_valid, hide_lowest, uniform_noise
+from mmcore.masking import uniform_noise
 
 TIE = 1e-3  # per-patch noise that only orders patches inside the last, partly hidden column/row
 
 
 @dataclass
-class _Policy:
+class _Policy(PatchMasking):
     ratio: float = 0.8
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.ratio < 1.0:
-            raise ConfigError(f"masking ratio {self.ratio!r} is out of range; accepted: 0 <= ratio < 1 (0 = plain features)")
-
-    def num_hidden(self, num_tokens: int) -> int:
-        return int(round(self.ratio * num_tokens))
-
-    def _hide(self, tokens: Tokens, scores: Tensor) -> Tensor:
-        if tokens.valid is None:
-            return hide_lowest(scores, self.num_hidden(tokens.num_tokens))
-        return hide_fraction_of_valid(scores, self.ratio, tokens.valid)
 
     def _noise(self, tokens: Tokens, generator, *shape: int) -> Tensor:
         return uniform_noise((tokens.batch_size, *shape), tokens.values.device, generator)
 
 
 @dataclass
-class RandomMasking(_Policy):
+class RandomMasking(continuous.RandomMasking):
     """Unstructured random patches: AudioMAE's best pretraining mask, at 80%."""
 
     ratio: float = 0.8
-
-    def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor:
-        return self._hide(tokens, self._noise(tokens, generator, tokens.num_tokens))
 
 
 @dataclass
@@ -61,7 +47,7 @@ class TimeMasking(_Policy):
     def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor:
         gt, gf = tokens.meta["grid"]
         column = self._noise(tokens, generator, gt, 1).expand(-1, -1, gf)
-        return self._hide(tokens, (column + TIE * self._noise(tokens, generator, gt, gf)).reshape(tokens.batch_size, -1))
+        return self.hide(tokens, (column + TIE * self._noise(tokens, generator, gt, gf)).reshape(tokens.batch_size, -1))
 
 
 @dataclass
@@ -73,7 +59,7 @@ class FrequencyMasking(_Policy):
     def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor:
         gt, gf = tokens.meta["grid"]
         row = self._noise(tokens, generator, 1, gf).expand(-1, gt, -1)
-        return self._hide(tokens, (row + TIE * self._noise(tokens, generator, gt, gf)).reshape(tokens.batch_size, -1))
+        return self.hide(tokens, (row + TIE * self._noise(tokens, generator, gt, gf)).reshape(tokens.batch_size, -1))
 
 
 @dataclass
@@ -89,4 +75,4 @@ class TimeFrequencyMasking(_Policy):
         column = self._noise(tokens, generator, gt, 1)
         row = self._noise(tokens, generator, 1, gf)
         score = torch.minimum(column, row) + TIE * self._noise(tokens, generator, gt, gf)  # [B, gt, gf]
-        return self._hide(tokens, score.reshape(tokens.batch_size, -1))
+        return self.hide(tokens, score.reshape(tokens.batch_size, -1))

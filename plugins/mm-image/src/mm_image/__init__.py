@@ -9,15 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmcore.contract import Modality
+from mmcore.continuous import PatchTarget as PixelTarget
+from mmcore.continuous import RegressionHead as PixelHead
 from mmcore.hookspecs import hookimpl
 
 from .data import ImageFolder, MnistDemo
 from .embedder import PatchEmbedder
 from .files import read_image_file
-from .head import PixelHead
 from .masking import BlockMasking, RandomMasking, SimMIMMasking
 from .picture import reconstruction_grid
-from .target import PixelTarget
 from .tokenizer import ImageTokenizer
 
 __all__ = [

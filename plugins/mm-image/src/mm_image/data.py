@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from mmcore.errors import ConfigError, DataError
+from mmcore.continuous import list_class_folder
+from mmcore.errors import ConfigError
 
 from .files import fit_crop, load_image, to_tensor
 
@@ -107,23 +108,7 @@ class ImageFolder:
 
     def build(self, tokenizer, split: str) -> Dataset:
         _check_split(split)
-        if not self.path or self.path == "???":
-            raise ConfigError("data.dataset.path is required; accepted: a folder of image files, e.g. data.dataset.path=./photos")
-        root = Path(self.path).expanduser().absolute()
-        exts = sorted({"." + e.lower().lstrip(".") for e in self.extensions})
-        what = f"{', '.join(exts)} files (data.dataset.extensions), optionally one subfolder per class"
-        if not root.is_dir():
-            raise DataError(f"image folder {root} does not exist or is not a folder; accepted: a folder of {what}")
-        files = sorted(
-            f for f in root.rglob("*")
-            if f.suffix.lower() in exts and f.is_file() and not any(s.startswith(".") for s in f.relative_to(root).parts)
-        )
-        if not files:
-            raise DataError(f"image folder {root} holds no image files; accepted: {what}")
-        parts = [f.relative_to(root).parts for f in files]
-        classes = sorted({p[0] for p in parts if len(p) > 1})
-        ids = {c: i for i, c in enumerate(classes)}
-        labels = [ids[p[0]] if len(p) > 1 else -1 for p in parts]
+        files, labels, classes = list_class_folder(self.path, self.extensions, "image", "./photos")
         order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0)).tolist()
         num_test = int(round(self.test_fraction * len(files)))
         chosen = sorted(order[:num_test] if split == "test" else order[num_test:])

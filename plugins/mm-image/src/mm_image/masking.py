@@ -1,7 +1,7 @@
 """Image masking policies: random (MAE), blockwise (BEiT), coarse cells (SimMIM).
 
 Each scores every patch on the device from the generator's noise and hides
-the lowest ``num_hidden`` with `hide_lowest`, so every sample hides exactly
+the lowest ``num_hidden`` with the core's `PatchMasking.hide`, so every sample hides exactly
 the same count (static shapes) and a seeded generator repeats the mask.
 """
 
@@ -13,41 +13,24 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mmcore import continuous
+from mmcore.continuous import PatchMasking
 from mmcore.contract import Tokens
 from mmcore.errors import ConfigError
-from mmcore.masking import hide_lowest, uniform_noise
+from mmcore.masking import uniform_noise
 
 from .tokenizer import nearest_multiple
 
 
 @dataclass
-class _Policy:
-    ratio: float = 0.75
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.ratio < 1.0:
-            raise ConfigError(f"masking ratio {self.ratio!r} is out of range; accepted: 0 <= ratio < 1 (0 = plain features)")
-
-    def num_hidden(self, num_tokens: int) -> int:
-        return int(round(self.ratio * num_tokens))
-
-    def _hide(self, tokens: Tokens, scores: Tensor) -> Tensor:
-        return hide_lowest(scores, self.num_hidden(tokens.num_tokens), tokens.valid)  # [B, N] bool
-
-
-@dataclass
-class RandomMasking(_Policy):
+class RandomMasking(continuous.RandomMasking):
     """Uniformly random patches (MAE): the hardest, cheapest-to-encode pretext at 75%."""
 
     ratio: float = 0.75
 
-    def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor:
-        noise = uniform_noise((tokens.batch_size, tokens.num_tokens), tokens.values.device, generator)
-        return self._hide(tokens, noise)
-
 
 @dataclass
-class BlockMasking(_Policy):
+class BlockMasking(PatchMasking):
     """Rectangles of random area and aspect ratio (BEiT), so neighbours can't give a patch away.
 
     Each sample draws ``num_blocks`` rectangles (area a fraction of the grid in
@@ -91,11 +74,11 @@ class BlockMasking(_Policy):
         inside = torch.where(dist == 0, order + centre, torch.inf).amin(dim=1)  # [B, gh, gw] in [0, K)
         outside = K + dist.amin(dim=1)  # >= K + 1 off every block: grow around them
         score = torch.where(inside.isfinite(), inside, outside).reshape(B, N)
-        return self._hide(tokens, score + 1e-3 * uniform_noise((B, N), device, generator))  # noise only breaks ties
+        return self.hide(tokens, score + 1e-3 * uniform_noise((B, N), device, generator))  # noise only breaks ties
 
 
 @dataclass
-class SimMIMMasking(_Policy):
+class SimMIMMasking(PatchMasking):
     """Random coarse cells of ``mask_patch_size`` pixels (SimMIM): whole cells hide together."""
 
     ratio: float = 0.6
@@ -121,4 +104,4 @@ class SimMIMMasking(_Policy):
         cells = cell_rank.repeat_interleave(f, dim=1).repeat_interleave(f, dim=2)[:, :gh, :gw]  # [B, gh, gw]
         # the patch noise only orders patches inside the last, partly hidden cell
         score = cells.reshape(B, -1).to(torch.float32) + 0.5 * uniform_noise((B, gh * gw), device, generator)
-        return self._hide(tokens, score)
+        return self.hide(tokens, score)

@@ -9,15 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmcore.contract import Modality
+from mmcore.continuous import PatchEmbedder
+from mmcore.continuous import PatchTarget as PixelTarget
+from mmcore.continuous import RegressionHead as PatchHead
 from mmcore.hookspecs import hookimpl
 
 from .data import MovingDigits, VideoFolder
-from .embedder import PatchEmbedder
 from .files import read_video, read_video_file
-from .head import PatchHead
 from .masking import RandomMasking, TubeMasking
 from .picture import frame_strip
-from .target import PixelTarget
 from .tokenizer import VideoTokenizer
 
 __all__ = [

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from mmcore.continuous import keep_readable, list_class_folder
 from mmcore.errors import ConfigError, DataError
 
 from .demo import DIGIT, clip_tensor, mnist, moving_digit
@@ -115,37 +116,10 @@ class VideoFolder:
 
     def build(self, tokenizer, split: str) -> Dataset:
         _check_split(split)
-        if not self.path or self.path == "???":
-            raise ConfigError("data.dataset.path is required; accepted: a folder of video files, e.g. data.dataset.path=./videos")
-        root = Path(self.path).expanduser().absolute()
-        exts = sorted({"." + e.lower().lstrip(".") for e in self.extensions})
-        what = f"{', '.join(exts)} files (data.dataset.extensions), optionally one subfolder per class"
-        if not root.is_dir():
-            raise DataError(f"video folder {root} does not exist or is not a folder; accepted: a folder of {what}")
-        files = sorted(f for f in root.rglob("*") if f.suffix.lower() in exts and f.is_file()
-                       and not any(s.startswith(".") for s in f.relative_to(root).parts))
-        if not files:
-            raise DataError(f"video folder {root} holds no video files; accepted: {what}")
-        parts = [f.relative_to(root).parts for f in files]
-        classes = sorted({p[0] for p in parts if len(p) > 1})
-        labels = [classes.index(p[0]) if len(p) > 1 else -1 for p in parts]
+        files, labels, classes = list_class_folder(self.path, self.extensions, "video", "./videos")
         if self.on_error == "skip":
-            files, labels = self._readable(files, labels)
+            files, labels = keep_readable(files, labels, probe_video, "video", self.path, ACCEPTED)
         order = np.random.default_rng(0).permutation(len(files))
         num_test = int(round(self.test_fraction * len(files)))
         chosen = sorted((order[:num_test] if split == "test" else order[num_test:]).tolist())
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")
-
-    def _readable(self, files: list[Path], labels: list[int]) -> tuple[list[Path], list[int]]:
-        kept, bad = [], []
-        for f, label in zip(files, labels):
-            try:
-                probe_video(f)
-                kept.append((f, label))
-            except DataError as exc:
-                bad.append(str(exc))
-        if bad:
-            warnings.warn(f"skipped {len(bad)} of {len(files)} video files (data.dataset.on_error=skip): " + " | ".join(bad), stacklevel=3)
-        if not kept:
-            raise DataError(f"none of the {len(files)} video files under {self.path} is readable; accepted: {ACCEPTED}")
-        return [f for f, _ in kept], [label for _, label in kept]
