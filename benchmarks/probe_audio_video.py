@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     from mmcore.config import load_recipe
     from mmcore.model import MaskedModel
     from mmcore.plugins import get_registry
-    from mmcore.probe import extract_features, knn_probe, linear_probe
+    from mmcore.probe import probe_encoder, probe_table
     from mmcore.train import train
 
     recipe = RECIPES[args.modality]
@@ -69,16 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
                      "k": args.k, "seed": args.seed, "n_train": len(splits["train"]), "n_test": len(splits["test"]),
                      "threads": torch.get_num_threads(), "rows": {}}
     for label, model in {"pretrained (MAE)": pretrained, "random init": random_init}.items():
-        t = time.perf_counter()
-        (tx, ty), (vx, vy) = (extract_features(model, splits[s], batch_size=128) for s in ("train", "test"))
-        results["rows"][label] = {"linear": linear_probe(tx, ty, vx, vy, seed=args.seed),
-                                  "knn": knn_probe(tx, ty, vx, vy, k=args.k),
-                                  "dim": int(tx.shape[1]), "seconds": time.perf_counter() - t}
+        results["rows"][label] = probe_encoder(model, splits["train"], splits["test"], k=args.k, seed=args.seed,
+                                               batch_size=128)
 
     print(f"\n{recipe}, {results['steps']} steps, {name}: {results['n_train']} train / {results['n_test']} test clips")
-    print(f"{'features':<18} {'dim':>5} {'linear probe':>13} {f'{args.k}-NN':>8}")
-    for label, row in results["rows"].items():
-        print(f"{label:<18} {row['dim']:>5} {row['linear']:>13.1%} {row['knn']:>8.1%}")
+    print(probe_table(results["rows"], args.k))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

@@ -110,3 +110,25 @@ def knn_probe(train_x, train_y, test_x, test_y, k: int = 20, temperature: float 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def probe_scores(train_x, train_y, test_x, test_y, k: int = 20, seed: int = 0) -> dict:
+    """Both reference probes on one set of features: {"linear", "knn", "dim"}."""
+    return {"linear": linear_probe(train_x, train_y, test_x, test_y, seed=seed),
+            "knn": knn_probe(train_x, train_y, test_x, test_y, k=k), "dim": int(train_x.shape[1])}
+
+
+def probe_encoder(model, train_set, test_set, k: int = 20, seed: int = 0, batch_size: int = 256) -> dict:
+    """Features of both splits from ``model``, then `probe_scores`, plus the seconds it took."""
+    import time
+
+    start = time.perf_counter()
+    (tx, ty), (vx, vy) = (extract_features(model, s, batch_size=batch_size) for s in (train_set, test_set))
+    return {**probe_scores(tx, ty, vx, vy, k=k, seed=seed), "seconds": time.perf_counter() - start}
+
+
+def probe_table(rows: dict[str, dict], k: int = 20) -> str:
+    """The rows of `probe_scores` as the plain-text table every benchmark prints."""
+    lines = [f"{'features':<18} {'dim':>5} {'linear probe':>13} {f'{k}-NN':>8}"]
+    lines += [f"{label:<18} {r['dim']:>5} {r['linear']:>13.1%} {r['knn']:>8.1%}" for label, r in rows.items()]
+    return "\n".join(lines)

@@ -102,3 +102,13 @@ def test_knn_k_bounds(k):
     tx, ty = blobs(n_per_class=10, seed=0)
     vx, vy = blobs(n_per_class=5, seed=1)
     assert 0.0 <= probe.knn_probe(tx, ty, vx, vy, k=k) <= 1.0
+
+
+def test_probe_scores_and_table_carry_both_probes():
+    tx, ty = blobs(seed=0)
+    vx, vy = blobs(seed=1)
+    scores = probe.probe_scores(tx, ty, vx, vy, k=10)
+    assert scores["dim"] == 16 and scores["linear"] > 0.95 and scores["knn"] > 0.95
+    table = probe.probe_table({"blobs": scores}, k=10).splitlines()
+    assert table[0].split() == ["features", "dim", "linear", "probe", "10-NN"]
+    assert table[1].split()[:2] == ["blobs", "16"] and table[1].endswith("%")
