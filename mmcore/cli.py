@@ -19,6 +19,7 @@ EPILOG = """examples:
   $ mm fill runs/text-mlm/model "The [MASK] statement binds a [MASK] to a value."
   $ mm impute runs/tabular-remask/model data.csv -o filled.csv
   $ mm plugins
+  $ mm new-plugin ecg                                  # a new modality plugin: mm-ecg/
   $ mm push runs/image-mae-demo you/image-mae-demo      # HF_TOKEN, HF_ENDPOINT as for every HF tool
   $ mm pull you/image-mae-demo --revision v1
 """
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list plugins as JSON, broken ones with their error")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("new-plugin", help="write a new modality plugin that installs, trains and passes its tests",
+                       usage="mm new-plugin NAME [--dest DIR]")
+    p.add_argument("name", help="the modality name: lowercase letters, digits, '_' (the plugin is mm-NAME)")
+    p.add_argument("--dest", default=".", help="folder to create mm-NAME in (default: the current folder)")
+    p.set_defaults(func=cmd_new_plugin)
 
     p = sub.add_parser("recipes", help="list or copy the registered recipes")
     rsub = p.add_subparsers(required=True, metavar="ACTION")
@@ -142,6 +149,13 @@ def cmd_plugins(args: argparse.Namespace) -> None:
 
     plugins = get_registry().plugins.values()
     print(json.dumps([p.summary() for p in plugins], indent=2))
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> None:
+    from mmcore.scaffold import new_plugin
+
+    folder = new_plugin(args.name, args.dest)
+    print(f"{folder}\nnext: pip install -e {folder} && mm train {args.name}-mae && pytest {folder / 'tests'}")
 
 
 def cmd_recipes_ls(args: argparse.Namespace) -> None:
