@@ -23,6 +23,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from mmcore.errors import ConfigError
+
 
 @dataclass
 class Tokens:
@@ -204,3 +206,12 @@ class Modality:
     description: str = ""
     impute: Callable[..., Any] | None = None
     pool: Callable[..., Any] | None = None
+
+
+SPLITS = ("train", "test")
+
+
+def check_split(split: str) -> None:
+    """A dataset's ``build(tokenizer, split)`` calls this first: only ``SPLITS`` exist."""
+    if split not in SPLITS:
+        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")

@@ -11,17 +11,13 @@ import torch
 from torch.utils.data import Dataset
 
 from mmcore.continuous import keep_readable, list_class_folder
+from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
 from .demo import RATE, load_or_generate
 from .files import ACCEPTED, probe_audio, read_audio, resample
 
 ON_ERROR = ("raise", "skip")
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
 
 
 def random_crop(wave: torch.Tensor, tokenizer) -> torch.Tensor:
@@ -83,7 +79,7 @@ class SpokenDigits:
             raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 < test_fraction < 1")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         data = load_or_generate(self.num_clips, self.cache_dir)
         chosen = _split(self.num_clips, self.test_fraction, split)
         return _Clips(data["audio"], data["offsets"], data["labels"], chosen, tokenizer)
@@ -151,7 +147,7 @@ class AudioFolder:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         files, labels, classes = list_class_folder(self.path, self.extensions, "audio", "./clips")
         if self.on_error == "skip":
             files, labels = keep_readable(files, labels, probe_audio, "audio", self.path, ACCEPTED)

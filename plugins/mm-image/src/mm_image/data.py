@@ -12,16 +12,12 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from mmcore.continuous import list_class_folder
+from mmcore.contract import check_split
 from mmcore.errors import ConfigError
 
 from .files import fit_crop, load_image, to_tensor
 
 MNIST_SIZE = 5000
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,7 +60,7 @@ class MnistDemo:
             raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         images, labels = _mnist()
         part = slice(0, self.num_train) if split == "train" else slice(self.num_train, None)
         return _Digits(images[part], labels[part], tokenizer.image_size, tokenizer.channels)
@@ -107,7 +103,7 @@ class ImageFolder:
             raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         files, labels, classes = list_class_folder(self.path, self.extensions, "image", "./photos")
         order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0)).tolist()
         num_test = int(round(self.test_fraction * len(files)))

@@ -9,16 +9,12 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
 from .files import MESH_FORMATS, POINT_FORMATS, read_points, sample_mesh
 
 SHAPES = ("sphere", "cube", "cylinder", "cone", "torus", "tetrahedron", "octahedron", "mobius")
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
 
 
 def primitive(name: str):
@@ -91,7 +87,7 @@ class ShapesDemo:
             raise ConfigError("data.dataset.num_train must be >= 1 and num_test >= 0")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         count = self.num_train if split == "train" else self.num_test
         seed = self.seed * 2 + (split == "test")
         clouds, labels = _shapes(count, tokenizer.num_points, self.noise, seed)
@@ -122,7 +118,7 @@ class PointFolder:
     test_fraction: float = 0.0
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         if not self.path or self.path == "???":
             raise ConfigError("data.dataset.path is required; accepted: a folder of point-cloud or mesh files")
         root = Path(self.path).expanduser().absolute()

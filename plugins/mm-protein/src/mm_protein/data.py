@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
 from .fasta import Record, parse_fasta
@@ -38,8 +39,7 @@ class Proteins(Dataset):
 
 
 def split_records(records: list[Record], test_fraction: float, split: str, max_length: int) -> Proteins:
-    if split not in ("train", "test"):
-        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
+    check_split(split)
     order = torch.randperm(len(records), generator=torch.Generator().manual_seed(0)).tolist()
     num_test = int(round(test_fraction * len(records)))
     chosen = sorted(order[:num_test] if split == "test" else order[num_test:])

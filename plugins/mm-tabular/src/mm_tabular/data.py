@@ -8,16 +8,12 @@ from dataclasses import dataclass
 
 from torch.utils.data import Dataset
 
+from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
 from .table_io import Table, read_table
 
 DEMO_TABLES = ("wine", "breast_cancer", "diabetes", "iris", "penguins")
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
 
 
 class TableRows(Dataset):
@@ -96,7 +92,7 @@ class DemoTable:
             raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= x < 1")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         table, _ = remove_cells(demo_table(self.table), self.missing_fraction, self.seed)
         return TableRows(table, split_rows(len(table.rows), self.test_fraction, split))
 
@@ -117,7 +113,7 @@ class TableFile:
             raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= x < 1")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         if not self.path or self.path == "???":
             raise ConfigError("data.dataset.path is required; accepted: a .csv or .parquet file, e.g. data.dataset.path=data.csv")
         table = read_table(self.path)

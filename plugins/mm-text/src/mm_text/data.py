@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
 from .files import Document, chunk_words, corpus_files, read_documents, report_skipped
@@ -32,13 +33,8 @@ class Texts(Dataset):
         return {"text": self.docs[i].text, "label": -1}
 
 
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
-
-
 def split_documents(docs: list[Document], test_fraction: float, split: str, words: int) -> Texts:
-    _check_split(split)
+    check_split(split)
     order = torch.randperm(len(docs), generator=torch.Generator().manual_seed(0)).tolist()
     num_test = int(round(test_fraction * len(docs)))
     chosen = sorted(order[:num_test] if split == "test" else order[num_test:])

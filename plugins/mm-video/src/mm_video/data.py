@@ -10,6 +10,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from mmcore.continuous import keep_readable, list_class_folder
+from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
 from .demo import DIGIT, clip_tensor, mnist, moving_digit
@@ -17,11 +18,6 @@ from .files import ACCEPTED, probe_video, read_video
 
 MNIST_SIZE = 5000
 ON_ERROR = ("raise", "skip")
-
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ConfigError(f"dataset split {split!r} is unknown; accepted: 'train' or 'test'")
 
 
 class _MovingDigits(Dataset):
@@ -52,7 +48,7 @@ class MovingDigits:
             raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         if min(tokenizer.image_size) < DIGIT:
             raise ConfigError(f"model.tokenizer.image_size {tokenizer.image_size} is smaller than a {DIGIT}x{DIGIT} digit; "
                               f"accepted: at least [{DIGIT}, {DIGIT}] for the moving-digits demo")
@@ -115,7 +111,7 @@ class VideoFolder:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
     def build(self, tokenizer, split: str) -> Dataset:
-        _check_split(split)
+        check_split(split)
         files, labels, classes = list_class_folder(self.path, self.extensions, "video", "./videos")
         if self.on_error == "skip":
             files, labels = keep_readable(files, labels, probe_video, "video", self.path, ACCEPTED)
