@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mmcore.commands import Command
 from mmcore.contract import Embedder, Head, MaskingPolicy, Modality, Target, Tokenizer, Tokens
 from mmcore.errors import ConfigError, DataError, MMCoreError, PluginError
 from mmcore.hookspecs import hookimpl
@@ -9,7 +10,7 @@ from mmcore.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "DataError", "Embedder", "Head", "MMCoreError", "MaskingPolicy", "Modality", "PluginError",
+    "Command", "ConfigError", "DataError", "Embedder", "Head", "MMCoreError", "MaskingPolicy", "Modality", "PluginError",
     "Target", "Tokenizer", "Tokens", "from_pretrained", "hookimpl",
 ]
 

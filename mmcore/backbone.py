@@ -2,8 +2,11 @@
 
 It knows no positions and no modality: embedders add positions before it, so
 tokens of several modalities concatenate along N and nothing here changes.
-Void tokens are excluded as attention keys through ``key_valid``; a batch with
-no void token passes no mask, keeping the FlashAttention kernel available.
+Void tokens are excluded as attention keys through ``key_valid``; a plugin's
+attention structure (``structure``: a [B, N, N] bool "may attend" mask or a
+float additive bias [B, N, N] / [B, heads, N, N]) is combined with it. A batch
+with no void token and no structure passes no mask at all, keeping the
+FlashAttention kernel available.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Attention(nn.Module):
             q = F.linear(x[:, N - queries :], w[:D], b[:D]).view(B, queries, self.heads, hd).transpose(1, 2)
             kv = F.linear(x, w[D:], b[D:]).view(B, N, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
             k, v = kv[0], kv[1]
+        if attn_mask is not None and attn_mask.is_floating_point():
+            attn_mask = attn_mask.to(q.dtype)  # an additive bias must match the (autocast) query dtype
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, h, Nq, hd]
         return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
 
@@ -64,7 +69,8 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """[B, N, dim] → [B, N, dim]; ``key_valid`` [B, N] bool (False = void) or None.
+    """[B, N, dim] → [B, N, dim]; ``key_valid`` [B, N] bool (False = void) or None;
+    ``structure`` a plugin's attention mask or bias (see `attention_mask`) or None.
 
     ``keep_last=K`` returns only the last K rows [B, K, dim]: the final block
     then computes queries, projection and MLP for those rows alone (the MAE
@@ -78,17 +84,39 @@ class Transformer(nn.Module):
         self.norm = nn.LayerNorm(config.dim, eps=1e-6)
         self.apply(_init_weights)
 
-    def forward(self, x: Tensor, key_valid: Tensor | None = None, keep_last: int | None = None) -> Tensor:
-        attn_mask = None
-        if key_valid is not None:
-            # a row with no valid key would softmax over nothing (NaN): let it attend to all
-            key_valid = key_valid | ~key_valid.any(dim=1, keepdim=True)
-            attn_mask = key_valid[:, None, None, :]  # [B, 1, 1, N] broadcast over heads and queries
+    def forward(self, x: Tensor, key_valid: Tensor | None = None, keep_last: int | None = None,
+                structure: Tensor | None = None) -> Tensor:
+        attn_mask = attention_mask(key_valid, structure)
+        last_mask = attn_mask
+        if keep_last is not None and attn_mask is not None and attn_mask.shape[-2] > 1:
+            last_mask = attn_mask[..., attn_mask.shape[-2] - keep_last :, :]  # the last block's queries only
         for i, block in enumerate(self.blocks):
-            x = block(x, attn_mask, keep_last if i == len(self.blocks) - 1 else None)
+            last = i == len(self.blocks) - 1
+            x = block(x, last_mask if last else attn_mask, keep_last if last else None)
         if keep_last is not None and not self.blocks:
             x = x[:, x.shape[1] - keep_last :]
         return self.norm(x)
+
+
+def attention_mask(key_valid: Tensor | None, structure: Tensor | None) -> Tensor | None:
+    """The SDPA ``attn_mask`` for void keys and a plugin's structure; None when there is neither.
+
+    ``key_valid`` [B, N] bool (False = void); ``structure`` [B, N, N] bool (True = query
+    row may attend key column) or a float additive bias [B, N, N] or [B, heads, N, N].
+    A query row left with no key would softmax over nothing (NaN): it attends to all.
+    """
+    if structure is None:
+        if key_valid is None:
+            return None
+        key_valid = key_valid | ~key_valid.any(dim=1, keepdim=True)
+        return key_valid[:, None, None, :]  # [B, 1, 1, N] broadcast over heads and queries
+    if structure.dim() == 3:
+        structure = structure[:, None]  # [B, 1, N, N]
+    if structure.dtype == torch.bool:
+        allowed = structure if key_valid is None else structure & key_valid[:, None, None, :]
+        return allowed | ~allowed.any(dim=-1, keepdim=True)
+    bias = structure if key_valid is None else structure.masked_fill(~key_valid[:, None, None, :], float("-inf"))
+    return bias.masked_fill(torch.isneginf(bias).all(dim=-1, keepdim=True), 0.0)
 
 
 def _init_weights(module: nn.Module) -> None:

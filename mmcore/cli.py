@@ -1,4 +1,9 @@
-"""The ``mm`` command. Library errors become one line on stderr, no traceback."""
+"""The ``mm`` command. Library errors become one line on stderr, no traceback.
+
+The core commands know no modality; commands that need a modality's batch
+keys or files (``mm fill``, ``mm impute``) come from plugins through the
+``register_commands`` hook and are added after the core ones.
+"""
 
 from __future__ import annotations
 
@@ -76,27 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random mask")
     p.set_defaults(func=cmd_reconstruct)
 
-    p = sub.add_parser("impute", help="fill the missing values of a file (e.g. a table) with a trained model",
-                       usage="mm impute MODEL INPUT -o OUTPUT")
-    p.add_argument("model", help="a model folder or Hub repo id")
-    p.add_argument("input", help="a file with missing values the model's modality reads (e.g. CSV, parquet)")
-    p.add_argument("-o", "--output", required=True, help="completed file to write (atomically); observed values are kept as they are")
-    p.set_defaults(func=cmd_impute)
-
-    p = sub.add_parser("fill", help="fill the masked positions of text or sequences with a trained model",
-                       usage='mm fill MODEL "The [MASK] sat on the [MASK]." | mm fill MODEL --fasta in.fa '
-                             "[--steps N] [--temperature T] [--argmax] [--seed N]")
-    p.add_argument("model", help="a model folder or Hub repo id (BERT style, discrete tokens)")
-    p.add_argument("prompts", nargs="*", help="prompts with the tokenizer's mask token ([MASK] for text, <mask> for protein)")
-    p.add_argument("--fasta", "--file", dest="file", help="read prompts from a file (FASTA records; .txt lines or .jsonl for text)")
-    p.add_argument("--steps", type=int, default=8, help="confidence-ordered decoding steps (MaskGIT); default 8")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = argmax; default 1")
-    p.add_argument("--argmax", action="store_true", help="one shot: fill every position with its argmax in one pass")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
-    p.set_defaults(func=cmd_fill)
-
     add_hub_commands(sub)
+    add_plugin_commands(sub)
     return parser
+
+
+def add_plugin_commands(sub) -> None:
+    """One subcommand per command the plugins registered; ``run`` gets the parsed arguments."""
+    from mmcore.plugins import get_registry
+
+    registry = get_registry()
+    for command in registry.commands():
+        if command.name in sub.choices:
+            plugin = registry.owner[("commands", command.name)]
+            print(f"mm: warning: plugin {plugin!r} registers command {command.name!r}, a core command; skipped",
+                  file=sys.stderr)
+            continue
+        p = sub.add_parser(command.name, help=command.help, usage=command.usage)
+        command.configure(p)
+        p.set_defaults(func=command.run)
 
 
 def add_hub_commands(sub) -> None:
@@ -188,44 +191,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     model.modality.picture(*model.reconstruct(batch, generator)).save(args.output)
     print(args.output)
-
-
-def cmd_impute(args: argparse.Namespace) -> None:
-    from mmcore import from_pretrained
-
-    model = from_pretrained(args.model)
-    if model.modality.impute is None:
-        raise MMCoreError(f"modality {model.modality.name!r} does not impute files")
-    print(model.modality.impute(model, args.input, args.output))
-
-
-def cmd_fill(args: argparse.Namespace) -> None:
-    import torch
-
-    from mmcore import from_pretrained
-    from mmcore.sampling import check_prompts, fill
-
-    model = from_pretrained(args.model)
-    tok = model.tokenizer
-    if not hasattr(tok, "parse_prompt"):
-        raise MMCoreError(f"modality {model.modality.name!r} has no prompts to fill (its tokenizer has no parse_prompt)")
-    if bool(args.file) == bool(args.prompts):
-        raise MMCoreError("mm fill: give prompts or --fasta/--file FILE (one of them)")
-    if args.file:
-        named = tok.read_prompts(args.file)
-        if not named:
-            raise MMCoreError(f"{args.file}: no prompt found")
-    else:
-        named = [(None, tok.parse_prompt(text, f"prompt {i + 1}")) for i, text in enumerate(args.prompts)]
-    batch = tok.collate([sample for _, sample in named])
-    names = [name or f"prompt {i + 1}" for i, (name, _) in enumerate(named)]
-    check_prompts(batch["ids"], batch.get("valid"), tok.mask_id, names, tok.mask_token)
-    steps, temperature = (1, 0.0) if args.argmax else (args.steps, args.temperature)
-    ids, _ = fill(model, batch, steps=steps, temperature=temperature, generator=torch.Generator().manual_seed(args.seed))
-    valid = batch.get("valid")
-    for i, (name, _) in enumerate(named):
-        row = ids[i] if valid is None else ids[i][valid[i]]
-        print(tok.render(row.tolist(), name))
 
 
 def cmd_push(args: argparse.Namespace) -> None:

@@ -18,7 +18,12 @@ from typing import Any
 
 import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+from omegaconf.errors import (
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
 from mmcore.backbone import TransformerConfig
 from mmcore.errors import ConfigError, PluginError
@@ -62,6 +67,8 @@ class TrainConfig:
     picture_every: int = 0  # 0: only at the end
     compile: bool = False
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    # weight of each loss part (the modality's name, or modality.part where a loss has parts); default 1
+    loss_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,9 +95,23 @@ def load_recipe(path: str | Path, overrides: list[str] = (), registry: Registry 
         raise ConfigError(f"{path}: cannot parse: {' '.join(str(exc).split())}") from None
     except ValueError as exc:
         raise ConfigError(f"bad override in {list(overrides)}: {exc}; expected key=value") from None
+    drop_switched_parts(raw, extra)
     merged = OmegaConf.merge(raw, extra)
     schema = recipe_schema(merged, registry, path)
     return merge_checked(schema, [raw, extra], path)
+
+
+NAMED_PARTS = ("model.masking", "model.target", "data.dataset")
+
+
+def drop_switched_parts(raw: DictConfig, extra: DictConfig) -> None:
+    """An override that names another part (``model.target.name=hog``) replaces the recipe's part
+    whole: the old part's options belong to it, not to the new one, so they are dropped."""
+    for key in NAMED_PARTS:
+        new = OmegaConf.select(extra, f"{key}.name", default=None)
+        old = OmegaConf.select(raw, f"{key}.name", default=None)
+        if new is not None and old is not None and new != old:
+            OmegaConf.update(raw, key, {}, merge=False)
 
 
 def resolve_recipe_path(path: str | Path, registry: Registry) -> Path:
@@ -189,7 +210,7 @@ def _expected_type(schema: DictConfig, key: str | None) -> str:
     node = OmegaConf.select(schema, parent) if parent else schema
     try:
         t = OmegaConf.get_type(node, leaf) if node is not None else None
-        ref = node._get_node(leaf)._metadata.ref_type if node is not None else None  # noqa: SLF001
+        ref = node._get_node(leaf)._metadata.ref_type if node is not None else None
     except Exception:
         t, ref = None, None
     shown = getattr(ref, "__name__", None) or str(ref or t or "?")

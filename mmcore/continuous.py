@@ -86,7 +86,7 @@ class PatchEmbedder(Embedder):
 
     def forward(self, tokens: Tokens, hidden: Tensor | None = None) -> Tensor:
         x = self.proj(tokens.values)  # [B, N, dim]
-        if hidden is not None:  # BERT/SimMIM style: the encoder sees a learned vector where a patch is hidden
+        if hidden is not None and self.decoder_dim is None:  # BERT/SimMIM style: a learned vector where hidden
             x = torch.where(hidden[..., None], self.mask_token.to(x.dtype), x)
         return x + sincos(tokens.positions, self.dim).to(x.dtype)
 

@@ -12,13 +12,26 @@ path that passes no attention mask). A masking policy returns ``hidden``
 (True = hidden); the loss is taken on ``hidden & valid``.
 
 Mask convention, stated once: in every mask in mmcore, **True means hidden**
-(masking) or **True means real** (``valid``).
+(masking), **True means real** (``valid``) or **True means may attend**
+(``structure``).
+
+Routing rule of the MAE style (``encoder sees visible tokens only``). For N
+tokens and ``K = policy.num_hidden(N)`` the encoder holds ``N - K`` slots and
+the decoder predicts at ``K`` slots, shapes fixed by N alone. Per sample, at
+most ``K`` tokens may be hidden ∩ valid and at most ``N - K`` visible ∩ valid;
+slots left over on either side are filled with void tokens — never with a
+visible token (that would drop it from the encoder) nor a hidden one (it would
+leak into the encoder). Void tokens are keys of nothing and scored never. A
+mask a caller passes that breaks the rule is a ``ConfigError``; policies keep
+it by construction (fixed count, or ``round(ratio × valid_length)``). The BERT
+style scores at most ``K`` hidden ∩ valid tokens per sample, under the same check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -37,12 +50,19 @@ class Tokens:
     meta:      plain data about the geometry (grid size, patch size, original
                shape, ...) that ``detokenize``, masking policies and targets
                may read.
+    structure: optional attention structure the modality brings (graph
+               adjacency, channel or segment blocks, packed sequences):
+               [B, N, N] bool, True = the row token may attend the column
+               token, or a float additive bias [B, N, N] / [B, heads, N, N].
+               The model reorders and slices it with the tokens (MAE routing,
+               the decoder's last rows); ``None`` (default) passes no mask.
     """
 
     values: Tensor
     positions: Tensor
     valid: Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    structure: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -52,9 +72,11 @@ class Tokens:
     def num_tokens(self) -> int:
         return self.values.shape[1]
 
-    def to(self, device: torch.device | str) -> "Tokens":
+    def to(self, device: torch.device | str) -> Tokens:
         valid = None if self.valid is None else self.valid.to(device)
-        return replace(self, values=self.values.to(device), positions=self.positions.to(device), valid=valid)
+        structure = None if self.structure is None else self.structure.to(device)
+        return replace(self, values=self.values.to(device), positions=self.positions.to(device), valid=valid,
+                       structure=structure)
 
 
 @runtime_checkable
@@ -112,9 +134,26 @@ class Target(Protocol):
     A separate step, registered by name per modality, so that a third party
     can add targets (HOG, a frozen teacher's features) to an existing
     modality without forking it. Like every configurable part it is a
-    dataclass of recipe options. ``to_values`` maps predictions at token
-    indices ``index`` [B, K] back to token values (undoing e.g. per-patch
-    normalisation) for pictures.
+    dataclass of recipe options.
+
+    Optional:
+
+    * ``to_values(pred, tokens, index)`` maps predictions at token indices
+      ``index`` [B, K] back to token values (undoing e.g. per-patch
+      normalisation) for reconstructions and pictures; a target whose
+      predictions have no value form (features) leaves it out, and the model
+      then draws no reconstruction.
+
+    * ``bind(tokenizer)``: called once when the model is built, so the target
+      can read the tokenizer's geometry (patch size, channels, vocabulary).
+    * ``loss(pred, target) -> [B, K] float32``: the target scores the head's
+      predictions itself (the head then only maps states to ``dim`` outputs);
+      without it the modality's ``Head.loss`` is used.
+    * A target that holds weights (a frozen teacher loaded from a model
+      folder) may be an ``nn.Module``: the model owns it, so Accelerate moves
+      it with the model, but its parameters are frozen, left out of the
+      optimizer and out of the model's weights file (it reloads from its own
+      options, which ``config.json`` records).
     """
 
     def dim(self, tokenizer: Tokenizer) -> int:
@@ -123,17 +162,23 @@ class Target(Protocol):
 
     def __call__(self, tokens: Tokens) -> Tensor: ...
 
-    def to_values(self, pred: Tensor, tokens: Tokens, index: Tensor) -> Tensor: ...
-
 
 class Embedder(nn.Module):
     """Token values and positions → [B, N, dim] encoder inputs.
 
     The backbone knows no positions, so the embedder adds them, and gives the
     MAE-style decoder its own position embeddings through
-    ``decoder_positions``. In BERT style ``hidden`` [B, N] bool is passed and
-    the embedder represents hidden tokens as it sees fit (a learned mask
-    vector before positions are added, or ids a policy already corrupted).
+    ``decoder_positions``. ``hidden`` [B, N] bool is passed in both styles
+    whenever a mask exists (None only for plain features), so an embedder that
+    mixes tokens (message passing, convolutions) can keep hidden values out of
+    the others. In BERT style (``decoder_dim`` None) the embedder represents
+    hidden tokens as it sees fit (a learned mask vector before positions are
+    added, or ids a policy already corrupted); in MAE style hidden tokens are
+    dropped before the encoder, so it need not replace them.
+
+    Optional ``structure(tokens, hidden) -> Tensor | None``: an attention
+    structure the embedder brings (see `Tokens.structure`); without it the
+    tokenizer's ``tokens.structure`` is used.
 
     It is built as ``embedder(tokenizer, dim, decoder_dim)``; ``decoder_dim``
     is None in BERT style (no decoder). Create only the parameters the style
@@ -182,10 +227,6 @@ class Modality:
                 detokenized batches; used by model cards and tensorboard.
     read_file:  ``(tokenizer, path) -> sample`` reading one user file into an
                 item ``tokenizer.collate`` accepts (``mm reconstruct``).
-    impute:     ``(model, input_path, output_path) -> summary`` filling the
-                missing values of a user file and writing the completed file
-                (``mm impute``); modalities with naturally missing values
-                (tables) supply it, others leave it None.
     pool:       optional ``(states [B, N, D], valid [B, N] bool or None) -> [B, F]``
                 turning encoder states into one feature vector per sample for
                 `MaskedModel.features` (probes); None (default) = mean over
@@ -204,7 +245,6 @@ class Modality:
     picture: Callable[..., Any] | None = None
     read_file: Callable[..., Any] | None = None
     description: str = ""
-    impute: Callable[..., Any] | None = None
     pool: Callable[..., Any] | None = None
 
 

@@ -17,6 +17,10 @@ The tokenizer itself exposes ``vocab_size``, ``max_length`` and ``mask_id``
 The policies here are modality-agnostic; a plugin registers them under its
 own modality name. Every count is computed on the device from valid lengths
 (no host sync) and each policy hides at most ``num_hidden(N)`` per sample.
+
+``FILL_COMMAND`` is ``mm fill``: a plugin whose tokenizer reads prompts
+(``parse_prompt``, ``read_prompts``, ``render``) registers it through
+``register_commands``.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcore.commands import Command
 from mmcore.contract import Embedder, Head, Tokens
-from mmcore.errors import ConfigError, DataError
+from mmcore.errors import ConfigError, DataError, MMCoreError
 from mmcore.masking import uniform_noise
+from mmcore.sampling import check_prompts, fill
 
 
 # -- budgets and ranking -------------------------------------------------------
@@ -228,6 +234,7 @@ class TokenEmbedder(Embedder):
     def __init__(self, tokenizer, dim: int, decoder_dim: int | None) -> None:
         super().__init__()
         self.mask_id, self.max_length = tokenizer.mask_id, tokenizer.max_length
+        self.bert_style = decoder_dim is None  # MAE style drops hidden tokens instead of showing [MASK]
         self.tokens = nn.Embedding(tokenizer.vocab_size, dim)
         self.positions = nn.Embedding(tokenizer.max_length, dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
@@ -245,7 +252,7 @@ class TokenEmbedder(Embedder):
     def forward(self, tokens: Tokens, hidden: Tensor | None = None) -> Tensor:
         ids = tokens.values
         self._check_length(ids.shape[1])
-        if hidden is not None and not tokens.meta.get("corrupted", False):
+        if hidden is not None and self.bert_style and not tokens.meta.get("corrupted", False):
             ids = ids.masked_fill(hidden, self.mask_id)
         x = self.tokens(ids) + self.positions.weight[: ids.shape[1]]
         return self.norm(x)
@@ -272,3 +279,52 @@ class VocabHead(Head):
         """[B, K] float32 cross-entropy per hidden token (softmax in float32)."""
         B, K, V = pred.shape
         return F.cross_entropy(pred.float().reshape(B * K, V), target.reshape(B * K), reduction="none").view(B, K)
+
+
+# -- mm fill -------------------------------------------------------------------
+
+def _configure_fill(p) -> None:
+    p.add_argument("model", help="a model folder or Hub repo id (BERT style, discrete tokens)")
+    p.add_argument("prompts", nargs="*", help="prompts with the tokenizer's mask token ([MASK] for text, <mask> for protein)")
+    p.add_argument("--fasta", "--file", dest="file", help="read prompts from a file (FASTA records; .txt lines or .jsonl for text)")
+    p.add_argument("--steps", type=int, default=8, help="confidence-ordered decoding steps (MaskGIT); default 8")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = argmax; default 1")
+    p.add_argument("--argmax", action="store_true", help="one shot: fill every position with its argmax in one pass")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+
+
+def _run_fill(args) -> None:
+    """Fill every mask token of the prompts and print each filled sample as the tokenizer renders it."""
+    from mmcore import from_pretrained
+
+    model = from_pretrained(args.model)
+    tok = model.tokenizer
+    if not hasattr(tok, "parse_prompt"):
+        raise MMCoreError(f"modality {model.modality.name!r} has no prompts to fill (its tokenizer has no parse_prompt)")
+    if bool(args.file) == bool(args.prompts):
+        raise MMCoreError("mm fill: give prompts or --fasta/--file FILE (one of them)")
+    if args.file:
+        named = tok.read_prompts(args.file)
+        if not named:
+            raise MMCoreError(f"{args.file}: no prompt found")
+    else:
+        named = [(None, tok.parse_prompt(text, f"prompt {i + 1}")) for i, text in enumerate(args.prompts)]
+    batch = tok.collate([sample for _, sample in named])
+    names = [name or f"prompt {i + 1}" for i, (name, _) in enumerate(named)]
+    check_prompts(batch["ids"], batch.get("valid"), tok.mask_id, names, tok.mask_token)
+    steps, temperature = (1, 0.0) if args.argmax else (args.steps, args.temperature)
+    ids, _ = fill(model, batch, steps=steps, temperature=temperature, generator=torch.Generator().manual_seed(args.seed))
+    valid = batch.get("valid")
+    for i, (name, _) in enumerate(named):
+        row = ids[i] if valid is None else ids[i][valid[i]]
+        print(tok.render(row.tolist(), name))
+
+
+FILL_COMMAND = Command(
+    name="fill",
+    help="fill the masked positions of text or sequences with a trained model",
+    usage='mm fill MODEL "The [MASK] sat on the [MASK]." | mm fill MODEL --fasta in.fa '
+          "[--steps N] [--temperature T] [--argmax] [--seed N]",
+    configure=_configure_fill,
+    run=_run_fill,
+)

@@ -75,3 +75,23 @@ def register_recipes(register):
 
     :param register: ``register(name, path)`` with the YAML file's path.
     """
+
+
+# --------------------------------------------------------------------------
+# the command line
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(register):
+    """Add ``mm`` subcommands that need your modality's batch keys or files.
+
+    Called once, when the registry is first built; ``mm`` adds one subcommand
+    per command after its own. Several plugins may register the *same*
+    command object (text and protein share `mmcore.discrete.FILL_COMMAND`);
+    a different command under a taken name marks your plugin broken, and one
+    named like a core command (``train``, ``plugins``, ...) is skipped with a
+    warning.
+
+    :param register: ``register(command)`` with a `mmcore.Command`.
+    """

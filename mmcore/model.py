@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from mmcore.backbone import Transformer, TransformerConfig
 from mmcore.contract import Tokens
-from mmcore.errors import DataError, PluginError
+from mmcore.errors import ConfigError, DataError, PluginError
 from mmcore.plugins import get_registry
 
 STYLES = ("mae", "bert")
@@ -36,13 +36,28 @@ STYLES = ("mae", "bert")
 
 @dataclass
 class MaskedOutput:
-    loss: Tensor  # [] mean loss over hidden ∩ valid tokens
-    token_loss: Tensor  # [B, K] per hidden slot
-    weight: Tensor  # [B, K] 1.0 where the slot is hidden ∩ valid (scored)
+    """One micro-batch's predictions and per-token losses.
+
+    ``loss`` is this micro-batch's own mean, for evaluation and quick use; a
+    training step reduces ``loss_terms`` instead, over every micro-batch and
+    process at once (`mmcore.train.LossReducer`).
+    """
+
+    loss: Tensor  # [] mean loss over hidden ∩ valid tokens of this micro-batch
+    token_loss: Tensor  # [B, K] per hidden slot (the sum of the parts' losses)
+    weight: Tensor  # [B, K] 1.0 where the slot is hidden ∩ valid (scored), else 0.0
     pred: Tensor  # [B, K, D] predictions in target space
     index: Tensor  # [B, K] token index of each hidden slot
     hidden: Tensor  # [B, N] bool, True = hidden
     tokens: Tokens
+    parts: dict[str, Tensor] = field(default_factory=dict)  # loss part name → [B, K] per-slot loss
+
+    def loss_terms(self, weights: dict[str, float] | None = None) -> tuple[Tensor, Tensor]:
+        """(Σ weight_part × loss over scored slots, number of scored slots): the executor sums
+        both over the micro-batches of a step and over processes, then divides once."""
+        weights = weights or {}
+        total = sum(weights.get(name, 1.0) * (loss * self.weight).sum() for name, loss in self.parts.items())
+        return total, self.weight.sum()
 
 
 class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=["mmcore", "masked-modeling"]):
@@ -61,6 +76,10 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         self.tokenizer = self.modality.tokenizer(**config.get("tokenizer", {}))
         self.policy = build_part(registry.policy, config["modality"], config["masking"])
         self.target = build_part(registry.target, config["modality"], config["target"])
+        if hasattr(self.target, "bind"):
+            self.target.bind(self.tokenizer)
+        if isinstance(self.target, nn.Module):
+            own_frozen_target(self)
         enc = TransformerConfig(**config["encoder"])
         dec = TransformerConfig(**config["decoder"])
         self.embedder = self.modality.embedder(self.tokenizer, enc.dim, dec.dim if self.style == "mae" else None)
@@ -74,6 +93,28 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         else:
             self.head = self.modality.head(self.tokenizer, self.target, enc.dim)
 
+    def loss_parts(self) -> list[str]:
+        """Names of the loss parts (``train.loss_weights`` keys): the modality, or ``modality.part``
+        for each part a loss returning a dict gives (see `Head.loss`)."""
+        names = getattr(self._scorer(), "loss_parts", None)
+        name = self.modality.name
+        return [f"{name}.{p}" for p in names] if names else [name]
+
+    @property
+    def reconstructs(self) -> bool:
+        """Whether predictions map back to token values (the target has ``to_values``)."""
+        return callable(getattr(self.target, "to_values", None))
+
+    def _scorer(self):
+        """The part whose ``loss`` scores predictions: the target when it brings one, else the head."""
+        return self.target if callable(getattr(self.target, "loss", None)) else self.head
+
+    def train(self, mode: bool = True) -> MaskedModel:
+        super().train(mode)
+        if isinstance(self.target, nn.Module):
+            self.target.eval()  # a frozen teacher never trains (dropout, norm statistics)
+        return self
+
     # -- tokenize → mask → predict ---------------------------------------
     def forward(
         self,
@@ -81,32 +122,49 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         generator: torch.Generator | None = None,
         hidden: Tensor | None = None,
     ) -> MaskedOutput:
-        """``hidden`` [B, N] bool may be passed to fix the mask; else the policy draws it."""
+        """``hidden`` [B, N] bool may be passed to fix the mask (it must keep the routing rule
+        of `mmcore.contract`, else a ConfigError); else the policy draws it."""
         tokens = self.tokenizer.tokenize(batch)
         num_hidden = self.policy.num_hidden(tokens.num_tokens)
         if hidden is None:
             hidden = self.policy(tokens, generator=generator)
-        if self.style == "mae":
-            pred, index = self.forward_mae(tokens, hidden, num_hidden)
         else:
-            pred, index = self.forward_bert(tokens, hidden, num_hidden, generator)
-        return self.forward_loss(tokens, hidden, pred, index)
+            check_hidden(hidden, tokens, num_hidden, self.style)
+        pred, index = self.predict(tokens, hidden, num_hidden, generator)
+        return self.score(tokens, hidden, pred, index)
+
+    def predict(self, tokens: Tokens, hidden: Tensor, num_hidden: int,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Head outputs at ``num_hidden`` slots per sample: (pred [B, K, ...], token index [B, K]).
+        Slots holding a void token (spare slots) have an index but are never scored."""
+        if tokens.valid is not None:
+            hidden = hidden & tokens.valid  # a void token is never hidden: there is nothing to predict
+        if self.style == "mae":
+            return self.forward_mae(tokens, hidden, num_hidden)
+        return self.forward_bert(tokens, hidden, num_hidden, generator)
+
+    def structure(self, tokens: Tokens, hidden: Tensor | None) -> Tensor | None:
+        """The attention structure the embedder or the tokenizer brings, or None."""
+        own = getattr(self.embedder, "structure", None)
+        return own(tokens, hidden) if own is not None else tokens.structure
 
     def forward_mae(self, tokens: Tokens, hidden: Tensor, num_hidden: int) -> tuple[Tensor, Tensor]:
-        x = self.embedder(tokens)  # [B, N, D]
+        x = self.embedder(tokens, hidden)  # [B, N, D]
         B, N, D = x.shape
         V = N - num_hidden
-        order = hidden.to(torch.int8).argsort(dim=1, stable=True)  # [B, N] visible first, then hidden
+        order = mae_order(hidden, tokens.valid)  # [B, N] visible, then void, then hidden
         valid = None if tokens.valid is None else tokens.valid.gather(1, order)
+        structure = reorder_structure(self.structure(tokens, hidden), order)
         x = x.gather(1, order[:, :V, None].expand(-1, -1, D))  # [B, V, D]
-        x = self.encoder(x, None if valid is None else valid[:, :V])
+        x = self.encoder(x, None if valid is None else valid[:, :V],
+                         structure=None if structure is None else structure[..., :V, :V])
         y = self.decoder_embed(x)  # [B, V, Dd]
         y = torch.cat([y, self.mask_token.to(y.dtype).expand(B, num_hidden, -1)], dim=1)  # [B, N, Dd]
         # attention is permutation-equivariant, so the decoder runs in shuffled order with
         # positions gathered to match: no un-shuffle, and the hidden tokens are the last K rows
         pos = self.embedder.decoder_positions(tokens).expand(B, -1, -1)
         y = y + pos.gather(1, order[..., None].expand(-1, -1, y.shape[-1]))
-        y = self.decoder(y, valid, keep_last=num_hidden)  # [B, K, Dd]: only hidden rows are needed
+        y = self.decoder(y, valid, keep_last=num_hidden, structure=structure)  # [B, K, Dd]: hidden rows only
         return self.head(y), order[:, V:]
 
     def forward_bert(
@@ -114,26 +172,31 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
     ) -> tuple[Tensor, Tensor]:
         corrupt = getattr(self.policy, "corrupt", None)
         seen = corrupt(tokens, hidden, generator) if corrupt is not None else tokens
-        x = self.encoder(self.embedder(seen, hidden), tokens.valid)  # [B, N, D]
+        x = self.encoder(self.embedder(seen, hidden), tokens.valid, structure=self.structure(tokens, hidden))
         index = hidden.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :num_hidden]  # hidden first
         states = x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))  # [B, K, D]
         return self.head(states), index
 
-    def forward_loss(self, tokens: Tokens, hidden: Tensor, pred: Tensor, index: Tensor) -> MaskedOutput:
-        target = self.target(tokens)  # [B, N, ...]
+    def score(self, tokens: Tokens, hidden: Tensor, pred: Tensor, index: Tensor) -> MaskedOutput:
+        """Per-slot losses of the predictions at ``index`` against the target, by its own loss or the head's."""
+        with torch.no_grad():  # a target is data, even when a frozen network computes it
+            target = self.target(tokens)  # [B, N, ...]
         target = target.gather(1, index.view(*index.shape, *([1] * (target.dim() - 2))).expand(-1, -1, *target.shape[2:]))
         scored = hidden if tokens.valid is None else hidden & tokens.valid
         weight = scored.gather(1, index).to(torch.float32)  # [B, K]
-        token_loss = self.head.loss(pred, target)  # [B, K] float32
+        losses = self._scorer().loss(pred, target)  # [B, K] float32, or {part: [B, K]}
+        names = self.loss_parts()
+        parts = dict(zip(names, losses.values())) if isinstance(losses, dict) else {names[0]: losses}
+        token_loss = sum(parts.values())
         loss = (token_loss * weight).sum() / weight.sum().clamp_min(1.0)
-        return MaskedOutput(loss, token_loss, weight, pred, index, hidden, tokens)
+        return MaskedOutput(loss, token_loss, weight, pred, index, hidden, tokens, parts)
 
     # -- using what was learned --------------------------------------------
     @torch.no_grad()
     def encode(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         """All tokens through the encoder, none hidden: ([B, N, D], valid)."""
         tokens = self.tokenizer.tokenize(batch)
-        return self.encoder(self.embedder(tokens), tokens.valid), tokens.valid
+        return self.encoder(self.embedder(tokens), tokens.valid, structure=self.structure(tokens, None)), tokens.valid
 
     @torch.no_grad()
     def features(self, batch: dict[str, Tensor]) -> Tensor:
@@ -150,6 +213,9 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
     @torch.no_grad()
     def reconstruct(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Detokenized (original, masked, reconstruction); visible tokens pasted back."""
+        if not self.reconstructs:
+            raise ConfigError(f"target {self.config['target'].get('name')!r} predicts no token values "
+                              "(features): there is no reconstruction to draw")
         out = self(batch, generator=generator)
         tokens, hidden = out.tokens, out.hidden
         values = tokens.values.float()
@@ -218,6 +284,75 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         return model.eval()
 
 
+def mae_order(hidden: Tensor, valid: Tensor | None) -> Tensor:
+    """[B, N] token order for MAE routing: visible ∩ valid first, then void, then hidden ∩ valid.
+
+    With the counts `check_hidden` enforces, the first N - K are the encoder's
+    slots (spare ones void) and the last K the predicted slots (spare ones void).
+    """
+    tier = 2 * hidden.to(torch.int8)
+    if valid is not None:
+        tier = torch.where(valid, tier, torch.ones_like(tier))
+    return tier.argsort(dim=1, stable=True)
+
+
+def reorder_structure(structure: Tensor | None, order: Tensor) -> Tensor | None:
+    """A [B, (h,) N, N] attention structure with rows and columns permuted by ``order`` [B, N]."""
+    if structure is None:
+        return None
+    s = structure if structure.dim() == 4 else structure[:, None]
+    B, H, N, _ = s.shape
+    rows = order[:, None, :, None].expand(B, H, N, N)
+    s = s.gather(2, rows).gather(3, order[:, None, None, :].expand(B, H, N, N))
+    return s if structure.dim() == 4 else s[:, 0]
+
+
+def check_hidden(hidden: Tensor, tokens: Tokens, num_hidden: int, style: str) -> None:
+    """A caller's mask must be [B, N] bool and routable (see `mmcore.contract`); a ConfigError says why not.
+
+    Runs only for masks passed in (one host sync); masks the policy draws keep the rule by construction.
+    """
+    B, N = tokens.batch_size, tokens.num_tokens
+    if tuple(hidden.shape) != (B, N) or hidden.dtype != torch.bool:
+        raise ConfigError(f"hidden: expected a [B, N] = [{B}, {N}] bool mask (True = hidden), "
+                          f"got {tuple(hidden.shape)} {hidden.dtype}")
+    valid = tokens.valid if tokens.valid is not None else torch.ones_like(hidden)
+    scored = (hidden & valid).sum(dim=1)
+    visible = (~hidden & valid).sum(dim=1)
+    over = (scored > num_hidden).nonzero().flatten().tolist()
+    if over:
+        raise ConfigError(f"hidden: sample(s) {over} hide {scored[over].tolist()} valid tokens, more than the "
+                          f"model predicts per sample ({num_hidden} = masking.num_hidden({N})); accepted: at most "
+                          f"{num_hidden} hidden valid tokens per sample")
+    crowded = (visible > N - num_hidden).nonzero().flatten().tolist()
+    if style == "mae" and crowded:
+        raise ConfigError(f"hidden: sample(s) {crowded} leave {visible[crowded].tolist()} valid tokens visible, more "
+                          f"than the encoder's {N - num_hidden} slots (N {N} - {num_hidden} hidden); accepted: at "
+                          f"least {num_hidden} tokens per sample hidden or void, so no visible token is dropped")
+
+
+def own_frozen_target(model: nn.Module) -> None:
+    """A target with weights (a teacher) is a frozen submodule kept out of the saved weights.
+
+    Its parameters get no gradient, so no optimizer group holds them; its state is dropped
+    from ``state_dict`` (it reloads from its own options) and not expected by ``load_state_dict``.
+    """
+    model.target.requires_grad_(False).eval()
+
+    def drop_target(module, state, prefix, local_metadata) -> None:
+        for key in [k for k in state if k.startswith(prefix + "target.")]:
+            del state[key]
+
+    def is_target(key: str) -> bool:  # keys may carry the prefixes of DDP or torch.compile wrappers
+        return key.removeprefix("module.").removeprefix("_orig_mod.").startswith("target.")
+
+    def allow_missing_target(module, incompatible) -> None:
+        incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if not is_target(k)]
+
+    model.register_state_dict_post_hook(drop_target)
+    model.register_load_state_dict_post_hook(allow_missing_target)
+
+
 def build_part(lookup, modality: str, options: dict[str, Any]) -> Any:
     """Instantiate a registered dataclass part from ``{"name": ..., **options}``."""
     options = dict(options)
@@ -225,26 +360,47 @@ def build_part(lookup, modality: str, options: dict[str, Any]) -> Any:
     return cls(**options)
 
 
+PART_KINDS = {"modality": "modalities", "masking": "policies", "target": "targets", "dataset": "datasets"}
+
+
 def check_plugins(config: dict[str, Any]) -> None:
-    """Say which plugin to install when a model needs one that is missing or too old."""
+    """Say which plugin to install, and for which part, when a model needs one that is missing or too old."""
     registry = get_registry()
-    for dist, version in (config.get("plugins") or {}).items():
+    needs = {dist: version for dist, version in (config.get("plugins") or {}).items()}
+    for_part = {src["plugin"]: f"{part} {src['name']!r}" for part, src in (config.get("parts") or {}).items()
+                if src.get("plugin")}
+    for dist, version in needs.items():
+        what = for_part.get(dist, f"modality {config.get('modality')!r}")
         try:
             installed = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             raise PluginError(
-                f"this model needs the plugin {dist}>={version} for modality {config.get('modality')!r}, "
+                f"this model needs the plugin {dist}>={version} for its {what}, "
                 f"which is not installed: pip install '{dist}>={version}'"
             ) from None
         if Version(installed) < Version(version):
-            raise PluginError(f"this model needs {dist}>={version}, found {installed}: pip install -U '{dist}>={version}'")
+            raise PluginError(f"this model needs {dist}>={version} for its {what}, found {installed}: "
+                              f"pip install -U '{dist}>={version}'")
     registry.modality(config.get("modality", "?"))
 
 
-def plugin_versions(modality: str) -> dict[str, str]:
-    """{distribution: version} of the plugin that registered ``modality``."""
+def record_sources(config: dict[str, Any], dataset: str | None = None) -> dict[str, Any]:
+    """``parts`` (the plugin and version behind the modality, masking policy, target and dataset)
+    and ``plugins`` ({distribution: version} of all of them), as ``config.json`` stores them."""
+    modality = config["modality"]
+    keys = {"modality": modality, "masking": (modality, config["masking"]["name"]),
+            "target": (modality, config["target"]["name"])}
+    if dataset is not None:
+        keys["dataset"] = (modality, dataset)
+    parts = {part: {"name": key if isinstance(key, str) else key[1], **_source(PART_KINDS[part], key)}
+             for part, key in keys.items()}
+    plugins = {src["plugin"]: src["version"] for src in parts.values() if src.get("plugin")}
+    return {"parts": parts, "plugins": plugins}
+
+
+def _source(kind: str, key: Any) -> dict[str, str]:
     registry = get_registry()
-    owner = registry.plugins.get(registry.owner.get(("modalities", modality), ""))
-    if owner is None or owner.distribution is None:
+    owner = registry.plugins.get(registry.owner.get((kind, key), ""))
+    if owner is None or owner.distribution is None:  # registered in-process (tests), not by a distribution
         return {}
-    return {owner.distribution: owner.version}
+    return {"plugin": owner.distribution, "version": owner.version}

@@ -3,7 +3,9 @@
 Each entry point is loaded and each of its hooks called on its own: a plugin
 that fails to import, breaks a hook or registers a name another plugin owns is
 recorded as broken with its error, and the others still work. What a plugin
-registers is committed only if all of its hooks succeed.
+registers is committed only if all of its hooks succeed. The one name that
+may be shared is a command's: plugins offering the same `mmcore.Command`
+object (text and protein both offer ``mm fill``) register it once.
 
 ``MMCORE_LOAD_PLUGINS`` restricts loading to a comma-separated list of
 entry-point or distribution names ('' loads none): for tests and bug reports.
@@ -20,12 +22,14 @@ from typing import Any
 import pluggy
 
 from mmcore import hookspecs
+from mmcore.commands import Command, check_command
 from mmcore.contract import Modality
 from mmcore.errors import PluginError
 
 ENTRY_POINT_GROUP = "mmcore"
-HOOKS = ("register_modalities", "register_masking_policies", "register_targets", "register_datasets", "register_recipes")
-KINDS = ("modalities", "policies", "targets", "datasets", "recipes")
+HOOKS = ("register_modalities", "register_masking_policies", "register_targets", "register_datasets", "register_recipes",
+         "register_commands")
+KINDS = ("modalities", "policies", "targets", "datasets", "recipes", "commands")
 
 
 @dataclass
@@ -49,6 +53,7 @@ class PluginInfo:
             "targets": sorted(f"{m}:{t}" for m, t in r["targets"]),
             "datasets": sorted(f"{m}:{d}" for m, d in r["datasets"]),
             "recipes": sorted(r["recipes"]),
+            "commands": sorted(r["commands"]),
         }
 
 
@@ -100,7 +105,7 @@ class Registry:
         for kind, entries in staged.items():
             for key, value in entries.items():
                 self.items[kind][key] = value
-                self.owner[(kind, key)] = info.name
+                self.owner.setdefault((kind, key), info.name)  # a shared command stays with its first plugin
         info.registered = staged
         self.plugins[info.name] = info
         return info
@@ -132,6 +137,13 @@ class Registry:
     def recipe(self, name: str) -> str:
         return self._get("recipes", name, f"recipe {name!r}")
 
+    def command(self, name: str) -> Command:
+        return self._get("commands", name, f"command {name!r}")
+
+    def commands(self) -> list[Command]:
+        """The registered ``mm`` subcommands, by name."""
+        return [self.items["commands"][name] for name in self.names("commands")]
+
     def names(self, kind: str, modality: str | None = None) -> list[str]:
         keys = self.items[kind]
         if modality is None:
@@ -156,6 +168,9 @@ def _callback_args(impl, hook_name: str, staged: dict, registry: Registry, plugi
     """Build the ``register`` callback for one hook of one plugin."""
 
     def put(kind: str, key: Any, value: Any) -> None:
+        if kind == "commands" and value in (registry.items[kind].get(key), staged[kind].get(key)):
+            staged[kind][key] = value  # the same Command object offered again: shared, not a clash
+            return
         other = registry.owner.get((kind, key))
         if other is not None or key in staged[kind]:
             raise PluginError(f"{kind[:-1]} {key!r} is already registered by plugin {other or plugin!r}")
@@ -165,6 +180,8 @@ def _callback_args(impl, hook_name: str, staged: dict, registry: Registry, plugi
         register = lambda modality: put("modalities", modality.name, modality)  # noqa: E731
     elif hook_name == "register_recipes":
         register = lambda name, path: put("recipes", name, str(path))  # noqa: E731
+    elif hook_name == "register_commands":
+        register = lambda command: put("commands", check_command(command), command)  # noqa: E731
     else:
         kind = {"register_masking_policies": "policies", "register_targets": "targets", "register_datasets": "datasets"}[hook_name]
         register = lambda modality, name, cls: put(kind, (modality, name), cls)  # noqa: E731

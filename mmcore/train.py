@@ -1,9 +1,12 @@
 """The executor: one recipe, any number of processes, through Accelerate.
 
 ``mm train RECIPE`` and ``accelerate launch -m mmcore train RECIPE`` both land
-in `train`. Accelerate owns devices, mixed precision, gradient accumulation,
-DDP and checkpoint state; this module owns the order of things: data position,
-masks, learning-rate schedule, logs, checkpoints and the final model folder.
+in `train`, which reads as the run does: `setup`, then `train_step` and its
+logs and checkpoints until the last step, then `finish`. Accelerate owns
+devices, mixed precision, gradient accumulation, DDP and checkpoint state;
+this module owns the order of things: data position, masks, the loss
+reduction (`LossReducer`), learning-rate schedule, logs, checkpoints and the
+final model folder.
 
 Exact resume: the data order is a pure function of (seed, epoch) and each
 step's mask generator is seeded from (seed, step, rank), so a run resumed from
@@ -20,9 +23,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +41,7 @@ from mmcore.card import render_card
 from mmcore.checkpoint import load_latest, save_checkpoint, write_json_atomic
 from mmcore.config import model_dict
 from mmcore.errors import ConfigError
-from mmcore.model import MaskedModel, build_part, plugin_versions
+from mmcore.model import MaskedModel, MaskedOutput, build_part, record_sources
 from mmcore.plugins import get_registry
 
 
@@ -47,9 +51,103 @@ class DataPosition:
     batch: int = 0  # batches of this epoch already consumed by this rank
 
 
+class LossReducer:
+    """Reduces per-token losses once per optimizer step, over every micro-batch and process.
+
+    Each micro-batch backpropagates its *unnormalised* sum of per-token losses
+    × weights; at the step's last micro-batch the scored-token counts of all
+    micro-batches and processes are summed (one all-reduce, on the device) and
+    the gradients rescaled so that the step minimised Σ loss / global count.
+    A token thus weighs the same whatever the accumulation, the number of
+    processes or how many tokens its micro-batch happened to score.
+    """
+
+    def __init__(self, weights: dict[str, float], device: torch.device) -> None:
+        self.weights = dict(weights)
+        self.total = torch.zeros((), device=device)
+        self.count = torch.zeros((), device=device)
+
+    def add(self, out: MaskedOutput) -> torch.Tensor:
+        """The value to backpropagate for one micro-batch; its terms are kept for the step."""
+        total, count = out.loss_terms(self.weights)
+        self.total += total.detach().float()
+        self.count += count.detach().float()
+        return total
+
+    def reduce_gradients(self, accelerator: Accelerator, model: torch.nn.Module) -> torch.Tensor:
+        """After the step's last backward: rescale gradients, return the step's global mean loss."""
+        summed = accelerator.reduce(torch.stack([self.total, self.count]), reduction="sum")
+        count = summed[1].clamp_min(1.0)
+        # accelerator.backward divided each micro-batch by the accumulation steps, DDP averaged over processes
+        scale = accelerator.gradient_accumulation_steps * accelerator.num_processes / count
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, scale)
+        self.total, self.count = torch.zeros_like(self.total), torch.zeros_like(self.count)
+        return summed[0] / count
+
+
+def accumulate_gradients(accelerator: Accelerator, model: torch.nn.Module, reducer: LossReducer,
+                         micro_batches: Iterator[tuple[dict[str, torch.Tensor], torch.Generator]]) -> torch.Tensor:
+    """Forward and backward over one optimizer step's micro-batches; gradients end globally reduced."""
+    for batch, generator in micro_batches:
+        with accelerator.accumulate(model):
+            out = model(batch, generator=generator)
+            accelerator.backward(reducer.add(out))
+    return reducer.reduce_gradients(accelerator, model)
+
+
+@dataclass
+class Run:
+    """Everything a training run holds between steps."""
+
+    cfg: DictConfig
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+    dataset_options: dict[str, Any]
+    train_set: Any
+    test_set: Any
+    effective_batch: int
+    lr: float
+    out_dir: Path
+    step: int = 0
+    position: DataPosition = dataclasses.field(default_factory=DataPosition)
+    batches: Iterator | None = None
+    reducer: LossReducer | None = None
+    shown: dict[str, torch.Tensor] | None = None
+    nonfinite: torch.Tensor | None = None
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.out_dir / "metrics.jsonl"
+
+
 def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float], None] | None = None) -> Path:
     """Run a recipe; return the final model folder. ``on_step(step, loss)`` is
     called on the main process after each optimizer step (logging hooks, tests)."""
+    run = setup(cfg, resume)
+    log = StepLog(run)
+    while run.step < cfg.train.steps:
+        loss = train_step(run)
+        run.step += 1
+        log.after_step(loss)
+        if on_step is not None and run.accelerator.is_main_process:
+            on_step(run.step, loss.item())
+        checkpoint_if_due(run)
+    log.close()
+    return finish(run)
+
+
+# -- setup -----------------------------------------------------------------------
+
+def setup(cfg: DictConfig, resume: bool) -> Run:
+    """Accelerator, data, model, optimizer and schedule; then the checkpoint to resume from, if asked."""
     t = cfg.train
     out_dir = Path(cfg.output_dir)
     accelerator = Accelerator(
@@ -62,16 +160,17 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
         dynamo_backend="inductor" if t.compile else None,
     )
     set_seed(t.seed)
-    config = model_dict(cfg)
-    config["plugins"] = plugin_versions(config["modality"])
-    tokenizer = get_registry().modality(config["modality"]).tokenizer(**config["tokenizer"])
     dataset_options = OmegaConf.to_container(cfg.data.dataset)
+    config = model_dict(cfg)
+    tokenizer = get_registry().modality(config["modality"]).tokenizer(**config["tokenizer"])
     dataset = build_part(get_registry().dataset, config["modality"], dataset_options)
-    train_set = dataset.build(tokenizer, "train")
+    train_set, test_set = dataset.build(tokenizer, "train"), dataset.build(tokenizer, "test")
     if hasattr(tokenizer, "fit"):  # statistics or a vocabulary learned from the training split
         tokenizer.fit(train_set)
         config["tokenizer"] = dataclasses.asdict(tokenizer)
+    config.update(record_sources(config, dataset_options["name"]))
     model = MaskedModel(config)
+    check_loss_weights(dict(t.loss_weights), model.loss_parts())
     world = accelerator.num_processes
     effective_batch = cfg.data.batch_size * t.grad_accum * world
     if len(train_set) < cfg.data.batch_size * world:
@@ -88,78 +187,128 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
         f"{world} processes, lr {lr:.3g} = base_lr {t.base_lr:g} × {effective_batch} / 256, "
         f"precision {accelerator.mixed_precision}, device {accelerator.device}"
     )
+    run = Run(cfg, accelerator, model, optimizer, scheduler, dataset_options, train_set, test_set,
+              effective_batch, lr, out_dir)
+    resume_or_start(run, resume)
+    device = accelerator.device
+    run.shown = picture_batch(tokenizer, test_set if len(test_set) else train_set, device)
+    run.batches = iterate_batches(train_set, tokenizer, cfg, accelerator, run.position)
+    run.reducer = LossReducer(dict(t.loss_weights), device)
+    run.nonfinite = torch.zeros((), device=device)
+    return run
 
-    step, position = 0, DataPosition()
-    ckpt_root, metrics_file = out_dir / "checkpoints", out_dir / "metrics.jsonl"
-    saved = load_latest(accelerator, ckpt_root) if resume else None
+
+def resume_or_start(run: Run, resume: bool) -> None:
+    """Restore the newest loadable checkpoint when resuming, and prepare the run folder."""
+    accelerator = run.accelerator
+    saved = load_latest(accelerator, run.checkpoints) if resume else None
     if saved is not None:
-        step, position = saved["step"], DataPosition(**saved["data"][accelerator.process_index])
+        run.step, run.position = saved["step"], DataPosition(**saved["data"][accelerator.process_index])
     elif resume:
-        accelerator.print(f"no checkpoint under {ckpt_root}: starting from scratch")
+        accelerator.print(f"no checkpoint under {run.checkpoints}: starting from scratch")
     if accelerator.is_main_process:
-        start_run_dir(out_dir, step, accelerator)
+        start_run_dir(run.out_dir, run.step, accelerator)
     accelerator.wait_for_everyone()
 
-    test_set = dataset.build(tokenizer, "test")
-    shown = picture_batch(tokenizer, test_set if len(test_set) else train_set, accelerator.device)
-    batches = iterate_batches(train_set, tokenizer, cfg, accelerator, position)
-    generator = torch.Generator(device=accelerator.device)
-    nonfinite = torch.zeros((), device=accelerator.device)
-    loss_sum = torch.zeros((), device=accelerator.device)
-    window = 0
-    bar = tqdm(total=t.steps, initial=step, disable=not accelerator.is_local_main_process, desc=cfg.name, unit="step")
-    tick = time.perf_counter()
-    while step < t.steps:
-        for micro in range(t.grad_accum):
-            batch = to_device(next(batches), accelerator.device)
-            generator.manual_seed(mask_seed(t.seed, step * t.grad_accum + micro, accelerator.process_index))
-            with accelerator.accumulate(model):
-                out = model(batch, generator=generator)
-                accelerator.backward(out.loss)
-                if accelerator.sync_gradients:
-                    norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip or float("inf"))
-                    skip_if_nonfinite(optimizer, norm)
-                    nonfinite += optimizer.optimizer.found_inf
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            loss_sum += out.loss.detach().float() / t.grad_accum
-        scheduler.step()
-        step += 1
-        window += 1
-        bar.update(1)
-        if step % t.log_every == 0 or step == t.steps:
-            loss = accelerator.reduce(loss_sum, reduction="mean").item() / window
-            elapsed = time.perf_counter() - tick
-            logs = {"train/loss": loss, "train/lr": scheduler.get_last_lr()[0],
-                    "train/items_per_s": effective_batch * window / elapsed,
-                    "train/nonfinite_steps": accelerator.reduce(nonfinite, reduction="sum").item()}
-            accelerator.log(logs, step=step)
-            bar.set_postfix(loss=f"{loss:.4f}", items_s=f"{logs['train/items_per_s']:.0f}")
-            if accelerator.is_main_process:
-                with metrics_file.open("a") as f:
-                    f.write(json.dumps({"step": step, **logs}) + "\n")
-            loss_sum.zero_()
-            window, tick = 0, time.perf_counter()
-        if on_step is not None and accelerator.is_main_process:
-            on_step(step, out.loss.item())
-        if t.picture_every and step % t.picture_every == 0 and accelerator.is_main_process:
-            log_picture(accelerator, draw(accelerator.unwrap_model(model), shown), step)
-        if step % t.checkpoint_every == 0 or step == t.steps:
-            positions = gather_object([dict(vars(position))])
-            save_checkpoint(accelerator, ckpt_root, {"step": step, "data": positions}, t.keep_checkpoints)
-    bar.close()
-    check_ranks_in_sync(accelerator, model, out_dir, step)
 
-    folder = out_dir / "model"
+def check_loss_weights(weights: dict[str, float], parts: list[str]) -> None:
+    """``train.loss_weights`` may name only the model's loss parts."""
+    unknown = sorted(set(weights) - set(parts))
+    if unknown:
+        raise ConfigError(f"train.loss_weights: unknown loss part(s) {unknown}; this model's parts: {', '.join(parts)}")
+
+
+# -- one optimizer step ------------------------------------------------------------
+
+def train_step(run: Run) -> torch.Tensor:
+    """``grad_accum`` micro-batches, one globally reduced loss, one clipped optimizer step.
+    Returns the step's loss as a device tensor (no host sync)."""
+    t, accelerator = run.cfg.train, run.accelerator
+    loss = accumulate_gradients(accelerator, run.model, run.reducer, micro_batches(run))
+    norm = accelerator.clip_grad_norm_(run.model.parameters(), t.grad_clip or float("inf"))
+    skip_if_nonfinite(run.optimizer, norm)
+    run.nonfinite += run.optimizer.optimizer.found_inf
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    return loss
+
+
+def micro_batches(run: Run) -> Iterator[tuple[dict[str, torch.Tensor], torch.Generator]]:
+    """This step's micro-batches, each with its mask generator seeded from (seed, micro-step, rank)."""
+    t, accelerator = run.cfg.train, run.accelerator
+    generator = torch.Generator(device=accelerator.device)
+    for micro in range(t.grad_accum):
+        batch = to_device(next(run.batches), accelerator.device)
+        generator.manual_seed(mask_seed(t.seed, run.step * t.grad_accum + micro, accelerator.process_index))
+        yield batch, generator
+
+
+# -- logs, pictures and checkpoints ---------------------------------------------------
+
+class StepLog:
+    """Progress bar, metrics.jsonl, trackers and pictures, every ``log_every`` / ``picture_every`` steps."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        t = run.cfg.train
+        self.bar = tqdm(total=t.steps, initial=run.step, disable=not run.accelerator.is_local_main_process,
+                        desc=run.cfg.name, unit="step")
+        self.loss_sum = torch.zeros((), device=run.accelerator.device)
+        self.window, self.tick = 0, time.perf_counter()
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        run, t = self.run, self.run.cfg.train
+        self.loss_sum += loss.detach()
+        self.window += 1
+        self.bar.update(1)
+        if run.step % t.log_every == 0 or run.step == t.steps:
+            self.write()
+        if t.picture_every and run.step % t.picture_every == 0 and run.accelerator.is_main_process:
+            log_picture(run.accelerator, draw(run.accelerator.unwrap_model(run.model), run.shown), run.step)
+
+    def write(self) -> None:
+        run, accelerator = self.run, self.run.accelerator
+        elapsed = time.perf_counter() - self.tick
+        logs = {"train/loss": self.loss_sum.item() / self.window, "train/lr": run.scheduler.get_last_lr()[0],
+                "train/items_per_s": run.effective_batch * self.window / elapsed,
+                "train/nonfinite_steps": accelerator.reduce(run.nonfinite, reduction="sum").item()}
+        accelerator.log(logs, step=run.step)
+        self.bar.set_postfix(loss=f"{logs['train/loss']:.4f}", items_s=f"{logs['train/items_per_s']:.0f}")
+        if accelerator.is_main_process:
+            with run.metrics_file.open("a") as f:
+                f.write(json.dumps({"step": run.step, **logs}) + "\n")
+        self.loss_sum.zero_()
+        self.window, self.tick = 0, time.perf_counter()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def checkpoint_if_due(run: Run) -> None:
+    t = run.cfg.train
+    if run.step % t.checkpoint_every == 0 or run.step == t.steps:
+        positions = gather_object([dict(vars(run.position))])
+        save_checkpoint(run.accelerator, run.checkpoints, {"step": run.step, "data": positions}, t.keep_checkpoints)
+
+
+# -- the end of a run ----------------------------------------------------------------
+
+def finish(run: Run) -> Path:
+    """Check the ranks agree, evaluate, and write the model folder; returns it."""
+    accelerator, cfg, t = run.accelerator, run.cfg, run.cfg.train
+    check_ranks_in_sync(accelerator, run.model, run.out_dir, run.step)
+    folder = run.out_dir / "model"
     if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        info = finish(unwrapped, cfg, test_set, metrics_file, dict(
-            steps=t.steps, effective_batch=effective_batch, batch_size=cfg.data.batch_size, grad_accum=t.grad_accum,
-            world_size=world, base_lr=t.base_lr, lr=lr, precision=accelerator.mixed_precision,
-            name=cfg.name, description=cfg.description, dataset=dataset_options["name"],
-            recipe=OmegaConf.to_yaml(cfg)))
-        info["picture_image"] = draw(unwrapped, shown)
-        log_picture(accelerator, info["picture_image"], step)
+        unwrapped = accelerator.unwrap_model(run.model)
+        info = dict(
+            steps=t.steps, effective_batch=run.effective_batch, batch_size=cfg.data.batch_size,
+            grad_accum=t.grad_accum, world_size=accelerator.num_processes, base_lr=t.base_lr, lr=run.lr,
+            precision=accelerator.mixed_precision, name=cfg.name, description=cfg.description,
+            dataset=run.dataset_options["name"], recipe=OmegaConf.to_yaml(cfg),
+            metrics=evaluate(unwrapped, cfg, run.test_set, run.metrics_file))
+        info["picture_image"] = draw(unwrapped, run.shown)
+        log_picture(accelerator, info["picture_image"], run.step)
         save_model_folder(unwrapped, folder, info)
         accelerator.print(f"model folder: {folder}")
         if (folder / "reconstruction.png").exists():
@@ -211,23 +360,24 @@ def iterate_batches(dataset, tokenizer, cfg: DictConfig, accelerator: Accelerato
         position.epoch, position.batch = position.epoch + 1, 0
 
 
-def finish(model: MaskedModel, cfg: DictConfig, test_set, metrics_file: Path, info: dict[str, Any]) -> dict[str, Any]:
-    """Last training loss and held-out loss (fixed masks) for the card."""
+def evaluate(model: MaskedModel, cfg: DictConfig, test_set, metrics_file: Path) -> dict[str, float]:
+    """Last training loss and held-out loss (fixed masks, reduced over all scored tokens) for the card."""
     device = next(model.parameters()).device
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
     metrics = {"train_loss": rows[-1]["train/loss"]} if rows else {}
     if len(test_set):
         loader = DataLoader(test_set, batch_size=cfg.data.batch_size, collate_fn=model.tokenizer.collate)
         generator = torch.Generator(device=device)
-        losses = []
+        weights = dict(cfg.train.loss_weights)
+        total, count = 0.0, 0.0
         model.eval()
         with torch.no_grad():
             for i, batch in zip(range(cfg.data.eval_batches), loader):
                 generator.manual_seed(mask_seed(cfg.train.seed, i, 0))
-                losses.append(model(to_device(batch, device), generator=generator).loss.item())
-        metrics["eval_loss"] = sum(losses) / len(losses)
-    info["metrics"] = metrics
-    return info
+                terms = model(to_device(batch, device), generator=generator).loss_terms(weights)
+                total, count = total + terms[0].item(), count + terms[1].item()
+        metrics["eval_loss"] = total / max(count, 1.0)
+    return metrics
 
 
 def picture_batch(tokenizer, dataset, device: torch.device, count: int = 8) -> dict[str, torch.Tensor]:
@@ -237,7 +387,7 @@ def picture_batch(tokenizer, dataset, device: torch.device, count: int = 8) -> d
 
 def draw(model: MaskedModel, batch: dict[str, torch.Tensor]):
     """original | masked | reconstruction as a PIL image, with a fixed mask; None if the modality has no picture."""
-    if model.modality.picture is None:
+    if model.modality.picture is None or not model.reconstructs:
         return None
     training = model.training
     model.eval()

@@ -42,6 +42,22 @@ def test_switching_policy_by_override_takes_its_fields(recipe):
     assert cfg.model.masking.name == "random_of_valid"
 
 
+def test_switching_a_part_by_override_drops_the_previous_parts_options(recipe, tmp_path):
+    with_options = tmp_path / "with-options.yaml"
+    with_options.write_text(RECIPE.replace("masking: {name: random, ratio: 0.5}", "target: {name: scaled, factor: 3.0}"))
+    assert load_recipe(with_options).model.target.factor == 3.0
+    cfg = load_recipe(with_options, ["model.target.name=identity"])  # identity has no 'factor'
+    assert cfg.model.target == {"name": "identity"}
+    with pytest.raises(ConfigError, match="unknown key 'model.target.factor'"):
+        load_recipe(with_options, ["model.target.name=identity", "model.target.factor=2.0"])  # given with the switch: an error
+
+
+def test_switching_a_shipped_dataset_by_override():
+    cfg = load_recipe("image-mae-demo", ["data.dataset.name=folder", "data.dataset.path=/data/photos"])
+    assert cfg.data.dataset.name == "folder" and cfg.data.dataset.path == "/data/photos"
+    assert "num_train" not in cfg.data.dataset  # mnist-demo's option was dropped with it
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

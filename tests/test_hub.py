@@ -28,7 +28,7 @@ from mmcore import cli  # noqa: E402
 from mmcore.card import card_info  # noqa: E402
 from mmcore.errors import DataError, PluginError  # noqa: E402
 from mmcore.hub import HubError, check_weights, pull, push  # noqa: E402
-from mmcore.model import MaskedModel, plugin_versions  # noqa: E402
+from mmcore.model import MaskedModel, record_sources  # noqa: E402
 from mmcore.testing import tiny_config  # noqa: E402
 from mmcore.train import save_model_folder  # noqa: E402
 
@@ -48,7 +48,7 @@ def make_folder(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     config = tiny_config("image", "random", tokenizer=TOKENIZER)
-    config["plugins"] = plugin_versions("image")
+    config.update(record_sources(config))
     save_model_folder(MaskedModel(config), path, dict(INFO, picture_image=Image.new("L", (24, 8), seed * 40)))
     return path
 

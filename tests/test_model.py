@@ -37,9 +37,11 @@ def test_loss_is_taken_on_hidden_and_valid_only(toy_registry):
     batch = batch_of(model)
     out = model(batch, generator=torch.Generator().manual_seed(1))
     valid = batch["valid"]
-    hidden_at_slot = out.hidden.gather(1, out.index)
-    assert hidden_at_slot.all()  # every head slot is a hidden token
-    assert torch.equal(out.weight.bool(), valid.gather(1, out.index))
+    scored = out.hidden & valid
+    at_slot = scored.gather(1, out.index)
+    assert (at_slot | ~valid.gather(1, out.index)).all()  # a head slot is hidden ∩ valid, or a void filler
+    assert torch.equal(at_slot.sum(1), scored.sum(1))  # every hidden ∩ valid token has a slot
+    assert torch.equal(out.weight.bool(), at_slot)
     expected = (out.token_loss * out.weight).sum() / out.weight.sum()
     assert torch.allclose(out.loss, expected)
 

@@ -47,6 +47,7 @@ class SignalEmbedder(Embedder):
     def __init__(self, tokenizer, dim, decoder_dim):
         super().__init__()
         self.value = nn.Linear(1, dim)
+        self.bert_style = decoder_dim is None
         self.pos = nn.Embedding(tokenizer.max_length, dim)
         if decoder_dim is None:  # BERT style: a mask vector, no decoder
             self.mask = nn.Parameter(torch.zeros(dim))
@@ -55,7 +56,7 @@ class SignalEmbedder(Embedder):
 
     def forward(self, tokens, hidden=None):
         x = self.value(tokens.values)
-        if hidden is not None:
+        if hidden is not None and self.bert_style:
             x = torch.where(hidden[..., None], self.mask.to(x.dtype), x)
         return x + self.pos(tokens.positions[..., 0])
 
@@ -85,6 +86,16 @@ class Identity:
 
     def to_values(self, pred, tokens, index):
         return pred
+
+
+@dataclass
+class Scaled(Identity):
+    """A target with an option, to switch away from in recipe tests."""
+
+    factor: float = 2.0
+
+    def __call__(self, tokens):
+        return tokens.values * self.factor
 
 
 @dataclass
@@ -144,6 +155,7 @@ class ToyPlugin:
     @hookimpl
     def register_targets(self, register):
         register("signal", "identity", Identity)
+        register("signal", "scaled", Scaled)
 
     @hookimpl
     def register_datasets(self, register):

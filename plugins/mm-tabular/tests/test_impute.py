@@ -2,6 +2,7 @@
 
 import csv
 import json
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -75,6 +76,15 @@ def test_text_in_numeric_column_names_file_column_and_row(model_dir, tmp_path, c
     assert main(["impute", str(model_dir), str(src), "-o", str(tmp_path / "f.csv")]) == 2
     err = capsys.readouterr().err
     assert "bad.csv, row 2, column 'score': 'lots' is not a finite number" in err
+
+
+def test_a_model_of_another_modality_is_refused(tmp_path, capsys, monkeypatch):
+    import mmcore
+
+    monkeypatch.setattr(mmcore, "from_pretrained", lambda name: SimpleNamespace(modality=SimpleNamespace(name="text")))
+    assert main(["impute", "runs/text-mlm/model", str(tmp_path / "a.csv"), "-o", str(tmp_path / "b.csv")]) == 2
+    assert capsys.readouterr().err == ("mm: error: mm impute: runs/text-mlm/model is a 'text' model; "
+                                       "accepted: a tabular model\n")
 
 
 def test_fitted_statistics_travel_in_config_json(model_dir, fit):

@@ -34,6 +34,7 @@ class PointGroupEmbedder(Embedder):
     def __init__(self, tokenizer, dim: int, decoder_dim: int | None) -> None:
         super().__init__()
         self.group_size = tokenizer.group_size
+        self.bert_style = decoder_dim is None  # MAE style drops hidden groups instead
         self.pointnet = MiniPointNet(dim)
         self.position = mlp(3, 128, dim)
         if decoder_dim is None:  # BERT style: hidden groups become a learned vector
@@ -44,7 +45,7 @@ class PointGroupEmbedder(Embedder):
     def forward(self, tokens: Tokens, hidden: Tensor | None = None) -> Tensor:
         B, G, _ = tokens.values.shape
         x = self.pointnet(tokens.values.reshape(B, G, self.group_size, 3))  # [B, G, dim]
-        if hidden is not None:
+        if hidden is not None and self.bert_style:
             x = torch.where(hidden[..., None], self.mask_token.to(x.dtype), x)
         return x + self.position(tokens.positions.to(x.dtype))
 

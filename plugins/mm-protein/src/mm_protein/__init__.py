@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmcore.contract import Modality
-from mmcore.discrete import BertMasking, DiffusionMasking, SpanMasking, TokenEmbedder, TokenIdTarget, VocabHead
+from mmcore.discrete import FILL_COMMAND, BertMasking, DiffusionMasking, SpanMasking, TokenEmbedder, TokenIdTarget, VocabHead
 from mmcore.hookspecs import hookimpl
 
 from .data import FastaFiles, ProteinDemo, demo_records
@@ -61,3 +61,8 @@ def register_datasets(register):
 def register_recipes(register):
     for path in sorted(RECIPES.glob("*.yaml")):
         register(path.stem, path)
+
+
+@hookimpl
+def register_commands(register):
+    register(FILL_COMMAND)  # mm fill, shared with the other discrete modalities

@@ -11,6 +11,7 @@ from pathlib import Path
 from mmcore.contract import Modality
 from mmcore.hookspecs import hookimpl
 
+from .commands import IMPUTE_COMMAND
 from .data import DemoTable, TableFile, demo_table, remove_cells
 from .embedder import CellEmbedder
 from .head import CellHead
@@ -42,7 +43,6 @@ def register_modalities(register):
             default_target="cells",
             style="mae",
             picture=table_grid,
-            impute=impute_file,
             description="Tables, one token per cell: ReMasker re-masking (missing cells void), MSE + CE head, mm impute.",
         )
     )
@@ -69,3 +69,8 @@ def register_datasets(register):
 def register_recipes(register):
     for path in sorted(RECIPES.glob("*.yaml")):
         register(path.stem, path)
+
+
+@hookimpl
+def register_commands(register):
+    register(IMPUTE_COMMAND)

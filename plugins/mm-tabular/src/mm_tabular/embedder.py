@@ -41,6 +41,7 @@ class CellEmbedder(Embedder):
     def __init__(self, tokenizer, dim: int, decoder_dim: int | None) -> None:
         super().__init__()
         C = tokenizer.num_columns
+        self.bert_style = decoder_dim is None  # MAE style drops hidden cells instead
         self.values = _CellValues(tokenizer, dim)
         self.column = nn.Embedding(C, dim)
         nn.init.normal_(self.column.weight, std=0.02)
@@ -55,7 +56,7 @@ class CellEmbedder(Embedder):
 
     def forward(self, tokens: Tokens, hidden: Tensor | None = None) -> Tensor:
         x = self.values(tokens.values)
-        if hidden is not None:
+        if hidden is not None and self.bert_style:
             x = torch.where(hidden[..., None], self.mask_token.to(x.dtype), x)
         return x + self.column(self._columns(tokens))
 

@@ -78,10 +78,7 @@ def predict_missing(model, rows: list[list[Any]], where: str, passes: int = PASS
                 if extra > 0:
                     noise = torch.rand(gap.shape, generator=generator).masked_fill(gap, 2.0)
                     hidden.scatter_(1, noise.argsort(dim=1)[:, :extra], True)
-                if model.style == "mae":
-                    pred, index = model.forward_mae(part, hidden.to(device), m + extra)
-                else:
-                    pred, index = model.forward_bert(part, hidden.to(device), m + extra, None)
+                pred, index = model.predict(part, hidden.to(device), m + extra)
                 pred = pred.float()
                 full = torch.zeros(pred.shape[0], N, pred.shape[-1], device=pred.device)
                 full.scatter_(1, index[..., None].expand_as(pred), pred)  # [b, N, D] by column
