@@ -67,7 +67,7 @@ class TrainConfig:
     picture_every: int = 0  # 0: only at the end
     compile: bool = False
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
-    # weight of each loss part (the modality's name, or modality.part where a loss has parts); default 1
+    # weight of each loss part (the modality's name, or modality/part where a loss has parts); default 1
     loss_weights: dict[str, float] = field(default_factory=dict)
 
 

@@ -201,7 +201,10 @@ class Head(nn.Module):
     ``forward(states)`` maps [B, K, dim] to [B, K, ...] predictions.
     ``loss(pred, target)`` returns a [B, K] float32 loss per hidden token; the
     executor weights and reduces it (so scored subsets, per-modality weights
-    and multimodal budgets are one code path).
+    and multimodal budgets are one code path). A loss with named parts (MSE
+    for numbers, cross-entropy for categories) declares ``loss_parts = ("a",
+    "b")`` and returns ``{"a": [B, K], "b": [B, K]}`` (zero where a part does
+    not apply): recipes weigh them as ``train.loss_weights.<modality>/a``.
     """
 
     def forward(self, states: Tensor) -> Tensor:  # pragma: no cover - interface

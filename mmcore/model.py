@@ -94,11 +94,11 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
             self.head = self.modality.head(self.tokenizer, self.target, enc.dim)
 
     def loss_parts(self) -> list[str]:
-        """Names of the loss parts (``train.loss_weights`` keys): the modality, or ``modality.part``
-        for each part a loss returning a dict gives (see `Head.loss`)."""
+        """Names of the loss parts (``train.loss_weights`` keys): the modality, or ``modality/part``
+        for each part of a loss that returns a dict (declared by its ``loss_parts`` attribute)."""
         names = getattr(self._scorer(), "loss_parts", None)
         name = self.modality.name
-        return [f"{name}.{p}" for p in names] if names else [name]
+        return [f"{name}/{p}" for p in names] if names else [name]
 
     @property
     def reconstructs(self) -> bool:
@@ -186,7 +186,13 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         weight = scored.gather(1, index).to(torch.float32)  # [B, K]
         losses = self._scorer().loss(pred, target)  # [B, K] float32, or {part: [B, K]}
         names = self.loss_parts()
-        parts = dict(zip(names, losses.values())) if isinstance(losses, dict) else {names[0]: losses}
+        if isinstance(losses, dict):
+            parts = {f"{self.modality.name}/{k}": v for k, v in losses.items()}
+            if list(parts) != names:
+                raise PluginError(f"the loss of modality {self.modality.name!r} returned parts {list(losses)}, "
+                                  f"not the declared loss_parts {names}")
+        else:
+            parts = {names[0]: losses}
         token_loss = sum(parts.values())
         loss = (token_loss * weight).sum() / weight.sum().clamp_min(1.0)
         return MaskedOutput(loss, token_loss, weight, pred, index, hidden, tokens, parts)

@@ -127,3 +127,21 @@ def test_toy_modality_passes_the_conformance_suite(toy_registry):
     assert len(checks) >= 8
     for check in checks:
         check()
+
+
+def test_a_missing_plugin_behind_a_part_is_named_with_the_part(toy_registry):
+    config = dict(toy_config("mae"), parts={"target": {"name": "hog", "plugin": "mm-hog", "version": "0.3.0"}},
+                  plugins={"mm-hog": "0.3.0"})
+    with pytest.raises(PluginError, match=r"needs the plugin mm-hog>=0.3.0 for its target 'hog', .*pip install 'mm-hog>=0.3.0'"):
+        MaskedModel(config)
+
+
+def test_config_records_the_plugin_behind_every_part():
+    from mmcore.model import record_sources
+    from mmcore.testing import tiny_config
+
+    config = tiny_config("image", "block")
+    sources = record_sources(config, "mnist-demo")
+    assert set(sources["parts"]) == {"modality", "masking", "target", "dataset"}
+    assert sources["parts"]["masking"] == {"name": "block", "plugin": "mm-image", "version": sources["plugins"]["mm-image"]}
+    assert sources["parts"]["dataset"]["name"] == "mnist-demo"

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from mmcore.errors import ConfigError
 from mmcore.model import MaskedModel
 from mmcore.testing import tiny_config
 from mm_tabular import RandomMasking, RemaskMasking
@@ -56,8 +58,26 @@ def test_head_scores_numeric_by_mse_and_categorical_by_cross_entropy(tokenizer_o
     pred[0, 0, 0] = 1.5  # numeric column 0 predicts 1.5, truth 0.5
     target = torch.tensor([[[0.5, 0.0], [2.0, 1.0]]])  # column 1 (3 categories), truth category 2
     loss = head.loss(pred, target)
-    assert loss[0, 0].item() == pytest_approx(1.0)
-    assert loss[0, 1].item() == pytest_approx(torch.log(torch.tensor(3.0)).item())  # uniform over its own 3 categories
+    assert loss["numeric"][0, 0].item() == pytest_approx(1.0) and loss["categorical"][0, 0] == 0
+    assert loss["categorical"][0, 1].item() == pytest_approx(torch.log(torch.tensor(3.0)).item())  # its own 3 categories
+    assert loss["numeric"][0, 1] == 0
+
+
+def test_loss_parts_are_weighed_by_the_recipe(tokenizer_options, samples):
+    from mmcore.train import check_loss_weights
+
+    torch.manual_seed(0)
+    model = MaskedModel(tiny_config("tabular", "remask", tokenizer=tokenizer_options))
+    assert model.loss_parts() == ["tabular/numeric", "tabular/categorical"]
+    out = model(model.tokenizer.collate(samples), generator=torch.Generator().manual_seed(0))
+    both, count = out.loss_terms()
+    numeric, _ = out.loss_terms({"tabular/categorical": 0.0})
+    categorical, _ = out.loss_terms({"tabular/numeric": 0.0})
+    assert numeric > 0 and categorical > 0 and torch.allclose(both, numeric + categorical)
+    assert torch.allclose(out.loss * count, both)  # the parts add up to the per-token loss
+    check_loss_weights({"tabular/numeric": 2.0}, model.loss_parts())
+    with pytest.raises(ConfigError, match=r"unknown loss part\(s\) \['tabular/numbers'\]; .*tabular/numeric"):
+        check_loss_weights({"tabular/numbers": 2.0}, model.loss_parts())
 
 
 def pytest_approx(x):

@@ -10,6 +10,11 @@ from mmcore.contract import Head
 
 
 class CellHead(Head):
+    """Two loss parts, weighable in a recipe (``train.loss_weights.tabular/numeric``): each slot is
+    scored by one of them and is zero in the other."""
+
+    loss_parts = ("numeric", "categorical")
+
     def __init__(self, tokenizer, target, dim: int) -> None:
         super().__init__()
         offsets, numeric, owner = tokenizer.layout()
@@ -23,8 +28,9 @@ class CellHead(Head):
     def forward(self, states: Tensor) -> Tensor:
         return self.proj(states)  # [B, K, 1 + categories]
 
-    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
-        """[B, K] float32: MSE on the normalised value or CE among the cell's own column's categories."""
+    def loss(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """{numeric, categorical: [B, K] float32}: MSE on the normalised value of numeric cells,
+        CE among the cell's own column's categories for categorical ones."""
         pred = pred.to(torch.float32)
         value, column = target[..., 0], target[..., 1].long()  # [B, K]
         numeric = self.numeric[column]
@@ -34,4 +40,5 @@ class CellHead(Head):
         label = torch.where(numeric, torch.zeros_like(column), self.offsets[column] + value.round().long().clamp_min(0))
         label = label.clamp_max(logits.shape[-1] - 1)
         ce = F.cross_entropy(logits.flatten(0, 1), label.flatten(), reduction="none").view_as(mse)
-        return torch.where(numeric, mse, ce)
+        zero = torch.zeros_like(mse)
+        return {"numeric": torch.where(numeric, mse, zero), "categorical": torch.where(numeric, zero, ce)}
