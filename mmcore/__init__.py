@@ -16,7 +16,8 @@ __all__ = [
 
 
 def from_pretrained(name_or_path: str, **kwargs):
-    """Load a model folder or Hub repo (``config.json`` + ``model.safetensors``)."""
-    from mmcore.model import MaskedModel
+    """Load a model folder or Hub repo (``config.json`` + ``model.safetensors``): one modality
+    (`mmcore.model.MaskedModel`) or several (`mmcore.joint.JointModel`), as its config says."""
+    from mmcore.model import ModelFolder
 
-    return MaskedModel.from_pretrained(name_or_path, **kwargs)
+    return ModelFolder.from_pretrained(name_or_path, **kwargs)

@@ -20,7 +20,7 @@ TEMPLATE = """---
 
 {description}
 
-A masked-modeling model for the **{modality}** modality, trained with
+A masked-modeling model for **{modality}**, trained with
 [mmcore](https://github.com/mmcore/mmcore) ({style} style: {style_text}).
 
 ## Use
@@ -70,12 +70,14 @@ STYLE_TEXT = {
 
 def render_card(config: dict[str, Any], info: dict[str, Any], repo: str = "path/to/model") -> str:
     """``config`` is the model's config.json; ``info`` holds run facts (metrics, batch, recipe)."""
-    masking = config["masking"]
+    streams = _streams(config)
     metrics = info.get("metrics", {})
+    modality_tags = list(dict.fromkeys(s["modality"] for s in streams.values()))
+    masking_tags = list(dict.fromkeys(f"masking-{s['masking'].get('name')}" for s in streams.values()))
     data = ModelCardData(
         library_name="mmcore",
         license=info.get("license", "apache-2.0"),
-        tags=["mmcore", "masked-modeling", config["modality"], f"masking-{masking['name']}"],
+        tags=["mmcore", "masked-modeling", *modality_tags, *masking_tags] + (["multimodal"] if len(streams) > 1 else []),
         datasets=[info["dataset"]] if info.get("dataset") else None,
         metrics=sorted(metrics) or None,
         mmcore={k: info[k] for k in FACTS if info.get(k) is not None} or None,
@@ -86,12 +88,12 @@ def render_card(config: dict[str, Any], info: dict[str, Any], repo: str = "path/
         metadata=data.to_yaml(),
         name=info.get("name", "mmcore model"),
         description=info.get("description", ""),
-        modality=config["modality"],
+        modality=" + ".join(streams),
         style=config.get("style") or "default",
         style_text=STYLE_TEXT.get(config.get("style") or "mae", ""),
         repo=repo,
-        masking=_options(masking),
-        target=_options(config["target"]),
+        masking=_per_stream(streams, "masking"),
+        target=_per_stream(streams, "target"),
         encoder=_options(config["encoder"]),
         decoder=_options(config["decoder"]),
         results=results or "(no metrics recorded)",
@@ -123,6 +125,20 @@ def card_info(text: str) -> dict[str, Any]:
 def _number(value: Any, spec: str) -> str:
     """A card made without run facts (``push_to_hub`` of an in-memory model) says ``?``."""
     return "?" if value is None else format(value, spec)
+
+
+def _streams(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{name: {modality, masking, target}}: one entry for a single-modality model, one per stream for a joint one."""
+    if "modalities" in config:
+        return {name: {"modality": e.get("modality") or name, "masking": e.get("masking") or {},
+                       "target": e.get("target") or {}} for name, e in config["modalities"].items()}
+    return {config["modality"]: {"modality": config["modality"], "masking": config["masking"], "target": config["target"]}}
+
+
+def _per_stream(streams: dict[str, dict[str, Any]], part: str) -> str:
+    if len(streams) == 1:
+        return _options(next(iter(streams.values()))[part])
+    return "; ".join(f"{name}: {_options(s[part])}" for name, s in streams.items())
 
 
 def _options(options: dict[str, Any]) -> str:

@@ -112,6 +112,10 @@ class MaskingPolicy(Protocol):
 
     ``scores`` are per-token scores from the previous step (e.g. the loss),
     for adaptive policies; plain policies ignore them.
+
+    A policy must keep the routing rule stated at the top of this module. One
+    whose count is drawn per batch (masked diffusion) sets the class attribute
+    ``fixed_budget = False``; the MAE style then refuses it.
     """
 
     ratio: float

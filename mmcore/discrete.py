@@ -188,6 +188,7 @@ class DiffusionMasking:
 
     ratio: float = 1.0
     min_ratio: float = 0.0
+    fixed_budget = False  # the count follows t, drawn per batch: BERT style only (see mmcore.contract)
 
     def __post_init__(self) -> None:
         _check_ratio("model.masking.ratio", self.ratio)

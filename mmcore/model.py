@@ -60,12 +60,88 @@ class MaskedOutput:
         return total, self.weight.sum()
 
 
-class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=["mmcore", "masked-modeling"]):
+class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=["mmcore", "masked-modeling"]):
+    """What every mmcore model is as a folder: ``config.json`` + ``model.safetensors`` + card,
+    shared through the Hub. ``ModelFolder.from_pretrained`` builds the class the config names
+    (`MaskedModel` for one modality, `mmcore.joint.JointModel` for several)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:  # the mixin saves ``config`` as config.json
+        super().__init__()
+
+    # -- the model folder ----------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *, revision: str | None = None, **kwargs):
+        """A folder, or a Hub repo id; Hub failures are one-line `HubError`s naming repo and revision."""
+        from mmcore.hub import check_repo_id, hub_errors
+
+        name = os.path.expanduser(str(pretrained_model_name_or_path))
+        if os.path.isdir(name):
+            return super().from_pretrained(name, revision=revision, **kwargs)
+        if os.path.exists(name) or name.startswith((".", "/")) or name.count("/") > 1:
+            raise DataError(f"no model folder at {name}: expected a folder with config.json and model.safetensors")
+        check_repo_id(name)
+        with hub_errors(name, revision):
+            return super().from_pretrained(name, revision=revision, **kwargs)
+
+    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
+        """As the mixin's; the card's usage lines name ``repo_id``."""
+        from mmcore.hub import check_repo_id, hub_errors
+
+        with hub_errors(check_repo_id(repo_id), kwargs.get("branch"), "push"):
+            return super().push_to_hub(repo_id, model_card_kwargs={"repo": repo_id, **(model_card_kwargs or {})},
+                                       **kwargs)
+
+    def generate_model_card(self, *args, info: dict | None = None, repo: str = "path/to/model", **kwargs):
+        """The mmcore card (`mmcore.card`), not the mixin's generic one."""
+        from huggingface_hub import ModelCard
+
+        from mmcore.card import render_card
+
+        return ModelCard(render_card(self.config, info or {}, repo))
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
+                         local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
+                         **model_kwargs):
+        """Weights from safetensors only (never pickle), loaded strictly."""
+        from huggingface_hub import hf_hub_download
+
+        model = model_class(model_kwargs.get("config") or {}, cls)(**model_kwargs)
+        if os.path.isdir(model_id):
+            path = os.path.join(model_id, "model.safetensors")
+        else:
+            from mmcore.hub import verify_download
+
+            path = verify_download(hf_hub_download(model_id, "model.safetensors", revision=revision,
+                                                   cache_dir=cache_dir, force_download=force_download, token=token,
+                                                   local_files_only=local_files_only))
+        try:
+            state = load_file(path, device=str(map_location))
+        except (SafetensorError, OSError) as exc:
+            raise DataError(f"cannot read weights {path}: {exc}; expected an intact safetensors file") from exc
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if strict and (missing or unexpected):
+            raise DataError(f"weights {path} do not match config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return model.eval()
+
+
+def model_class(config: dict[str, Any], requested: type) -> type:
+    """The class a ``config.json`` describes; a subclass asked for by name is kept."""
+    if requested is not ModelFolder:
+        return requested
+    if "modalities" in config:
+        from mmcore.joint import JointModel
+
+        return JointModel
+    return MaskedModel
+
+
+class MaskedModel(ModelFolder):
     """Built from a plain-dict ``config``: modality, style, tokenizer, masking,
     target, encoder and decoder options (see `mmcore.config.ModelConfig`)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__()
+        super().__init__(config)
         check_plugins(config)
         registry = get_registry()
         self.config = config
@@ -75,11 +151,12 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
             raise PluginError(f"unknown style {self.style!r}; accepted: {', '.join(STYLES)}")
         self.tokenizer = self.modality.tokenizer(**config.get("tokenizer", {}))
         self.policy = build_part(registry.policy, config["modality"], config["masking"])
+        check_routable(self.policy, config["masking"]["name"], self.style)
         self.target = build_part(registry.target, config["modality"], config["target"])
         if hasattr(self.target, "bind"):
             self.target.bind(self.tokenizer)
         if isinstance(self.target, nn.Module):
-            own_frozen_target(self)
+            own_frozen_target(self, self.target)
         enc = TransformerConfig(**config["encoder"])
         dec = TransformerConfig(**config["decoder"])
         self.embedder = self.modality.embedder(self.tokenizer, enc.dim, dec.dim if self.style == "mae" else None)
@@ -96,9 +173,7 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
     def loss_parts(self) -> list[str]:
         """Names of the loss parts (``train.loss_weights`` keys): the modality, or ``modality/part``
         for each part of a loss that returns a dict (declared by its ``loss_parts`` attribute)."""
-        names = getattr(self._scorer(), "loss_parts", None)
-        name = self.modality.name
-        return [f"{name}/{p}" for p in names] if names else [name]
+        return loss_part_names(self._scorer(), self.modality.name)
 
     @property
     def reconstructs(self) -> bool:
@@ -179,23 +254,7 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
 
     def score(self, tokens: Tokens, hidden: Tensor, pred: Tensor, index: Tensor) -> MaskedOutput:
         """Per-slot losses of the predictions at ``index`` against the target, by its own loss or the head's."""
-        with torch.no_grad():  # a target is data, even when a frozen network computes it
-            target = self.target(tokens)  # [B, N, ...]
-        target = target.gather(1, index.view(*index.shape, *([1] * (target.dim() - 2))).expand(-1, -1, *target.shape[2:]))
-        scored = hidden if tokens.valid is None else hidden & tokens.valid
-        weight = scored.gather(1, index).to(torch.float32)  # [B, K]
-        losses = self._scorer().loss(pred, target)  # [B, K] float32, or {part: [B, K]}
-        names = self.loss_parts()
-        if isinstance(losses, dict):
-            parts = {f"{self.modality.name}/{k}": v for k, v in losses.items()}
-            if list(parts) != names:
-                raise PluginError(f"the loss of modality {self.modality.name!r} returned parts {list(losses)}, "
-                                  f"not the declared loss_parts {names}")
-        else:
-            parts = {names[0]: losses}
-        token_loss = sum(parts.values())
-        loss = (token_loss * weight).sum() / weight.sum().clamp_min(1.0)
-        return MaskedOutput(loss, token_loss, weight, pred, index, hidden, tokens, parts)
+        return score_slots(self.target, self._scorer(), self.modality.name, tokens, hidden, pred, index)
 
     # -- using what was learned --------------------------------------------
     @torch.no_grad()
@@ -233,61 +292,32 @@ class MaskedModel(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         detok = self.tokenizer.detokenize
         return detok(values, tokens), detok(masked, tokens), detok(recon, tokens)
 
-    # -- the model folder ----------------------------------------------------
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *, revision: str | None = None, **kwargs):
-        """A folder, or a Hub repo id; Hub failures are one-line `HubError`s naming repo and revision."""
-        from mmcore.hub import check_repo_id, hub_errors
+def loss_part_names(scorer: Any, name: str) -> list[str]:
+    """``[name]``, or ``name/part`` for each part a loss declares in ``loss_parts``."""
+    parts = getattr(scorer, "loss_parts", None)
+    return [f"{name}/{p}" for p in parts] if parts else [name]
 
-        name = os.path.expanduser(str(pretrained_model_name_or_path))
-        if os.path.isdir(name):
-            return super().from_pretrained(name, revision=revision, **kwargs)
-        if os.path.exists(name) or name.startswith((".", "/")) or name.count("/") > 1:
-            raise DataError(f"no model folder at {name}: expected a folder with config.json and model.safetensors")
-        check_repo_id(name)
-        with hub_errors(name, revision):
-            return super().from_pretrained(name, revision=revision, **kwargs)
 
-    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
-        """As the mixin's; the card's usage lines name ``repo_id``."""
-        from mmcore.hub import check_repo_id, hub_errors
-
-        with hub_errors(check_repo_id(repo_id), kwargs.get("branch"), "push"):
-            return super().push_to_hub(repo_id, model_card_kwargs={"repo": repo_id, **(model_card_kwargs or {})},
-                                       **kwargs)
-
-    def generate_model_card(self, *args, info: dict | None = None, repo: str = "path/to/model", **kwargs):
-        """The mmcore card (`mmcore.card`), not the mixin's generic one."""
-        from huggingface_hub import ModelCard
-
-        from mmcore.card import render_card
-
-        return ModelCard(render_card(self.config, info or {}, repo))
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
-                         local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
-                         **model_kwargs):
-        """Weights from safetensors only (never pickle), loaded strictly."""
-        from huggingface_hub import hf_hub_download
-
-        model = cls(**model_kwargs)
-        if os.path.isdir(model_id):
-            path = os.path.join(model_id, "model.safetensors")
-        else:
-            from mmcore.hub import verify_download
-
-            path = verify_download(hf_hub_download(model_id, "model.safetensors", revision=revision,
-                                                   cache_dir=cache_dir, force_download=force_download, token=token,
-                                                   local_files_only=local_files_only))
-        try:
-            state = load_file(path, device=str(map_location))
-        except (SafetensorError, OSError) as exc:
-            raise DataError(f"cannot read weights {path}: {exc}; expected an intact safetensors file") from exc
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if strict and (missing or unexpected):
-            raise DataError(f"weights {path} do not match config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        return model.eval()
+def score_slots(target: Any, scorer: Any, name: str, tokens: Tokens, hidden: Tensor, pred: Tensor,
+                index: Tensor) -> MaskedOutput:
+    """Score predictions at token ``index`` [B, K] against ``target(tokens)``: hidden ∩ valid slots
+    weigh 1, spare (void) slots 0; loss parts are named after ``name`` (the modality or stream)."""
+    with torch.no_grad():  # a target is data, even when a frozen network computes it
+        values = target(tokens)  # [B, N, ...]
+    values = values.gather(1, index.view(*index.shape, *([1] * (values.dim() - 2))).expand(-1, -1, *values.shape[2:]))
+    scored = hidden if tokens.valid is None else hidden & tokens.valid
+    weight = scored.gather(1, index).to(torch.float32)  # [B, K]
+    losses = scorer.loss(pred, values)  # [B, K] float32, or {part: [B, K]}
+    names = loss_part_names(scorer, name)
+    if isinstance(losses, dict):
+        parts = {f"{name}/{k}": v for k, v in losses.items()}
+        if list(parts) != names:
+            raise PluginError(f"the loss of {name!r} returned parts {list(losses)}, not the declared loss_parts {names}")
+    else:
+        parts = {names[0]: losses}
+    token_loss = sum(parts.values())
+    loss = (token_loss * weight).sum() / weight.sum().clamp_min(1.0)
+    return MaskedOutput(loss, token_loss, weight, pred, index, hidden, tokens, parts)
 
 
 def mae_order(hidden: Tensor, valid: Tensor | None) -> Tensor:
@@ -311,6 +341,14 @@ def reorder_structure(structure: Tensor | None, order: Tensor) -> Tensor | None:
     rows = order[:, None, :, None].expand(B, H, N, N)
     s = s.gather(2, rows).gather(3, order[:, None, None, :].expand(B, H, N, N))
     return s if structure.dim() == 4 else s[:, 0]
+
+
+def check_routable(policy: Any, name: str, style: str) -> None:
+    """A policy whose hidden count is not a fixed budget (``fixed_budget = False``) cannot feed the
+    MAE style's fixed encoder slots."""
+    if style == "mae" and not getattr(policy, "fixed_budget", True):
+        raise ConfigError(f"masking policy {name!r} hides a count drawn per batch, which the MAE style's fixed "
+                          "encoder slots cannot route; accepted: model.style=bert with this policy, or another policy")
 
 
 def check_hidden(hidden: Tensor, tokens: Tokens, num_hidden: int, style: str) -> None:
@@ -337,20 +375,21 @@ def check_hidden(hidden: Tensor, tokens: Tokens, num_hidden: int, style: str) ->
                           f"least {num_hidden} tokens per sample hidden or void, so no visible token is dropped")
 
 
-def own_frozen_target(model: nn.Module) -> None:
+def own_frozen_target(model: nn.Module, target: nn.Module, prefix: str = "target.") -> None:
     """A target with weights (a teacher) is a frozen submodule kept out of the saved weights.
 
-    Its parameters get no gradient, so no optimizer group holds them; its state is dropped
-    from ``state_dict`` (it reloads from its own options) and not expected by ``load_state_dict``.
+    Its parameters get no gradient, so no optimizer group holds them; its state (keys under
+    ``prefix``) is dropped from ``state_dict`` (it reloads from its own options) and not expected
+    by ``load_state_dict``.
     """
-    model.target.requires_grad_(False).eval()
+    target.requires_grad_(False).eval()
 
-    def drop_target(module, state, prefix, local_metadata) -> None:
-        for key in [k for k in state if k.startswith(prefix + "target.")]:
+    def drop_target(module, state, key_prefix, local_metadata) -> None:
+        for key in [k for k in state if k.startswith(key_prefix + prefix)]:
             del state[key]
 
     def is_target(key: str) -> bool:  # keys may carry the prefixes of DDP or torch.compile wrappers
-        return key.removeprefix("module.").removeprefix("_orig_mod.").startswith("target.")
+        return key.removeprefix("module.").removeprefix("_orig_mod.").startswith(prefix)
 
     def allow_missing_target(module, incompatible) -> None:
         incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if not is_target(k)]
@@ -369,7 +408,7 @@ def build_part(lookup, modality: str, options: dict[str, Any]) -> Any:
 PART_KINDS = {"modality": "modalities", "masking": "policies", "target": "targets", "dataset": "datasets"}
 
 
-def check_plugins(config: dict[str, Any]) -> None:
+def check_plugins(config: dict[str, Any], check_modality: bool = True) -> None:
     """Say which plugin to install, and for which part, when a model needs one that is missing or too old."""
     registry = get_registry()
     needs = {dist: version for dist, version in (config.get("plugins") or {}).items()}
@@ -387,7 +426,8 @@ def check_plugins(config: dict[str, Any]) -> None:
         if Version(installed) < Version(version):
             raise PluginError(f"this model needs {dist}>={version} for its {what}, found {installed}: "
                               f"pip install -U '{dist}>={version}'")
-    registry.modality(config.get("modality", "?"))
+    if check_modality:
+        registry.modality(config.get("modality", "?"))
 
 
 def record_sources(config: dict[str, Any], dataset: str | None = None) -> dict[str, Any]:

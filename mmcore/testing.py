@@ -100,6 +100,12 @@ def check_mask_count(modality, policy_name, samples, tokenizer=None) -> None:
         assert (counts == budget).all(), f"{policy_name}: expected exactly {budget} hidden per sample, got {counts.tolist()}"
     else:
         assert (counts <= budget).all(), f"{policy_name}: more hidden than num_hidden {budget}: {counts.tolist()}"
+    if getattr(policy, "fixed_budget", True):  # the MAE routing rule of mmcore.contract
+        valid = tokens.valid if tokens.valid is not None else torch.ones_like(hidden)
+        visible = (~hidden & valid).sum(1)
+        assert (visible <= tokens.num_tokens - budget).all(), (
+            f"{policy_name}: leaves {visible.tolist()} valid tokens visible, more than the encoder's "
+            f"N - num_hidden = {tokens.num_tokens - budget} slots (MAE style would drop visible tokens)")
 
 
 def check_mask_deterministic(modality, policy_name, samples, tokenizer=None) -> None:

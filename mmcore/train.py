@@ -466,8 +466,14 @@ def mask_seed(seed: int, micro_step: int, rank: int) -> int:
     return (seed * 1_000_003 + micro_step * 7919 + rank * 104_729) % (2**63)
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Tensors moved to ``device``, also inside the per-modality sub-batches of a joint model."""
+    def move(v: Any) -> Any:
+        if torch.is_tensor(v):
+            return v.to(device, non_blocking=True)
+        return to_device(v, device) if isinstance(v, dict) else v
+
+    return {k: move(v) for k, v in batch.items()}
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:

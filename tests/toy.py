@@ -6,7 +6,6 @@ including void tokens (padding) and both backbone styles.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -115,7 +114,7 @@ class RandomOfValid:
     ratio: float = 0.5
 
     def num_hidden(self, num_tokens):
-        return math.ceil(self.ratio * num_tokens)
+        return int(round(self.ratio * num_tokens))  # the budget hide_fraction_of_valid keeps routable
 
     def __call__(self, tokens, generator=None, scores=None):
         noise = uniform_noise((tokens.batch_size, tokens.num_tokens), tokens.values.device, generator)
@@ -166,6 +165,71 @@ def toy_config(style="mae", policy="random", ratio=0.5):
     return {
         "modality": "signal", "style": style, "tokenizer": {"max_length": 16},
         "masking": {"name": policy, "ratio": ratio}, "target": {"name": "identity"},
+        "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
+    }
+
+
+# -- a second toy modality, discrete, for joint (multimodal) models ------------------------
+
+@dataclass
+class WordTokenizer:
+    """A sample's label as two ids (a "word" of two word-pieces): ids 4 + label and 8 + label."""
+
+    max_length: int = 4
+    vocab_size: int = 16
+    mask_id: int = 1
+
+    def collate(self, samples):
+        return {"ids": torch.tensor([[4 + s["label"], 8 + s["label"]] for s in samples])}
+
+    def tokenize(self, batch):
+        ids = batch["ids"]
+        positions = torch.arange(ids.shape[1], device=ids.device)[None, :, None]
+        meta = {"mask_id": self.mask_id, "random_ids": (4, self.vocab_size), "generate_ids": (4, self.vocab_size)}
+        return Tokens(ids, positions, None, meta)
+
+    def detokenize(self, values, tokens):
+        return values
+
+
+class WordPlugin:
+    """The ``word`` modality, built from the core's discrete parts."""
+
+    @hookimpl
+    def register_modalities(self, register):
+        from mmcore.discrete import TokenEmbedder, VocabHead
+
+        register(Modality(name="word", tokenizer=WordTokenizer, embedder=TokenEmbedder, head=VocabHead,
+                          default_policy="bert", default_target="ids", style="bert"))
+
+    @hookimpl
+    def register_masking_policies(self, register):
+        from mmcore.discrete import BertMasking
+
+        register("word", "bert", BertMasking)
+
+    @hookimpl
+    def register_targets(self, register):
+        from mmcore.discrete import TokenIdTarget
+
+        register("word", "ids", TokenIdTarget)
+
+
+def paired_samples(n=12, seed=0, variable_length=True):
+    """{signal, word} pairs that share a label: the signal's frequency says which word it is."""
+    items = Waves(num_train=n, variable_length=variable_length).build(SignalTokenizer(), "train")
+    return [{"signal": item, "word": {"label": item["label"]}} for item in items]
+
+
+def joint_config(style="mae", hide_one_prob=0.0):
+    return {
+        "modalities": {
+            "signal": {"tokenizer": {"max_length": 16}, "masking": {"name": "random_of_valid", "ratio": 0.5},
+                       "target": {"name": "identity"}},
+            "word": {"masking": {"name": "bert", "ratio": 0.5}, "target": {"name": "ids"}},
+        },
+        "style": style, "hide_one_prob": hide_one_prob,
         "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0},
         "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
     }

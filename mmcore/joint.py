@@ -1,0 +1,422 @@
+"""JointModel: several modalities, one backbone (4M-style any-to-any masked modeling).
+
+Each *stream* is one modality's parts — tokenizer, masking policy, target,
+embedder, head — from its own plugin, named in the recipe
+(``model.modalities: {image: {...}, text: {...}}``; a stream's ``modality``
+defaults to its name, so two streams may share a plugin). Tokens of every
+stream are embedded by their own embedder (which adds positions), get a
+learned modality embedding, and are concatenated along N for one shared
+encoder (and decoder, MAE style); each stream's head scores its own slots.
+
+Masking is over the union with **fixed per-stream budgets**: stream m hides
+``K_m = policy.num_hidden(N_m)`` slots (all N_m when fully hidden, 0 when
+fully visible), so every shape depends only on the per-stream token counts.
+Each stream is routed by the rule of `mmcore.contract` on its own and the
+routes are concatenated: the encoder holds every stream's visible slots, the
+decoder's last ``Σ K_m`` rows are stream 1's predicted slots, then stream
+2's, ... — a fixed range per stream, so each head takes a static slice.
+
+The mixture of 4M (some batches hide one whole modality) is drawn **per
+batch**: with probability ``hide_one_prob`` one stream (of those allowed to
+be targets) is fully hidden and every other one fully visible, so the model
+learns to predict a modality from the others alone. The choice is made on
+the host from the mask generator's seed (no device sync, and a resumed run
+draws the same), giving at most M + 1 distinct shapes.
+
+Batches are namespaced by stream (``batch[name]`` is what that stream's
+tokenizer collated), so collate keys never collide. A sample may lack a
+stream (``None``): its tokens are void for that sample — nothing seen,
+nothing scored, i.e. that modality is fully hidden and unscored for it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmcore.backbone import Transformer, TransformerConfig
+from mmcore.contract import Modality, Tokens
+from mmcore.errors import ConfigError, PluginError
+from mmcore.model import (
+    STYLES, MaskedOutput, ModelFolder, build_part, check_hidden, loss_part_names, mae_order,
+    own_frozen_target, reorder_structure, score_slots,
+)
+from mmcore.plugins import get_registry
+
+ROLES = ("both", "input", "target")  # masked by its policy / always visible / always hidden
+PRESENT = "present"  # batch key: [B] bool per stream, False where a sample lacks that stream
+
+
+@dataclass
+class Stream:
+    """One modality's parts inside a joint model."""
+
+    name: str
+    modality: Modality
+    tokenizer: Any
+    policy: Any
+    target: Any
+    role: str
+
+    @property
+    def scorer(self) -> Any:
+        return self.target if callable(getattr(self.target, "loss", None)) else None
+
+
+@dataclass
+class JointOutput:
+    """Per-stream outputs of one micro-batch; the executor reduces ``loss_terms`` like a single model's."""
+
+    outputs: dict[str, MaskedOutput]
+    hidden_whole: str | None  # the stream this batch hid entirely (the mixture), if any
+
+    def loss_terms(self, weights: dict[str, float] | None = None) -> tuple[Tensor, Tensor]:
+        terms = [out.loss_terms(weights) for out in self.outputs.values()]
+        return sum(t for t, _ in terms), sum(c for _, c in terms)
+
+    @property
+    def loss(self) -> Tensor:
+        total, count = self.loss_terms()
+        return total / count.clamp_min(1.0)
+
+
+class JointModel(ModelFolder):
+    """Built from a plain-dict ``config``: ``modalities`` {stream: {modality, role, tokenizer, masking,
+    target}}, ``style``, ``hide_one_prob``, ``encoder``, ``decoder``."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        check_joint_plugins(config)
+        self.config = config
+        self.style = config.get("style") or "mae"
+        if self.style not in STYLES:
+            raise ConfigError(f"model.style {self.style!r} is unknown; accepted: {', '.join(STYLES)}")
+        self.hide_one_prob = float(config.get("hide_one_prob", 0.0))
+        if not 0.0 <= self.hide_one_prob <= 1.0:
+            raise ConfigError(f"model.hide_one_prob {self.hide_one_prob!r} is out of range; accepted: 0 <= p <= 1")
+        self.streams = build_streams(config)
+        enc, dec = TransformerConfig(**config["encoder"]), TransformerConfig(**config["decoder"])
+        mae = self.style == "mae"
+        self.embedders = nn.ModuleDict({s.name: s.modality.embedder(s.tokenizer, enc.dim, dec.dim if mae else None)
+                                        for s in self.streams.values()})
+        width = dec.dim if mae else enc.dim
+        self.heads = nn.ModuleDict({s.name: s.modality.head(s.tokenizer, s.target, width) for s in self.streams.values()})
+        self.targets = nn.ModuleDict({s.name: s.target for s in self.streams.values() if isinstance(s.target, nn.Module)})
+        for name, target in self.targets.items():
+            own_frozen_target(self, target, f"targets.{name}.")
+        self.modality_embed = nn.Parameter(torch.zeros(len(self.streams), enc.dim))  # one row per stream
+        nn.init.normal_(self.modality_embed, std=0.02)
+        self.encoder = Transformer(enc)
+        if mae:
+            self.decoder_embed = nn.Linear(enc.dim, dec.dim)
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, dec.dim))
+            self.decoder_modality_embed = nn.Parameter(torch.zeros(len(self.streams), dec.dim))
+            nn.init.normal_(self.mask_token, std=0.02)
+            nn.init.normal_(self.decoder_modality_embed, std=0.02)
+            self.decoder = Transformer(dec)
+
+    def train(self, mode: bool = True) -> JointModel:
+        super().train(mode)
+        for target in self.targets.values():
+            target.eval()  # a frozen teacher never trains
+        return self
+
+    def loss_parts(self) -> list[str]:
+        return [part for s in self.streams.values() for part in loss_part_names(self._scorer(s), s.name)]
+
+    def _scorer(self, stream: Stream) -> Any:
+        return stream.scorer or self.heads[stream.name]
+
+    # -- data ------------------------------------------------------------------
+    def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Samples ``{stream: item or None}`` → ``{stream: that tokenizer's batch, "present": {stream: [bool] * B}}``."""
+        batch: dict[str, Any] = {PRESENT: {}}
+        for name, stream in self.streams.items():
+            present = [s.get(name) is not None for s in samples]
+            if any(present):
+                batch[name] = stream.tokenizer.collate([s[name] for s in samples if s.get(name) is not None])
+            batch[PRESENT][name] = present  # a host list: spreading rows needs no device sync
+        return batch
+
+    def tokenize(self, batch: dict[str, Any]) -> dict[str, Tokens]:
+        """{stream: Tokens [B, N_m, ...]}; rows of samples that lack a stream are void. A stream absent
+        from the whole batch is left out."""
+        present = batch.get(PRESENT, {})
+        tokens = {}
+        for name, stream in self.streams.items():
+            if name not in batch:
+                continue
+            t = stream.tokenizer.tokenize(batch[name])
+            rows = present.get(name)
+            if rows is not None and t.batch_size != len(rows):
+                t = spread_rows(t, rows)
+            tokens[name] = t
+        if not tokens:
+            raise ConfigError(f"a batch holds none of the model's modalities {list(self.streams)}")
+        return tokens
+
+    # -- masks -------------------------------------------------------------------
+    def hide_whole(self, generator: torch.Generator | None) -> str | None:
+        """The stream this batch hides entirely (probability ``hide_one_prob``), drawn on the host
+        from the generator's seed: no device sync, and the same on resume."""
+        if self.hide_one_prob == 0.0 or generator is None:
+            return None
+        rng = random.Random(generator.initial_seed())
+        if rng.random() >= self.hide_one_prob:
+            return None
+        candidates = [n for n, s in self.streams.items() if s.role != "input"]
+        return rng.choice(candidates) if candidates else None
+
+    def budgets(self, tokens: dict[str, Tokens], whole: str | None) -> dict[str, int]:
+        """Hidden slots per stream: the policy's budget, N_m when fully hidden, 0 when fully visible."""
+        out = {}
+        for name, t in tokens.items():
+            role = self.streams[name].role
+            if whole is not None:
+                out[name] = t.num_tokens if name == whole else 0
+            elif role == "input":
+                out[name] = 0
+            elif role == "target":
+                out[name] = t.num_tokens
+            else:
+                out[name] = self.streams[name].policy.num_hidden(t.num_tokens)
+        return out
+
+    def draw_masks(self, tokens: dict[str, Tokens], budgets: dict[str, int],
+                   generator: torch.Generator | None) -> dict[str, Tensor]:
+        masks = {}
+        for name, t in tokens.items():
+            K, N = budgets[name], t.num_tokens
+            if K == 0:
+                masks[name] = torch.zeros(t.batch_size, N, dtype=torch.bool, device=t.values.device)
+            elif K == N:
+                masks[name] = torch.ones(t.batch_size, N, dtype=torch.bool, device=t.values.device)
+            else:
+                masks[name] = self.streams[name].policy(t, generator=generator)
+        return masks
+
+    # -- tokenize → mask → predict -------------------------------------------------
+    def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None,
+                hidden: dict[str, Tensor] | None = None, hide_whole: str | None = None) -> JointOutput:
+        """``hidden`` {stream: [B, N_m] bool} fixes the masks (checked per stream against its budget);
+        ``hide_whole`` names a stream to predict from the others alone (e.g. text from image)."""
+        tokens = self.tokenize(batch)
+        if hide_whole is not None and hide_whole not in self.streams:
+            raise ConfigError(f"hide_whole {hide_whole!r} is not a modality of this model; accepted: {', '.join(self.streams)}")
+        whole = hide_whole if hide_whole is not None else (None if hidden is not None else self.hide_whole(generator))
+        budgets = self.budgets(tokens, whole)
+        if hidden is None:
+            masks = self.draw_masks(tokens, budgets, generator)
+        else:
+            masks = self.check_masks(hidden, tokens, budgets)
+        preds = self.predict(tokens, masks, budgets, generator)
+        outputs = {name: score_slots(self.streams[name].target, self._scorer(self.streams[name]), name,
+                                     tokens[name], masks[name], *preds[name]) for name in tokens}
+        return JointOutput(outputs, whole)
+
+    def check_masks(self, hidden: dict[str, Tensor], tokens: dict[str, Tokens], budgets: dict[str, int]) -> dict[str, Tensor]:
+        unknown = sorted(set(hidden) - set(tokens))
+        if unknown:
+            raise ConfigError(f"hidden: unknown modality {unknown}; this batch holds {', '.join(tokens)}")
+        masks = {}
+        for name, t in tokens.items():
+            mask = hidden.get(name)
+            if mask is None:
+                mask = self.draw_masks({name: t}, budgets, None)[name]
+            try:
+                check_hidden(mask, t, budgets[name], self.style)
+            except ConfigError as exc:
+                raise ConfigError(f"modality {name!r}: {exc}") from None
+            masks[name] = mask
+        return masks
+
+    def embed(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], seen: dict[str, Tokens] | None = None) -> Tensor:
+        """[B, N, D]: every stream's embedding plus its modality embedding, concatenated along N."""
+        parts = []
+        for i, (name, t) in enumerate(tokens.items()):
+            x = self.embedders[name]((seen or tokens)[name], masks[name])
+            parts.append(x + self.modality_embed[i].to(x.dtype))
+        return torch.cat(parts, dim=1)
+
+    def predict(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
+                generator: torch.Generator | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+        """{stream: (head outputs [B, K_m, ...], local token index [B, K_m])}."""
+        masks = {n: m if tokens[n].valid is None else m & tokens[n].valid for n, m in masks.items()}
+        if self.style == "mae":
+            return self.forward_mae(tokens, masks, budgets)
+        return self.forward_bert(tokens, masks, budgets, generator)
+
+    def forward_mae(self, tokens: dict[str, Tokens], masks: dict[str, Tensor],
+                    budgets: dict[str, int]) -> dict[str, tuple[Tensor, Tensor]]:
+        x = self.embed(tokens, masks)
+        B, N, D = x.shape
+        offsets = stream_offsets(tokens)
+        encoder_slots, predicted_slots = [], []
+        for name, t in tokens.items():  # each stream routed on its own, the routes concatenated
+            order = mae_order(masks[name], t.valid) + offsets[name]
+            encoder_slots.append(order[:, : t.num_tokens - budgets[name]])
+            predicted_slots.append(order[:, t.num_tokens - budgets[name]:])
+        order = torch.cat(encoder_slots + predicted_slots, dim=1)  # [B, N]
+        K = sum(budgets.values())
+        V = N - K
+        valid = joint_valid(tokens)
+        valid = None if valid is None else valid.gather(1, order)
+        structure = reorder_structure(joint_structure(tokens, self.embedders, masks), order)
+        h = self.encoder(x.gather(1, order[:, :V, None].expand(-1, -1, D)), None if valid is None else valid[:, :V],
+                         structure=None if structure is None else structure[..., :V, :V])
+        y = self.decoder_embed(h)
+        y = torch.cat([y, self.mask_token.to(y.dtype).expand(B, K, -1)], dim=1)  # [B, N, Dd]
+        pos = torch.cat([self.embedders[n].decoder_positions(t).expand(B, -1, -1) + self.decoder_modality_embed[i]
+                         for i, (n, t) in enumerate(tokens.items())], dim=1)
+        y = y + pos.gather(1, order[..., None].expand(-1, -1, y.shape[-1])).to(y.dtype)
+        y = self.decoder(y, valid, keep_last=K, structure=structure)  # [B, K, Dd]: stream 1's slots, stream 2's, ...
+        out, start = {}, 0
+        for name, slots in zip(tokens, predicted_slots):
+            k = slots.shape[1]
+            out[name] = (self.heads[name](y[:, start:start + k]), slots - offsets[name])
+            start += k
+        return out
+
+    def forward_bert(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
+                     generator: torch.Generator | None) -> dict[str, tuple[Tensor, Tensor]]:
+        seen = {}
+        for name, t in tokens.items():
+            corrupt = getattr(self.streams[name].policy, "corrupt", None)
+            policy_masked = 0 < budgets[name] < t.num_tokens
+            seen[name] = corrupt(t, masks[name], generator) if corrupt is not None and policy_masked else t
+        x = self.encoder(self.embed(tokens, masks, seen), joint_valid(tokens),
+                         structure=joint_structure(tokens, self.embedders, masks))
+        offsets = stream_offsets(tokens)
+        out = {}
+        for name, t in tokens.items():
+            index = masks[name].to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, : budgets[name]]
+            states = x.gather(1, (index + offsets[name])[..., None].expand(-1, -1, x.shape[-1]))
+            out[name] = (self.heads[name](states), index)
+        return out
+
+    # -- using what was learned --------------------------------------------------------
+    @torch.no_grad()
+    def features(self, batch: dict[str, Any]) -> Tensor:
+        """[B, D] mean of the encoder's states over every valid token of every stream given."""
+        tokens = self.tokenize(batch)
+        masks = {n: torch.zeros(t.batch_size, t.num_tokens, dtype=torch.bool, device=t.values.device)
+                 for n, t in tokens.items()}
+        valid = joint_valid(tokens)
+        states = self.encoder(self.embed(tokens, masks), valid, structure=joint_structure(tokens, self.embedders, masks))
+        if valid is None:
+            return states.mean(dim=1)
+        w = valid[..., None].to(states.dtype)
+        return (states * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+# -- building --------------------------------------------------------------------------
+
+def build_streams(config: dict[str, Any]) -> dict[str, Stream]:
+    registry = get_registry()
+    entries = config.get("modalities") or {}
+    if not entries:
+        raise ConfigError("model.modalities is empty; accepted: {name: {modality, tokenizer, masking, target}, ...}")
+    streams = {}
+    for name, entry in entries.items():
+        modality = registry.modality(entry.get("modality") or name)
+        role = entry.get("role") or "both"
+        if role not in ROLES:
+            raise ConfigError(f"model.modalities.{name}.role {role!r} is unknown; accepted: {', '.join(ROLES)}")
+        tokenizer = modality.tokenizer(**(entry.get("tokenizer") or {}))
+        policy = build_part(registry.policy, modality.name, entry.get("masking") or {"name": modality.default_policy})
+        target = build_part(registry.target, modality.name, entry.get("target") or {"name": modality.default_target})
+        if hasattr(target, "bind"):
+            target.bind(tokenizer)
+        streams[name] = Stream(name, modality, tokenizer, policy, target, role)
+    if all(s.role == "target" for s in streams.values()):
+        raise ConfigError("model.modalities: every modality has role 'target'; accepted: at least one that the "
+                          "encoder may see (role 'both' or 'input')")
+    return streams
+
+
+def check_joint_plugins(config: dict[str, Any]) -> None:
+    """Every stream's modality must be installed; one error names every missing plugin with its pip line."""
+    registry = get_registry()
+    from mmcore.model import check_plugins
+
+    check_plugins({**config, "modality": None}, check_modality=False)
+    missing = []
+    for name, entry in (config.get("modalities") or {}).items():
+        modality = entry.get("modality") or name
+        if modality not in registry.items["modalities"]:
+            missing.append((name, modality))
+    if missing:
+        lines = "; ".join(f"modality {m!r} (stream {n!r}): pip install mm-{m}" for n, m in missing)
+        raise PluginError(f"this model needs plugins that are not installed: {lines}; "
+                          f"installed modalities: {', '.join(registry.names('modalities')) or 'none'}")
+
+
+# -- the union of streams --------------------------------------------------------------
+
+def stream_offsets(tokens: dict[str, Tokens]) -> dict[str, int]:
+    offsets, start = {}, 0
+    for name, t in tokens.items():
+        offsets[name] = start
+        start += t.num_tokens
+    return offsets
+
+
+def joint_valid(tokens: dict[str, Tokens]) -> Tensor | None:
+    """[B, N] valid mask of the concatenation, or None when no stream has a void token."""
+    if all(t.valid is None for t in tokens.values()):
+        return None
+    return torch.cat([t.valid if t.valid is not None else
+                      torch.ones(t.batch_size, t.num_tokens, dtype=torch.bool, device=t.values.device)
+                      for t in tokens.values()], dim=1)
+
+
+def joint_structure(tokens: dict[str, Tokens], embedders: nn.ModuleDict, masks: dict[str, Tensor]) -> Tensor | None:
+    """The streams' own attention structures as diagonal blocks; across streams every token may attend
+    every other. None when no stream brings one."""
+    blocks = {}
+    for name, t in tokens.items():
+        own = getattr(embedders[name], "structure", None)
+        s = own(t, masks[name]) if own is not None else t.structure
+        if s is not None:
+            blocks[name] = s if s.dim() == 4 else s[:, None]
+    if not blocks:
+        return None
+    first = next(iter(tokens.values()))
+    B, N = first.batch_size, sum(t.num_tokens for t in tokens.values())
+    heads = max(b.shape[1] for b in blocks.values())
+    floating = any(b.is_floating_point() for b in blocks.values())
+    device = first.values.device
+    full = torch.zeros(B, heads, N, N, device=device) if floating else torch.ones(B, heads, N, N, dtype=torch.bool, device=device)
+    start = 0
+    for name, t in tokens.items():
+        n = t.num_tokens
+        if name in blocks:
+            b = blocks[name]
+            if floating and b.dtype == torch.bool:
+                b = torch.zeros(b.shape, device=device).masked_fill(~b, float("-inf"))
+            full[:, :, start:start + n, start:start + n] = b
+        start += n
+    return full
+
+
+def spread_rows(tokens: Tokens, present: list[bool]) -> Tokens:
+    """Tokens of the samples that hold a stream → [B, ...] with void rows for the samples that lack it."""
+    rows = torch.tensor([i for i, p in enumerate(present) if p], device=tokens.values.device)
+    B = len(present)
+
+    def spread(x: Tensor, fill: Any = 0) -> Tensor:
+        out = torch.full((B, *x.shape[1:]), fill, dtype=x.dtype, device=x.device)
+        return out.index_copy(0, rows, x)
+
+    valid = tokens.valid if tokens.valid is not None else torch.ones(
+        tokens.values.shape[:2], dtype=torch.bool, device=tokens.values.device)
+    positions = tokens.positions if tokens.positions.shape[0] == 1 else spread(tokens.positions)
+    meta = {k: spread(v) if torch.is_tensor(v) and v.dim() and v.shape[0] == tokens.batch_size else v
+            for k, v in tokens.meta.items()}
+    structure = None if tokens.structure is None else spread(tokens.structure, True if tokens.structure.dtype == torch.bool else 0.0)
+    return replace(tokens, values=spread(tokens.values), positions=positions, valid=spread(valid, False),
+                   meta=meta, structure=structure)
