@@ -32,13 +32,27 @@ from mmcore.plugins import Registry, get_registry
 
 @dataclass
 class ModelConfig:
-    modality: str = MISSING
-    style: str | None = None  # None: the modality's default ("mae" or "bert")
+    modality: str | None = None  # one modality; or several under `modalities`
+    # several modalities on one backbone: {stream: StreamConfig}; see mmcore.joint
+    modalities: Any = field(default_factory=dict)
+    hide_one_prob: float = 0.0  # joint models: share of batches that hide one whole modality
+    style: str | None = None  # None: the modality's default ("mae" or "bert"); "mae" for joint models
     tokenizer: Any = field(default_factory=dict)
     masking: Any = field(default_factory=dict)  # {name: ..., ratio: ..., ...}
     target: Any = field(default_factory=dict)  # {name: ..., ...}
     encoder: TransformerConfig = field(default_factory=TransformerConfig)
     decoder: TransformerConfig = field(default_factory=lambda: TransformerConfig(dim=128, depth=4, heads=4))
+
+
+@dataclass
+class StreamConfig:
+    """One modality of a joint model (``model.modalities.<stream>``)."""
+
+    modality: str | None = None  # the plugin's modality; None: the stream's own name
+    role: str = "both"  # both (masked by its policy), input (always seen), target (always predicted)
+    tokenizer: Any = field(default_factory=dict)
+    masking: Any = field(default_factory=dict)
+    target: Any = field(default_factory=dict)
 
 
 @dataclass
@@ -97,8 +111,24 @@ def load_recipe(path: str | Path, overrides: list[str] = (), registry: Registry 
         raise ConfigError(f"bad override in {list(overrides)}: {exc}; expected key=value") from None
     drop_switched_parts(raw, extra)
     merged = OmegaConf.merge(raw, extra)
+    if len(merged.get("model", {}).get("modalities", None) or {}) == 1:  # one entry: the single-modality model
+        raw, extra = one_entry_as_single(merged), OmegaConf.create({})
+        merged = raw
     schema = recipe_schema(merged, registry, path)
     return merge_checked(schema, [raw, extra], path)
+
+
+def one_entry_as_single(merged: DictConfig) -> DictConfig:
+    """``model.modalities`` with one entry is the single-modality recipe: same model, same folder."""
+    cfg = OmegaConf.to_container(merged)
+    model, data = cfg["model"], cfg.get("data", {})
+    (name, entry), = model.pop("modalities").items()
+    model.pop("hide_one_prob", None)
+    model.update({k: entry[k] for k in ("tokenizer", "masking", "target") if k in entry}, modality=entry.get("modality") or name)
+    dataset = data.get("dataset", {})
+    if "modalities" in dataset:
+        data["dataset"] = dataset["modalities"].get(name, {})
+    return OmegaConf.create(cfg)
 
 
 NAMED_PARTS = ("model.masking", "model.target", "data.dataset")
@@ -107,7 +137,10 @@ NAMED_PARTS = ("model.masking", "model.target", "data.dataset")
 def drop_switched_parts(raw: DictConfig, extra: DictConfig) -> None:
     """An override that names another part (``model.target.name=hog``) replaces the recipe's part
     whole: the old part's options belong to it, not to the new one, so they are dropped."""
-    for key in NAMED_PARTS:
+    streams = list(OmegaConf.select(raw, "model.modalities", default=None) or {})
+    keys = list(NAMED_PARTS) + [f"model.modalities.{s}.{part}" for s in streams for part in ("masking", "target")]
+    keys += [f"data.dataset.modalities.{s}" for s in streams]
+    for key in keys:
         new = OmegaConf.select(extra, f"{key}.name", default=None)
         old = OmegaConf.select(raw, f"{key}.name", default=None)
         if new is not None and old is not None and new != old:
@@ -127,31 +160,72 @@ def resolve_recipe_path(path: str | Path, registry: Registry) -> Path:
 def recipe_schema(merged: DictConfig, registry: Registry, path: Path) -> DictConfig:
     """The structured config for this recipe, with each named part's own fields."""
     model = merged.get("model", {})
+    schema = OmegaConf.structured(Recipe)
+    dataset = merged.get("data", {}).get("dataset", {})
+    streams = model.get("modalities") or {}
+    if streams:
+        return joint_schema(schema, streams, dataset, registry, path)
     modality_name = model.get("modality")
     if modality_name is None:
-        raise ConfigError(f"{path}: model.modality is missing; installed: {', '.join(registry.names('modalities'))}")
+        raise ConfigError(f"{path}: model.modality is missing; installed: {', '.join(registry.names('modalities'))} "
+                          "(or model.modalities for several)")
+    add_part_nodes(schema, "model", modality_name, model, registry, path)
+    add_dataset_node(schema, "data.dataset", modality_name, dataset, registry, path)
+    return closed(schema)
+
+
+def closed(schema: DictConfig) -> DictConfig:
+    """Unknown keys are errors everywhere but in free-keyed maps (``train.loss_weights``)."""
+    OmegaConf.set_struct(schema, True)
+    OmegaConf.set_struct(schema.train.loss_weights, False)
+    return schema
+
+
+def joint_schema(schema: DictConfig, streams: DictConfig, dataset: DictConfig, registry: Registry,
+                 path: Path) -> DictConfig:
+    """Each stream of ``model.modalities`` with its own parts; ``data.dataset`` pairs the streams' datasets."""
+    from mmcore.joint_data import PairedDatasets
+
+    OmegaConf.update(schema, "data.dataset", OmegaConf.structured(PairedDatasets), force_add=True)
+    for name, entry in streams.items():
+        key = f"model.modalities.{name}"
+        OmegaConf.update(schema, key, OmegaConf.structured(StreamConfig), force_add=True)
+        modality = (entry or {}).get("modality") or name
+        add_part_nodes(schema, key, modality, entry or {}, registry, path)
+        add_dataset_node(schema, f"data.dataset.modalities.{name}", modality,
+                         (dataset.get("modalities") or {}).get(name) or {}, registry, path)
+    return closed(schema)
+
+
+def add_part_nodes(schema: DictConfig, prefix: str, modality_name: str, node: Any, registry: Registry,
+                   path: Path) -> None:
+    """``<prefix>.tokenizer``, ``.masking`` and ``.target`` typed by the classes the modality's plugins registered."""
     try:
         modality = registry.modality(modality_name)
     except PluginError as exc:
-        raise ConfigError(f"{path}: model.modality: {exc}") from None
-    schema = OmegaConf.structured(Recipe)
+        raise ConfigError(f"{path}: {prefix}.modality: {exc}") from None
     parts = {
-        "model.tokenizer": (modality.tokenizer, None),
-        "model.masking": (registry.policy, model.get("masking", {}).get("name", modality.default_policy)),
-        "model.target": (registry.target, model.get("target", {}).get("name", modality.default_target)),
-        "data.dataset": (registry.dataset, merged.get("data", {}).get("dataset", {}).get("name")),
+        f"{prefix}.tokenizer": (modality.tokenizer, None),
+        f"{prefix}.masking": (registry.policy, (node.get("masking") or {}).get("name", modality.default_policy)),
+        f"{prefix}.target": (registry.target, (node.get("target") or {}).get("name", modality.default_target)),
     }
     for key, (lookup, name) in parts.items():
-        if name is None and lookup is not modality.tokenizer:
-            raise ConfigError(f"{path}: {key}.name is missing; available: {', '.join(_choices(lookup, registry, modality_name))}")
         try:
             cls = lookup if name is None else lookup(modality_name, name)
         except PluginError as exc:
             raise ConfigError(f"{path}: {key}.name: {exc}") from None
-        node = OmegaConf.structured(cls if name is None else _with_name(cls, name))
-        OmegaConf.update(schema, key, node, force_add=True)
-    OmegaConf.set_struct(schema, True)
-    return schema
+        OmegaConf.update(schema, key, OmegaConf.structured(cls if name is None else _with_name(cls, name)), force_add=True)
+
+
+def add_dataset_node(schema: DictConfig, key: str, modality_name: str, node: Any, registry: Registry, path: Path) -> None:
+    name = (node or {}).get("name")
+    if name is None:
+        raise ConfigError(f"{path}: {key}.name is missing; available: {', '.join(registry.names('datasets', modality_name))}")
+    try:
+        cls = registry.dataset(modality_name, name)
+    except PluginError as exc:
+        raise ConfigError(f"{path}: {key}.name: {exc}") from None
+    OmegaConf.update(schema, key, OmegaConf.structured(_with_name(cls, name)), force_add=True)
 
 
 def merge_checked(schema: DictConfig, configs: list[DictConfig], path: Path) -> DictConfig:
@@ -179,8 +253,20 @@ def merge_checked(schema: DictConfig, configs: list[DictConfig], path: Path) -> 
 
 
 def model_dict(cfg: DictConfig) -> dict[str, Any]:
-    """The model section as the plain dict MaskedModel and config.json take."""
-    return OmegaConf.to_container(cfg.model, resolve=True)
+    """The model section as the plain dict the model and config.json take: the single-modality keys,
+    or (several modalities) ``modalities`` with each stream's ``modality`` filled in."""
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    streams, hide_one_prob = model.pop("modalities") or {}, model.pop("hide_one_prob")
+    if not streams:
+        return model
+    for name, entry in streams.items():
+        entry["modality"] = entry.get("modality") or name
+    return {"modalities": streams, "style": model.get("style") or "mae", "hide_one_prob": hide_one_prob,
+            "encoder": model["encoder"], "decoder": model["decoder"]}
+
+
+def is_joint(cfg: DictConfig) -> bool:
+    return bool(cfg.model.get("modalities"))
 
 
 def _with_name(cls: type, name: str) -> type:
@@ -196,11 +282,6 @@ def _copy_field(f: dataclasses.Field) -> dataclasses.Field:
     if f.default_factory is not dataclasses.MISSING:
         return field(default_factory=f.default_factory)
     return field(default=MISSING)
-
-
-def _choices(lookup, registry: Registry, modality: str) -> list[str]:
-    kind = {registry.policy: "policies", registry.target: "targets", registry.dataset: "datasets"}[lookup]
-    return registry.names(kind, modality)
 
 
 def _expected_type(schema: DictConfig, key: str | None) -> str:

@@ -63,20 +63,33 @@ def budget_of_valid(valid: Tensor, ratio: Tensor | float) -> Tensor:
     return torch.minimum(torch.maximum(budget, at_least), length)
 
 
+FILL_PASSES = 3  # passes of `hide_whole_units` over the units that still fit
+
+
 def hide_whole_units(scores: Tensor, budget: Tensor, valid: Tensor, units: Tensor | None) -> Tensor:
     """Hide the lowest-scoring valid tokens, at most ``budget`` [B, 1] per sample.
 
     ``units`` [B, N] (e.g. word ids) groups tokens that must be hidden together:
     a unit is hidden only if all of its tokens fit in the budget. Scores must
-    keep a unit's tokens contiguous in rank order.
+    keep a unit's tokens contiguous in rank order. A unit that does not fit is
+    passed over, not an end: each of `FILL_PASSES` passes takes, in score order,
+    the whole units that fit what is left of the budget (a single pass stopped at
+    the first long word and hid about 80 % of the budget).
     """
-    ranks = scores.masked_fill(~valid, float("inf")).argsort(dim=1).argsort(dim=1)  # [B, N]
     if units is None:
+        ranks = scores.masked_fill(~valid, float("inf")).argsort(dim=1).argsort(dim=1)  # [B, N]
         return (ranks < budget) & valid
     units = units.clamp_min(0)
-    src = ranks.masked_fill(~valid, -1)  # void tokens never hold a unit back
-    last = torch.zeros_like(ranks).scatter_reduce(1, units, src, reduce="amax", include_self=False)  # [B, N] by unit
-    return (last.gather(1, units) < budget) & valid
+    size = torch.zeros_like(units).scatter_add(1, units, valid.long()).gather(1, units)  # [B, N] tokens in my unit
+    hidden = torch.zeros_like(valid)
+    for _ in range(FILL_PASSES):
+        left = budget - hidden.sum(dim=1, keepdim=True)
+        candidate = valid & ~hidden & (size <= left)
+        ranks = scores.masked_fill(~candidate, float("inf")).argsort(dim=1).argsort(dim=1)
+        src = ranks.masked_fill(~candidate, -1)  # other tokens never hold a unit back
+        last = torch.zeros_like(ranks).scatter_reduce(1, units, src, reduce="amax", include_self=False)  # by unit
+        hidden |= (last.gather(1, units) < left) & candidate
+    return hidden
 
 
 def _check_ratio(name: str, ratio: float, upper: float = 1.0) -> None:

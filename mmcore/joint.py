@@ -67,6 +67,24 @@ class Stream:
         return self.target if callable(getattr(self.target, "loss", None)) else None
 
 
+class JointCollate:
+    """Samples ``{stream: item or None}`` → ``{stream: that tokenizer's batch, "present": {stream: [bool] * B}}``.
+
+    Namespaced, so two plugins' collate keys never collide; picklable for loader workers."""
+
+    def __init__(self, tokenizers: dict[str, Any]) -> None:
+        self.tokenizers = tokenizers
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch: dict[str, Any] = {PRESENT: {}}
+        for name, tokenizer in self.tokenizers.items():
+            present = [s.get(name) is not None for s in samples]
+            if any(present):
+                batch[name] = tokenizer.collate([s[name] for s in samples if s.get(name) is not None])
+            batch[PRESENT][name] = present  # a host list: spreading rows needs no device sync
+        return batch
+
+
 @dataclass
 class JointOutput:
     """Per-stream outputs of one micro-batch; the executor reduces ``loss_terms`` like a single model's."""
@@ -133,14 +151,7 @@ class JointModel(ModelFolder):
 
     # -- data ------------------------------------------------------------------
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        """Samples ``{stream: item or None}`` → ``{stream: that tokenizer's batch, "present": {stream: [bool] * B}}``."""
-        batch: dict[str, Any] = {PRESENT: {}}
-        for name, stream in self.streams.items():
-            present = [s.get(name) is not None for s in samples]
-            if any(present):
-                batch[name] = stream.tokenizer.collate([s[name] for s in samples if s.get(name) is not None])
-            batch[PRESENT][name] = present  # a host list: spreading rows needs no device sync
-        return batch
+        return JointCollate({name: s.tokenizer for name, s in self.streams.items()})(samples)
 
     def tokenize(self, batch: dict[str, Any]) -> dict[str, Tokens]:
         """{stream: Tokens [B, N_m, ...]}; rows of samples that lack a stream are void. A stream absent
@@ -184,6 +195,10 @@ class JointModel(ModelFolder):
                 out[name] = t.num_tokens
             else:
                 out[name] = self.streams[name].policy.num_hidden(t.num_tokens)
+                if not 0 <= out[name] <= t.num_tokens:
+                    raise ConfigError(f"modality {name!r}: its masking policy hides {out[name]} of {t.num_tokens} "
+                                      f"tokens per sample; accepted: 0 to {t.num_tokens} (check model.modalities."
+                                      f"{name}.masking)")
         return out
 
     def draw_masks(self, tokens: dict[str, Tokens], budgets: dict[str, int],

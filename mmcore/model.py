@@ -450,3 +450,14 @@ def _source(kind: str, key: Any) -> dict[str, str]:
     if owner is None or owner.distribution is None:  # registered in-process (tests), not by a distribution
         return {}
     return {"plugin": owner.distribution, "version": owner.version}
+
+
+def record_joint_sources(config: dict[str, Any], datasets: dict[str, str]) -> dict[str, Any]:
+    """`record_sources` for every stream of a joint model; part keys are ``<stream>.<part>``."""
+    parts, plugins = {}, {}
+    for stream, entry in config["modalities"].items():
+        one = record_sources({"modality": entry["modality"], "masking": entry["masking"], "target": entry["target"]},
+                             datasets.get(stream))
+        parts.update({f"{stream}.{part}": src for part, src in one["parts"].items()})
+        plugins.update(one["plugins"])
+    return {"parts": parts, "plugins": plugins}

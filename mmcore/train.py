@@ -39,9 +39,11 @@ from tqdm.auto import tqdm
 
 from mmcore.card import render_card
 from mmcore.checkpoint import load_latest, save_checkpoint, write_json_atomic
-from mmcore.config import model_dict
+from mmcore.config import is_joint, model_dict
 from mmcore.errors import ConfigError
-from mmcore.model import MaskedModel, MaskedOutput, build_part, record_sources
+from mmcore.joint import JointCollate, JointModel
+from mmcore.joint_data import PairedDatasets
+from mmcore.model import MaskedModel, MaskedOutput, build_part, record_joint_sources, record_sources
 from mmcore.plugins import get_registry
 
 
@@ -112,6 +114,7 @@ class Run:
     effective_batch: int
     lr: float
     out_dir: Path
+    collate: Callable[[list[Any]], dict[str, Any]]
     step: int = 0
     position: DataPosition = dataclasses.field(default_factory=DataPosition)
     batches: Iterator | None = None
@@ -161,15 +164,8 @@ def setup(cfg: DictConfig, resume: bool) -> Run:
     )
     set_seed(t.seed)
     dataset_options = OmegaConf.to_container(cfg.data.dataset)
-    config = model_dict(cfg)
-    tokenizer = get_registry().modality(config["modality"]).tokenizer(**config["tokenizer"])
-    dataset = build_part(get_registry().dataset, config["modality"], dataset_options)
-    train_set, test_set = dataset.build(tokenizer, "train"), dataset.build(tokenizer, "test")
-    if hasattr(tokenizer, "fit"):  # statistics or a vocabulary learned from the training split
-        tokenizer.fit(train_set)
-        config["tokenizer"] = dataclasses.asdict(tokenizer)
-    config.update(record_sources(config, dataset_options["name"]))
-    model = MaskedModel(config)
+    build = build_joint if is_joint(cfg) else build_single
+    model, train_set, test_set, collate = build(model_dict(cfg), dataset_options)
     check_loss_weights(dict(t.loss_weights), model.loss_parts())
     world = accelerator.num_processes
     effective_batch = cfg.data.batch_size * t.grad_accum * world
@@ -188,14 +184,44 @@ def setup(cfg: DictConfig, resume: bool) -> Run:
         f"precision {accelerator.mixed_precision}, device {accelerator.device}"
     )
     run = Run(cfg, accelerator, model, optimizer, scheduler, dataset_options, train_set, test_set,
-              effective_batch, lr, out_dir)
+              effective_batch, lr, out_dir, collate)
     resume_or_start(run, resume)
     device = accelerator.device
-    run.shown = picture_batch(tokenizer, test_set if len(test_set) else train_set, device)
-    run.batches = iterate_batches(train_set, tokenizer, cfg, accelerator, run.position)
+    run.shown = picture_batch(collate, test_set if len(test_set) else train_set, device)
+    run.batches = iterate_batches(train_set, collate, cfg, accelerator, run.position)
     run.reducer = LossReducer(dict(t.loss_weights), device)
     run.nonfinite = torch.zeros((), device=device)
     return run
+
+
+def build_single(config: dict[str, Any], dataset_options: dict[str, Any]) -> tuple:
+    """One modality: its dataset, its tokenizer fitted on the training split, the model; and the collate function."""
+    registry = get_registry()
+    tokenizer = registry.modality(config["modality"]).tokenizer(**config["tokenizer"])
+    dataset = build_part(registry.dataset, config["modality"], dataset_options)
+    train_set, test_set = dataset.build(tokenizer, "train"), dataset.build(tokenizer, "test")
+    if hasattr(tokenizer, "fit"):  # statistics or a vocabulary learned from the training split
+        tokenizer.fit(train_set)
+        config["tokenizer"] = dataclasses.asdict(tokenizer)
+    config.update(record_sources(config, dataset_options["name"]))
+    return MaskedModel(config), train_set, test_set, tokenizer.collate
+
+
+def build_joint(config: dict[str, Any], dataset_options: dict[str, Any]) -> tuple:
+    """Several modalities: each stream's dataset paired, each tokenizer fitted on its own training split."""
+    registry = get_registry()
+    streams = config["modalities"]
+    tokenizers = {s: registry.modality(e["modality"]).tokenizer(**e["tokenizer"]) for s, e in streams.items()}
+    paired = PairedDatasets(**dataset_options)
+    modalities = {s: e["modality"] for s, e in streams.items()}
+    train_set, test_set = paired.build(tokenizers, modalities, "train"), paired.build(tokenizers, modalities, "test")
+    for stream, tokenizer in tokenizers.items():
+        if hasattr(tokenizer, "fit"):
+            tokenizer.fit(train_set.parts[stream])
+            streams[stream]["tokenizer"] = dataclasses.asdict(tokenizer)
+    datasets = {s: options["name"] for s, options in dataset_options["modalities"].items()}
+    config.update(record_joint_sources(config, datasets))
+    return JointModel(config), train_set, test_set, JointCollate(tokenizers)
 
 
 def resume_or_start(run: Run, resume: bool) -> None:
@@ -306,7 +332,7 @@ def finish(run: Run) -> Path:
             grad_accum=t.grad_accum, world_size=accelerator.num_processes, base_lr=t.base_lr, lr=run.lr,
             precision=accelerator.mixed_precision, name=cfg.name, description=cfg.description,
             dataset=run.dataset_options["name"], recipe=OmegaConf.to_yaml(cfg),
-            metrics=evaluate(unwrapped, cfg, run.test_set, run.metrics_file))
+            metrics=evaluate(unwrapped, cfg, run.test_set, run.collate, run.metrics_file))
         info["picture_image"] = draw(unwrapped, run.shown)
         log_picture(accelerator, info["picture_image"], run.step)
         save_model_folder(unwrapped, folder, info)
@@ -345,14 +371,14 @@ def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, out_di
         raise RuntimeError(f"ranks ended with different parameters ({digests}): the processes trained unsynchronised")
 
 
-def iterate_batches(dataset, tokenizer, cfg: DictConfig, accelerator: Accelerator, position: DataPosition) -> Iterator:
+def iterate_batches(dataset, collate, cfg: DictConfig, accelerator: Accelerator, position: DataPosition) -> Iterator:
     """Endless batches for this rank; ``position`` is kept current for checkpoints."""
     sampler = DistributedSampler(dataset, num_replicas=accelerator.num_processes, rank=accelerator.process_index,
                                  shuffle=True, seed=cfg.train.seed, drop_last=True)
     while True:
         sampler.set_epoch(position.epoch)
         batch_sampler = SkipBatchSampler(BatchSampler(sampler, cfg.data.batch_size, drop_last=True), position.batch)
-        loader = DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=tokenizer.collate,
+        loader = DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate,
                             num_workers=cfg.data.num_workers, pin_memory=accelerator.device.type == "cuda")
         for batch in loader:
             position.batch += 1
@@ -360,13 +386,13 @@ def iterate_batches(dataset, tokenizer, cfg: DictConfig, accelerator: Accelerato
         position.epoch, position.batch = position.epoch + 1, 0
 
 
-def evaluate(model: MaskedModel, cfg: DictConfig, test_set, metrics_file: Path) -> dict[str, float]:
+def evaluate(model: MaskedModel | JointModel, cfg: DictConfig, test_set, collate, metrics_file: Path) -> dict[str, float]:
     """Last training loss and held-out loss (fixed masks, reduced over all scored tokens) for the card."""
     device = next(model.parameters()).device
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
     metrics = {"train_loss": rows[-1]["train/loss"]} if rows else {}
     if len(test_set):
-        loader = DataLoader(test_set, batch_size=cfg.data.batch_size, collate_fn=model.tokenizer.collate)
+        loader = DataLoader(test_set, batch_size=cfg.data.batch_size, collate_fn=collate)
         generator = torch.Generator(device=device)
         weights = dict(cfg.train.loss_weights)
         total, count = 0.0, 0.0
@@ -380,15 +406,15 @@ def evaluate(model: MaskedModel, cfg: DictConfig, test_set, metrics_file: Path) 
     return metrics
 
 
-def picture_batch(tokenizer, dataset, device: torch.device, count: int = 8) -> dict[str, torch.Tensor]:
+def picture_batch(collate, dataset, device: torch.device, count: int = 8) -> dict[str, Any]:
     """A fixed handful of samples whose reconstructions are drawn during and after training."""
-    return to_device(tokenizer.collate([dataset[i] for i in range(min(count, len(dataset)))]), device)
+    return to_device(collate([dataset[i] for i in range(min(count, len(dataset)))]), device)
 
 
 def draw(model: MaskedModel, batch: dict[str, torch.Tensor]):
     """original | masked | reconstruction as a PIL image, with a fixed mask; None if the modality has no picture."""
-    if model.modality.picture is None or not model.reconstructs:
-        return None
+    if not isinstance(model, MaskedModel) or model.modality.picture is None or not model.reconstructs:
+        return None  # joint models draw no reconstruction grid yet
     training = model.training
     model.eval()
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(0)

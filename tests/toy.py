@@ -215,6 +215,20 @@ class WordPlugin:
 
         register("word", "ids", TokenIdTarget)
 
+    @hookimpl
+    def register_datasets(self, register):
+        register("word", "labels", WordLabels)
+
+
+@dataclass
+class WordLabels:
+    """One word per label 0, 1, 2, ``per_label`` times (pairs with `Waves` by label)."""
+
+    per_label: int = 4
+
+    def build(self, tokenizer, split):
+        return [{"label": label} for label in range(3) for _ in range(self.per_label)]
+
 
 def paired_samples(n=12, seed=0, variable_length=True):
     """{signal, word} pairs that share a label: the signal's frequency says which word it is."""

@@ -82,3 +82,13 @@ def test_diffusion_ratio_drawn_per_batch(tok, gen):
         DiffusionMasking(ratio=0.5, min_ratio=0.7)
     with pytest.raises(ConfigError, match=r"mask_prob 0.9 \+ random_prob 0.2 exceed 1"):
         BertMasking(mask_prob=0.9, random_prob=0.2)
+
+
+def test_whole_word_and_span_fill_their_budget(tok, gen):
+    """A word that does not fit what is left of the budget is passed over, not the end of masking."""
+    tokens = batch_of(tok, 128)
+    bert = BertMasking(ratio=0.3)(tokens, gen(0)).sum()
+    for policy in (WholeWordMasking(ratio=0.3), SpanMasking(ratio=0.3)):
+        hidden = policy(tokens, gen(0))
+        assert hidden.sum() >= 0.95 * bert, type(policy).__name__
+        assert not (hidden & ~tokens.valid).any()
