@@ -36,6 +36,7 @@ class ModelConfig:
     # several modalities on one backbone: {stream: StreamConfig}; see mmcore.joint
     modalities: Any = field(default_factory=dict)
     hide_one_prob: float = 0.0  # joint models: share of batches that hide one whole modality
+    input_keep_prob: float = 1.0  # ... in which each other modality is shown with this probability, else left out
     style: str | None = None  # None: the modality's default ("mae" or "bert"); "mae" for joint models
     tokenizer: Any = field(default_factory=dict)
     masking: Any = field(default_factory=dict)  # {name: ..., ratio: ..., ...}
@@ -124,6 +125,7 @@ def one_entry_as_single(merged: DictConfig) -> DictConfig:
     model, data = cfg["model"], cfg.get("data", {})
     (name, entry), = model.pop("modalities").items()
     model.pop("hide_one_prob", None)
+    model.pop("input_keep_prob", None)
     model.update({k: entry[k] for k in ("tokenizer", "masking", "target") if k in entry}, modality=entry.get("modality") or name)
     dataset = data.get("dataset", {})
     if "modalities" in dataset:
@@ -256,12 +258,13 @@ def model_dict(cfg: DictConfig) -> dict[str, Any]:
     """The model section as the plain dict the model and config.json take: the single-modality keys,
     or (several modalities) ``modalities`` with each stream's ``modality`` filled in."""
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    streams, hide_one_prob = model.pop("modalities") or {}, model.pop("hide_one_prob")
+    streams = model.pop("modalities") or {}
+    mixture = {k: model.pop(k) for k in ("hide_one_prob", "input_keep_prob")}
     if not streams:
         return model
     for name, entry in streams.items():
         entry["modality"] = entry.get("modality") or name
-    return {"modalities": streams, "style": model.get("style") or "mae", "hide_one_prob": hide_one_prob,
+    return {"modalities": streams, "style": model.get("style") or "mae", **mixture,
             "encoder": model["encoder"], "decoder": model["decoder"]}
 
 

@@ -92,6 +92,11 @@ class Tokenizer(Protocol):
     dataclass fields; the executor calls it before building the model and
     stores the fitted fields in ``config.json``, so the model folder restores
     them.
+
+    Optional: ``placeholder(length=None) -> sample``, a sample of the trained
+    size whose values do not matter (a blank image, ``length`` mask tokens):
+    the shape of a modality a joint model predicts wholly from the others
+    (``mm fill --predict``).
     """
 
     def collate(self, samples: list[Any]) -> dict[str, Tensor]: ...

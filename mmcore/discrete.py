@@ -305,13 +305,23 @@ def _configure_fill(p) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = argmax; default 1")
     p.add_argument("--argmax", action="store_true", help="one shot: fill every position with its argmax in one pass")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    p.add_argument("--given", action="append", default=[], metavar="MODALITY=VALUE",
+                   help="joint models: a modality given as a file or text (repeatable), e.g. --given image=seven.png")
+    p.add_argument("--predict", metavar="MODALITY", help="joint models: the modality to predict from the given ones")
+    p.add_argument("--length", type=int, default=None, help="joint models: tokens of a predicted text/sequence (default 1)")
+    p.add_argument("-o", "--output", help="joint models: picture of a predicted image, spectrogram, ... (PNG)")
 
 
 def _run_fill(args) -> None:
-    """Fill every mask token of the prompts and print each filled sample as the tokenizer renders it."""
+    """Fill every mask token of the prompts and print each filled sample as the tokenizer renders it;
+    for a joint model, predict ``--predict`` from the ``--given`` modalities."""
     from mmcore import from_pretrained
 
     model = from_pretrained(args.model)
+    if hasattr(model, "streams"):
+        return _run_joint_fill(model, args)
+    if args.given or args.predict:
+        raise MMCoreError(f"--given/--predict need a model of several modalities; this one is {model.modality.name!r} alone")
     tok = model.tokenizer
     if not hasattr(tok, "parse_prompt"):
         raise MMCoreError(f"modality {model.modality.name!r} has no prompts to fill (its tokenizer has no parse_prompt)")
@@ -334,11 +344,36 @@ def _run_fill(args) -> None:
         print(tok.render(row.tolist(), name))
 
 
+def _run_joint_fill(model, args) -> None:
+    from mmcore.joint_fill import predict_stream, read_given
+
+    if not args.predict or args.prompts or args.file:
+        raise MMCoreError("mm fill with a model of several modalities: give --given MODALITY=VALUE ... --predict MODALITY "
+                          f"(its modalities: {', '.join(model.streams)})")
+    steps, temperature = (1, 0.0) if args.argmax else (args.steps, args.temperature)
+    values, tokens = predict_stream(model, read_given(model, args.given), args.predict, args.length, steps, temperature,
+                                    torch.Generator().manual_seed(args.seed))
+    stream = model.streams[args.predict]
+    render = getattr(stream.tokenizer, "render", None)
+    if "mask_id" in tokens.meta and render is not None:
+        print(render(values[0].long().tolist(), args.predict))
+        return
+    picture = stream.modality.picture
+    if not args.output or picture is None:
+        raise MMCoreError(f"--predict {args.predict}: give -o OUT.png for the picture of the prediction"
+                          if picture is not None else f"modality {args.predict!r} has no picture to write")
+    detok = stream.tokenizer.detokenize
+    blank = detok(torch.full_like(values, float(values.mean())), tokens)
+    picture(blank, blank, detok(values, tokens)).save(args.output)  # nothing of it was given: blank | blank | predicted
+    print(args.output)
+
+
 FILL_COMMAND = Command(
     name="fill",
-    help="fill the masked positions of text or sequences with a trained model",
+    help="fill the masked positions of text or sequences, or predict one modality of a joint model from others",
     usage='mm fill MODEL "The [MASK] sat on the [MASK]." | mm fill MODEL --fasta in.fa '
-          "[--steps N] [--temperature T] [--argmax] [--seed N]",
+          "[--steps N] [--temperature T] [--argmax] [--seed N] | "
+          "mm fill JOINT_MODEL --given image=seven.png --predict text | --given text=seven --predict image -o out.png",
     configure=_configure_fill,
     run=_run_fill,
 )

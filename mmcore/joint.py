@@ -18,10 +18,11 @@ decoder's last ``Σ K_m`` rows are stream 1's predicted slots, then stream
 
 The mixture of 4M (some batches hide one whole modality) is drawn **per
 batch**: with probability ``hide_one_prob`` one stream (of those allowed to
-be targets) is fully hidden and every other one fully visible, so the model
-learns to predict a modality from the others alone. The choice is made on
-the host from the mask generator's seed (no device sync, and a resumed run
-draws the same), giving at most M + 1 distinct shapes.
+be targets) is fully hidden and each other one is either fully visible or,
+with probability ``1 - input_keep_prob``, left out (hidden and unscored), so
+the model learns to predict a modality from any subset of the others. The
+choice is made on the host from the mask generator's seed (no device sync,
+and a resumed run draws the same), giving a few distinct shapes, each static.
 
 Batches are namespaced by stream (``batch[name]`` is what that stream's
 tokenizer collated), so collate keys never collide. A sample may lack a
@@ -91,6 +92,7 @@ class JointOutput:
 
     outputs: dict[str, MaskedOutput]
     hidden_whole: str | None  # the stream this batch hid entirely (the mixture), if any
+    left_out: frozenset[str] = frozenset()  # streams this batch hid entirely and did not score
 
     def loss_terms(self, weights: dict[str, float] | None = None) -> tuple[Tensor, Tensor]:
         terms = [out.loss_terms(weights) for out in self.outputs.values()]
@@ -104,7 +106,7 @@ class JointOutput:
 
 class JointModel(ModelFolder):
     """Built from a plain-dict ``config``: ``modalities`` {stream: {modality, role, tokenizer, masking,
-    target}}, ``style``, ``hide_one_prob``, ``encoder``, ``decoder``."""
+    target}}, ``style``, ``hide_one_prob``, ``input_keep_prob``, ``encoder``, ``decoder``."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -114,8 +116,10 @@ class JointModel(ModelFolder):
         if self.style not in STYLES:
             raise ConfigError(f"model.style {self.style!r} is unknown; accepted: {', '.join(STYLES)}")
         self.hide_one_prob = float(config.get("hide_one_prob", 0.0))
-        if not 0.0 <= self.hide_one_prob <= 1.0:
-            raise ConfigError(f"model.hide_one_prob {self.hide_one_prob!r} is out of range; accepted: 0 <= p <= 1")
+        self.input_keep_prob = float(config.get("input_keep_prob", 1.0))
+        for key in ("hide_one_prob", "input_keep_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"model.{key} {getattr(self, key)!r} is out of range; accepted: 0 <= p <= 1")
         self.streams = build_streams(config)
         enc, dec = TransformerConfig(**config["encoder"]), TransformerConfig(**config["decoder"])
         mae = self.style == "mae"
@@ -171,24 +175,35 @@ class JointModel(ModelFolder):
         return tokens
 
     # -- masks -------------------------------------------------------------------
-    def hide_whole(self, generator: torch.Generator | None) -> str | None:
-        """The stream this batch hides entirely (probability ``hide_one_prob``), drawn on the host
-        from the generator's seed: no device sync, and the same on resume."""
+    def scenario(self, generator: torch.Generator | None) -> tuple[str | None, frozenset[str]]:
+        """(the stream this batch hides entirely, the streams it leaves out), drawn on the host from the
+        generator's seed: no device sync, and the same on resume.
+
+        With probability ``hide_one_prob`` one stream is hidden entirely; each other stream is then
+        kept as an input with probability ``input_keep_prob`` (at least one is kept) and otherwise
+        left out — hidden entirely and unscored — so the model also learns to predict from subsets
+        of the modalities, e.g. text from the image alone when audio would have made it easy.
+        """
         if self.hide_one_prob == 0.0 or generator is None:
-            return None
+            return None, frozenset()
         rng = random.Random(generator.initial_seed())
         if rng.random() >= self.hide_one_prob:
-            return None
+            return None, frozenset()
         candidates = [n for n, s in self.streams.items() if s.role != "input"]
-        return rng.choice(candidates) if candidates else None
+        if not candidates:
+            return None, frozenset()
+        whole = rng.choice(candidates)
+        others = [n for n in self.streams if n != whole]
+        kept = [n for n in others if rng.random() < self.input_keep_prob] or ([rng.choice(others)] if others else [])
+        return whole, frozenset(n for n in others if n not in kept)
 
-    def budgets(self, tokens: dict[str, Tokens], whole: str | None) -> dict[str, int]:
+    def budgets(self, tokens: dict[str, Tokens], whole: str | None, left_out: frozenset[str] = frozenset()) -> dict[str, int]:
         """Hidden slots per stream: the policy's budget, N_m when fully hidden, 0 when fully visible."""
         out = {}
         for name, t in tokens.items():
             role = self.streams[name].role
             if whole is not None:
-                out[name] = t.num_tokens if name == whole else 0
+                out[name] = t.num_tokens if name == whole or name in left_out else 0
             elif role == "input":
                 out[name] = 0
             elif role == "target":
@@ -222,16 +237,22 @@ class JointModel(ModelFolder):
         tokens = self.tokenize(batch)
         if hide_whole is not None and hide_whole not in self.streams:
             raise ConfigError(f"hide_whole {hide_whole!r} is not a modality of this model; accepted: {', '.join(self.streams)}")
-        whole = hide_whole if hide_whole is not None else (None if hidden is not None else self.hide_whole(generator))
-        budgets = self.budgets(tokens, whole)
+        if hide_whole is not None or hidden is not None:
+            whole, left_out = hide_whole, frozenset()
+        else:
+            whole, left_out = self.scenario(generator)
+        budgets = self.budgets(tokens, whole, left_out)
         if hidden is None:
             masks = self.draw_masks(tokens, budgets, generator)
         else:
             masks = self.check_masks(hidden, tokens, budgets)
         preds = self.predict(tokens, masks, budgets, generator)
-        outputs = {name: score_slots(self.streams[name].target, self._scorer(self.streams[name]), name,
-                                     tokens[name], masks[name], *preds[name]) for name in tokens}
-        return JointOutput(outputs, whole)
+        outputs = {}
+        for name, t in tokens.items():
+            scored = masks[name] if name not in left_out else torch.zeros_like(masks[name])  # left out: not scored
+            outputs[name] = score_slots(self.streams[name].target, self._scorer(self.streams[name]), name, t, scored,
+                                        *preds[name])
+        return JointOutput(outputs, whole, left_out)
 
     def check_masks(self, hidden: dict[str, Tensor], tokens: dict[str, Tokens], budgets: dict[str, int]) -> dict[str, Tensor]:
         unknown = sorted(set(hidden) - set(tokens))
@@ -314,6 +335,20 @@ class JointModel(ModelFolder):
         return out
 
     # -- using what was learned --------------------------------------------------------
+    @torch.no_grad()
+    def predict_whole(self, batch: dict[str, Any], stream: str) -> tuple[Tensor, Tokens]:
+        """Hide ``stream`` entirely and predict it from the other streams of ``batch``.
+
+        ``batch[stream]`` only gives the shape (its values are never seen: a placeholder of the
+        right size will do). Returns the predicted token values [B, N, ...] (ids for discrete
+        targets, values for continuous ones, via the target's ``to_values``) and the stream's Tokens.
+        """
+        out = self(batch, hide_whole=stream).outputs[stream]
+        values = self.streams[stream].target.to_values(out.pred.float(), out.tokens, out.index)  # [B, N, ...]
+        at = out.index.view(*out.index.shape, *([1] * (values.dim() - 2))).expand_as(values)
+        full = torch.zeros(out.tokens.values.shape, dtype=values.dtype, device=values.device).scatter(1, at, values)
+        return full, out.tokens
+
     @torch.no_grad()
     def features(self, batch: dict[str, Any]) -> Tensor:
         """[B, D] mean of the encoder's states over every valid token of every stream given."""

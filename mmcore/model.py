@@ -409,23 +409,26 @@ PART_KINDS = {"modality": "modalities", "masking": "policies", "target": "target
 
 
 def check_plugins(config: dict[str, Any], check_modality: bool = True) -> None:
-    """Say which plugin to install, and for which part, when a model needs one that is missing or too old."""
+    """Say which plugins to install, and for which parts, when a model needs some that are missing or too old:
+    one error naming every one of them with its ``pip install`` line."""
     registry = get_registry()
-    needs = {dist: version for dist, version in (config.get("plugins") or {}).items()}
-    for_part = {src["plugin"]: f"{part} {src['name']!r}" for part, src in (config.get("parts") or {}).items()
-                if src.get("plugin")}
-    for dist, version in needs.items():
-        what = for_part.get(dist, f"modality {config.get('modality')!r}")
+    for_part = {}
+    for part, src in (config.get("parts") or {}).items():
+        if src.get("plugin"):
+            for_part.setdefault(src["plugin"], []).append(f"{part} {src['name']!r}")
+    problems = []
+    for dist, version in (config.get("plugins") or {}).items():
+        what = ", ".join(for_part.get(dist, [f"modality {config.get('modality')!r}"]))
         try:
             installed = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            raise PluginError(
-                f"this model needs the plugin {dist}>={version} for its {what}, "
-                f"which is not installed: pip install '{dist}>={version}'"
-            ) from None
+            problems.append(f"the plugin {dist}>={version} for its {what}, which is not installed: "
+                            f"pip install '{dist}>={version}'")
+            continue
         if Version(installed) < Version(version):
-            raise PluginError(f"this model needs {dist}>={version} for its {what}, found {installed}: "
-                              f"pip install -U '{dist}>={version}'")
+            problems.append(f"{dist}>={version} for its {what}, found {installed}: pip install -U '{dist}>={version}'")
+    if problems:
+        raise PluginError("this model needs " + "; and ".join(problems))
     if check_modality:
         registry.modality(config.get("modality", "?"))
 

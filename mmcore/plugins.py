@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import traceback
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from mmcore.contract import Modality
 from mmcore.errors import PluginError
 
 ENTRY_POINT_GROUP = "mmcore"
+CORE_RECIPES = Path(__file__).parent / "recipes"
 HOOKS = ("register_modalities", "register_masking_policies", "register_targets", "register_datasets", "register_recipes",
          "register_commands")
 KINDS = ("modalities", "policies", "targets", "datasets", "recipes", "commands")
@@ -66,6 +68,9 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self.owner: dict[tuple[str, Any], str] = {}  # (kind, key) -> plugin name
         self.items: dict[str, dict[Any, Any]] = {k: {} for k in KINDS}
+        for path in sorted(CORE_RECIPES.glob("*.yaml")):  # recipes that span plugins (joint models) ship with the core
+            self.items["recipes"][path.stem] = str(path)
+            self.owner[("recipes", path.stem)] = "mmcore"
 
     # -- loading ---------------------------------------------------------
     def load_entry_points(self) -> None:

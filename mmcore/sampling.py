@@ -92,16 +92,29 @@ def fill(model, batch: dict[str, Tensor], steps: int = 8, temperature: float = 1
         if not hidden.any():
             break
         logits, index, slot = hidden_logits(model, Tokens(ids, tokens.positions, tokens.valid, tokens.meta), hidden)
-        logits[..., :lo] = float("-inf")
-        logits[..., hi:] = float("-inf")
-        chosen, confidence = sample_categorical(logits, temperature, generator)  # [B, K]
-        still = hidden.sum(dim=1)
-        commit = (still - remaining_after(step, steps, total)).clamp_min(1) if step < steps - 1 else still
-        rank = confidence.masked_fill(~slot, -1.0).argsort(dim=1, descending=True).argsort(dim=1)  # 0 = most confident
-        take = slot & (rank < commit[:, None])  # [B, K]
-        ids.scatter_(1, index, torch.where(take, chosen, ids.gather(1, index)))
-        hidden.scatter_(1, index, hidden.gather(1, index) & ~take)
+        commit_confident(ids, hidden, logits, index, slot, (step, steps, total), (lo, hi), temperature, generator)
     return ids, filled
+
+
+def commit_confident(ids: Tensor, hidden: Tensor, logits: Tensor, index: Tensor, slot: Tensor,
+                     schedule: tuple[int, int, Tensor], allowed: tuple[int, int], temperature: float,
+                     generator: torch.Generator | None) -> None:
+    """One MaskGIT step, in place: sample an id for every hidden slot and commit the most confident ones.
+
+    ``logits`` [B, K, V] at token ``index`` [B, K] (``slot`` False for padding slots); ``schedule`` is
+    (step, steps, total hidden at the start [B]); ids outside ``allowed`` = (lo, hi) are never produced.
+    """
+    step, steps, total = schedule
+    lo, hi = allowed
+    logits[..., :lo] = float("-inf")
+    logits[..., hi:] = float("-inf")
+    chosen, confidence = sample_categorical(logits, temperature, generator)  # [B, K]
+    still = hidden.sum(dim=1)
+    commit = (still - remaining_after(step, steps, total)).clamp_min(1) if step < steps - 1 else still
+    rank = confidence.masked_fill(~slot, -1.0).argsort(dim=1, descending=True).argsort(dim=1)  # 0 = most confident
+    take = slot & (rank < commit[:, None])  # [B, K]
+    ids.scatter_(1, index, torch.where(take, chosen, ids.gather(1, index)))
+    hidden.scatter_(1, index, hidden.gather(1, index) & ~take)
 
 
 def check_prompts(ids: Tensor, valid: Tensor | None, mask_id: int, names: list[str], mask_token: str) -> None:

@@ -138,3 +138,38 @@ def test_missing_plugins_are_all_named_when_loading(joint_registry, tmp_path):
     with pytest.raises(PluginError, match=r"modality 'signal' \(stream 'signal'\): pip install mm-signal; "
                                           r"modality 'word' \(stream 'word'\): pip install mm-word"):
         mmcore.from_pretrained(str(tmp_path / "m"))
+
+
+def test_a_budget_larger_than_the_token_count_names_the_modality(joint_registry):
+    model = make()
+    model.streams["signal"].policy.num_hidden = lambda n: n + 3
+    with pytest.raises(ConfigError, match=r"modality 'signal': its masking policy hides 19 of 16 tokens"):
+        model(model.collate(paired_samples(3, variable_length=False)), generator=torch.Generator().manual_seed(0))
+
+
+def test_every_missing_plugin_of_a_folder_is_named_in_one_error(joint_registry):
+    config = dict(joint_config(), parts={"signal.modality": {"name": "signal", "plugin": "mm-signal", "version": "1.0"},
+                                         "word.target": {"name": "ids", "plugin": "mm-word", "version": "2.0"}},
+                  plugins={"mm-signal": "1.0", "mm-word": "2.0"})
+    with pytest.raises(PluginError, match=r"mm-signal>=1.0 for its signal.modality 'signal'.*pip install 'mm-signal>=1.0'"
+                                          r".*mm-word>=2.0 for its word.target 'ids'.*pip install 'mm-word>=2.0'"):
+        JointModel(config)
+
+
+def test_the_mixture_also_leaves_modalities_out(joint_registry):
+    config = joint_config(hide_one_prob=1.0)
+    config["modalities"]["third"] = dict(config["modalities"]["signal"], modality="signal")  # two streams of one plugin
+    config["input_keep_prob"] = 0.0
+    torch.manual_seed(0)
+    model = JointModel(config)
+    samples = [dict(s, third=s["signal"]) for s in paired_samples(4)]
+    batch = model.collate(samples)
+    seen = set()
+    for seed in range(10):
+        out = model(batch, generator=torch.Generator().manual_seed(seed))
+        whole, left_out = out.hidden_whole, out.left_out
+        assert whole not in left_out and len(left_out) == 1  # keep probability 0: all but one other left out
+        for name in left_out:
+            assert out.outputs[name].weight.sum() == 0  # left out: hidden, never scored
+        seen.add((whole, *sorted(left_out)))
+    assert len(seen) > 2

@@ -41,6 +41,9 @@ class SignalTokenizer:
     def detokenize(self, values, tokens):
         return values[..., 0]
 
+    def parse_prompt(self, text, name="prompt"):
+        return {"signal": torch.tensor([float(v) for v in text.split(",")]), "label": -1}
+
 
 class SignalEmbedder(Embedder):
     def __init__(self, tokenizer, dim, decoder_dim):
@@ -181,7 +184,16 @@ class WordTokenizer:
     mask_id: int = 1
 
     def collate(self, samples):
-        return {"ids": torch.tensor([[4 + s["label"], 8 + s["label"]] for s in samples])}
+        return {"ids": torch.tensor([s["ids"] if "ids" in s else [4 + s["label"], 8 + s["label"]] for s in samples])}
+
+    def parse_prompt(self, text, name="prompt"):
+        return {"label": int(text)}
+
+    def placeholder(self, length=None):
+        return {"ids": [self.mask_id, self.mask_id]}
+
+    def render(self, ids, name=None):
+        return " ".join(map(str, ids))
 
     def tokenize(self, batch):
         ids = batch["ids"]

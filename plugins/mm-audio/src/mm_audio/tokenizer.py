@@ -81,6 +81,10 @@ class FbankTokenizer:
                             f"accepted: [frames >= 1, {self.num_mel_bins}] (model.tokenizer.num_mel_bins)")
         return spec
 
+    def placeholder(self, length: int | None = None) -> dict[str, Any]:
+        """A silent crop of ``target_frames``: the shape of a clip a joint model predicts from other modalities."""
+        return {"fbank": torch.zeros(self.target_frames, self.num_mel_bins), "label": -1}
+
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Tensor]:
         """Samples {"wave": [T] at ``sample_rate`` (or "fbank": [frames, bins]), "label"} →
         {"fbank": [B, target_frames, bins], "labels": [B], "num_frames": [B] only if a clip is padded}."""

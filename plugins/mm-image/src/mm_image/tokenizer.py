@@ -69,6 +69,10 @@ class ImageTokenizer:
         return self.patch_size * self.patch_size * self.channels
 
     # -- data-loader side ---------------------------------------------------
+    def placeholder(self, length: int | None = None) -> dict[str, Any]:
+        """A blank image of the trained size: the shape of an image a joint model predicts from other modalities."""
+        return {"image": torch.zeros(self.channels, *self.image_size), "label": -1}
+
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Tensor]:
         """Stack samples {"image": [C, H, W] in [0, 1], "label": int} into a batch."""
         shapes = {tuple(s["image"].shape) for s in samples}

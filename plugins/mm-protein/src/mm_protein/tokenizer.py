@@ -41,6 +41,10 @@ class ProteinTokenizer:
         return out
 
     # -- data-loader side ---------------------------------------------------
+    def placeholder(self, length: int | None = None) -> dict[str, Any]:
+        """``length`` (default 1) mask tokens: the shape of a sequence a joint model predicts from other modalities."""
+        return self.parse_prompt(self.mask_token * (length or 1), "placeholder")
+
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Tensor]:
         """{"sequence": str} samples → ids [B, N] and valid [B, N] (only if padded); cut at max_length."""
         rows = [self.ids(s["sequence"], s.get("name", f"sample {i}"))[: self.max_length] for i, s in enumerate(samples)]

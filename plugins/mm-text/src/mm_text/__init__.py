@@ -14,11 +14,11 @@ from mmcore.contract import Modality
 from mmcore.discrete import FILL_COMMAND, BertMasking, DiffusionMasking, SpanMasking, TokenEmbedder, TokenIdTarget, VocabHead
 from mmcore.hookspecs import hookimpl
 
-from .data import TextDemo, TextFiles, demo_paragraphs
+from .data import DigitWords, TextDemo, TextFiles, demo_paragraphs
 from .masking import WholeWordMasking
 from .tokenizer import TextTokenizer
 
-__all__ = ["TextDemo", "TextFiles", "TextTokenizer", "WholeWordMasking", "demo_paragraphs"]
+__all__ = ["DigitWords", "TextDemo", "TextFiles", "TextTokenizer", "WholeWordMasking", "demo_paragraphs"]
 
 RECIPES = Path(__file__).parent / "recipes"
 
@@ -56,6 +56,7 @@ def register_targets(register):
 @hookimpl
 def register_datasets(register):
     register("text", "demo", TextDemo)
+    register("text", "digit-words", DigitWords)
     register("text", "files", TextFiles)
 
 

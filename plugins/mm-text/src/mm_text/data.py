@@ -111,3 +111,21 @@ class TextDemo:
     def build(self, tokenizer, split: str) -> Dataset:
         docs = [Document(p, "pydoc_data/topics.py", i + 1) for i, p in enumerate(demo_paragraphs())]
         return split_documents(docs, self.test_fraction, split, self.chunk_words)
+
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@dataclass
+class DigitWords:
+    """The English word of each digit with its label (``{"text": "seven", "label": 7}``): the text side of
+    paired digit demos (a joint recipe pairs it with MNIST images and spoken digits by label)."""
+
+    per_label: int = 40  # copies of each word in the training split (a fifth of it in the test split)
+
+    def build(self, tokenizer, split: str) -> list[dict]:
+        check_split(split)
+        if self.per_label < 1:
+            raise ConfigError(f"data.dataset.per_label {self.per_label!r} is invalid; accepted: an integer >= 1")
+        copies = self.per_label if split == "train" else max(1, self.per_label // 5)
+        return [{"text": word, "label": digit} for digit, word in enumerate(DIGIT_WORDS) for _ in range(copies)]

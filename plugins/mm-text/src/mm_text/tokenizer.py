@@ -84,6 +84,10 @@ class TextTokenizer:
         return self.backend.encode_batch(list(texts), add_special_tokens=False)
 
     # -- data-loader side ---------------------------------------------------
+    def placeholder(self, length: int | None = None) -> dict[str, Any]:
+        """``length`` (default 1) mask tokens: the shape of a text a joint model predicts from other modalities."""
+        return {"text": " ".join([self.mask_token] * (length or 1))}
+
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Tensor]:
         """{"text": str, "label": int} samples → ids [B, N], word_ids [B, N], valid [B, N] (only if padded)."""
         encodings = self.encode([s["text"] for s in samples])
