@@ -9,8 +9,9 @@ backbone), then on the test split of every plugin's dataset:
 * beside them, the reference linear probe (`mmcore.probe`) on the encoder's
   features of that modality alone, on the same split, and the same numbers for
   an untrained copy of the model;
-* **image from text**: a picture grid, one row per digit: the image predicted
-  from the word alone, then three real test images of that digit.
+* **image from text** and **audio from text**: pictures, one row per digit: the
+  image predicted from the word alone beside three real test images of that
+  digit; a real clip of the digit beside the spectrogram predicted from the word.
 
     python benchmarks/multimodal_digits.py                    # trains (~12 min on 2 cores), then scores
     python benchmarks/multimodal_digits.py --skip-train --json mm.json
@@ -64,7 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
     picture = image_from_text(model, test_pairs)
     Path(args.picture).parent.mkdir(parents=True, exist_ok=True)
     picture.save(args.picture)
-    result["picture"] = args.picture
+    audio_picture = str(Path(args.picture).with_name("multimodal-digits-audio-from-text.png"))
+    audio_from_text(model, test_pairs).save(audio_picture)
+    result["pictures"] = [args.picture, audio_picture]
     print(table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
@@ -122,11 +125,7 @@ def image_from_text(model, dataset, real: int = 3):
     """One row per digit: the image predicted from the word alone, then ``real`` test images of that digit."""
     from PIL import Image
 
-    by_label: dict[int, list] = {}
-    for i in range(len(dataset)):
-        item = dataset[i]
-        if item.get("text") is not None and len(by_label.setdefault(item["label"], [])) < real:
-            by_label[item["label"]].append(item)
+    by_label = examples_by_label(dataset, "image", real)
     digits = sorted(by_label)
     samples = [{"text": by_label[d][0]["text"], "image": {"image": torch.zeros_like(by_label[d][0]["image"]["image"])}}
                for d in digits]  # the zero image only gives the shape: it is hidden entirely
@@ -138,6 +137,41 @@ def image_from_text(model, dataset, real: int = 3):
         rows.append(torch.cat([c[0].clamp(0, 1) for c in cells], dim=1))  # [H, W × (1 + real)]
     grid = (torch.cat(rows, dim=0).numpy() * 255).astype(np.uint8)
     return Image.fromarray(grid).resize((grid.shape[1] * 4, grid.shape[0] * 4), Image.NEAREST)
+
+
+def examples_by_label(dataset, stream: str, count: int) -> dict[int, list]:
+    by_label: dict[int, list] = {}
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if item.get("text") is not None and item.get(stream) is not None:
+            if len(by_label.setdefault(item["label"], [])) < count:
+                by_label[item["label"]].append(item)
+    return by_label
+
+
+@torch.no_grad()
+def audio_from_text(model, dataset):
+    """Spectrograms, one row per digit: a real test clip of the digit | blank | the clip predicted from the word alone.
+    Two halves (digits 0-4, 5-9) stacked, as the audio plugin's picture draws a few rows at a time."""
+    from PIL import Image
+
+    stream = model.streams["audio"]
+    by_label = examples_by_label(dataset, "audio", 1)
+    halves = []
+    for digits in (range(0, 5), range(5, 10)):
+        samples = [{"text": by_label[d][0]["text"], "audio": stream.tokenizer.placeholder()} for d in digits if d in by_label]
+        real = [{"audio": by_label[d][0]["audio"]} for d in digits if d in by_label]
+        predicted, tokens = model.predict_whole(model.collate(samples), "audio")
+        real_tokens = model.tokenize(model.collate(real))["audio"]
+        detok = stream.tokenizer.detokenize
+        original = detok(real_tokens.values, real_tokens)
+        halves.append(stream.modality.picture(original, torch.full_like(original, float(original.mean())),
+                                              detok(predicted, tokens)))
+    width = max(h.size[0] for h in halves)
+    canvas = Image.new("RGB", (width, sum(h.size[1] for h in halves) + 4), "white")
+    canvas.paste(halves[0], (0, 0))
+    canvas.paste(halves[1], (0, halves[0].size[1] + 4))
+    return canvas
 
 
 def table(r: dict) -> str:

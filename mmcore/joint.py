@@ -130,6 +130,7 @@ class JointModel(ModelFolder):
         self.targets = nn.ModuleDict({s.name: s.target for s in self.streams.values() if isinstance(s.target, nn.Module)})
         for name, target in self.targets.items():
             own_frozen_target(self, target, f"targets.{name}.")
+        self.row = {name: i for i, name in enumerate(self.streams)}  # a stream's modality-embedding row, fixed
         self.modality_embed = nn.Parameter(torch.zeros(len(self.streams), enc.dim))  # one row per stream
         nn.init.normal_(self.modality_embed, std=0.02)
         self.encoder = Transformer(enc)
@@ -273,9 +274,9 @@ class JointModel(ModelFolder):
     def embed(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], seen: dict[str, Tokens] | None = None) -> Tensor:
         """[B, N, D]: every stream's embedding plus its modality embedding, concatenated along N."""
         parts = []
-        for i, (name, t) in enumerate(tokens.items()):
+        for name, t in tokens.items():
             x = self.embedders[name]((seen or tokens)[name], masks[name])
-            parts.append(x + self.modality_embed[i].to(x.dtype))
+            parts.append(x + self.modality_embed[self.row[name]].to(x.dtype))
         return torch.cat(parts, dim=1)
 
     def predict(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
@@ -306,8 +307,8 @@ class JointModel(ModelFolder):
                          structure=None if structure is None else structure[..., :V, :V])
         y = self.decoder_embed(h)
         y = torch.cat([y, self.mask_token.to(y.dtype).expand(B, K, -1)], dim=1)  # [B, N, Dd]
-        pos = torch.cat([self.embedders[n].decoder_positions(t).expand(B, -1, -1) + self.decoder_modality_embed[i]
-                         for i, (n, t) in enumerate(tokens.items())], dim=1)
+        pos = torch.cat([self.embedders[n].decoder_positions(t).expand(B, -1, -1) + self.decoder_modality_embed[self.row[n]]
+                         for n, t in tokens.items()], dim=1)
         y = y + pos.gather(1, order[..., None].expand(-1, -1, y.shape[-1])).to(y.dtype)
         y = self.decoder(y, valid, keep_last=K, structure=structure)  # [B, K, Dd]: stream 1's slots, stream 2's, ...
         out, start = {}, 0

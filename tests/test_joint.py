@@ -173,3 +173,22 @@ def test_the_mixture_also_leaves_modalities_out(joint_registry):
             assert out.outputs[name].weight.sum() == 0  # left out: hidden, never scored
         seen.add((whole, *sorted(left_out)))
     assert len(seen) > 2
+
+
+def test_a_stream_keeps_its_modality_embedding_when_another_is_absent(joint_registry):
+    """Predicting word from signal must not depend on whether the batch also carried a third stream's key."""
+    config = joint_config()
+    config["modalities"] = {"extra": dict(config["modalities"]["signal"], modality="signal"), **config["modalities"]}
+    torch.manual_seed(0)
+    model = JointModel(config).eval()
+    samples = paired_samples(3)
+    with_extra = model.collate([dict(s, extra=s["signal"]) for s in samples])
+    without = model.collate(samples)  # no sample holds "extra": the stream is absent from the batch
+    a = model(with_extra, hide_whole="word", hidden=None).outputs["word"].pred
+    b = model(without, hide_whole="word").outputs["word"].pred
+    assert a.shape == b.shape
+    # the word's embedding row is its own in both batches: only the extra stream's *content* differs
+    emb = model.modality_embed.detach().clone()
+    model.modality_embed.data[model.row["extra"]] += 100.0  # if "word" or "signal" used extra's row, outputs would move
+    assert torch.allclose(model(without, hide_whole="word").outputs["word"].pred, b, atol=1e-5)
+    model.modality_embed.data.copy_(emb)
