@@ -54,10 +54,11 @@ def build_mmcore(p: dict, device: torch.device):
     model = JointModel({"modalities": _streams(p), "style": "mae", **_backbone(p)}).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
     present = {"image": [True] * p["batch"], "text": [True] * p["batch"]}
+    word_ids = torch.arange(p["length"], device=device).expand(p["batch"], -1)
 
     def step(x):
-        return model({"image": {"images": x["images"]}, "text": {"ids": x["ids"]}, "present": present},
-                     generator=generator).loss
+        text = {"ids": x["ids"], "word_ids": word_ids}
+        return model({"image": {"images": x["images"]}, "text": text, "present": present}, generator=generator).loss
 
     return model, step
 
@@ -69,9 +70,10 @@ def build_peer(p: dict, device: torch.device):
     models = nn.ModuleDict({name: MaskedModel({"modality": name, "style": "mae", **s, **_backbone(p)})
                             for name, s in streams.items()}).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
+    word_ids = torch.arange(p["length"], device=device).expand(p["batch"], -1)
 
     def step(x):
         image = models["image"]({"images": x["images"]}, generator=generator).loss
-        return image + models["text"]({"ids": x["ids"]}, generator=generator).loss
+        return image + models["text"]({"ids": x["ids"], "word_ids": word_ids}, generator=generator).loss
 
     return "mmcore image step + text step", models, step
