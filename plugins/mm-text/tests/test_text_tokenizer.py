@@ -89,3 +89,25 @@ def test_real_bert_uncased_vocabulary():
     ids = tok.collate([{"text": "The [MASK] sat on the mat."}])["ids"][0].tolist()
     assert ids == [1996, 103, 2938, 2006, 1996, 13523, 1012]
     assert tok.tokenize(tok.collate([{"text": "a"}])).meta["generate_ids"] == (104, 30522)
+
+
+def test_random_and_generated_ids_avoid_specials_wherever_they_sit():
+    from mm_text.tokenizer import ordinary_ids
+
+    assert ordinary_ids([0, 100, 101, 102, 103], 30522) == (104, 30522)  # BERT: specials first
+    assert ordinary_ids([0, 1, 2, 3, 50264], 50265) == (4, 50264)  # RoBERTa: <mask> is the last id
+    assert ordinary_ids([], 10) == (0, 10)
+
+
+def test_a_vocabulary_whose_mask_is_the_last_id_still_has_ids_to_draw():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from mm_text import TextTokenizer
+
+    names = ["<s>", "<pad>", "</s>", "<unk>", "cat", "sat", "mat", "<mask>"]
+    backend = Tokenizer(models.WordLevel({n: i for i, n in enumerate(names)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    tok = TextTokenizer(tokenizer_json=backend.to_str(), max_length=8)
+    meta = tok.tokenize(tok.collate([{"text": "cat sat mat"}])).meta
+    assert tok.mask_id == 7 and meta["random_ids"] == (4, 7) and meta["generate_ids"] == (4, 7)

@@ -109,9 +109,8 @@ class TextTokenizer:
     def tokenize(self, batch: dict[str, Tensor]) -> Tokens:
         ids = batch["ids"]
         positions = torch.arange(ids.shape[1], device=ids.device)[None, :, None]  # [1, N, 1]
-        top = max(self.special) + 1 if self.special else 0
-        meta = {"mask_id": self.mask_id, "random_ids": (top, self.vocab_size), "generate_ids": (top, self.vocab_size),
-                "word_ids": batch["word_ids"]}
+        ordinary = ordinary_ids(self.special, self.vocab_size)
+        meta = {"mask_id": self.mask_id, "random_ids": ordinary, "generate_ids": ordinary, "word_ids": batch["word_ids"]}
         return Tokens(values=ids, positions=positions, valid=batch.get("valid"), meta=meta)
 
     def detokenize(self, values: Tensor, tokens: Tokens) -> Tensor:
@@ -135,6 +134,15 @@ class TextTokenizer:
 
     def render(self, ids: list[int], name: str | None = None) -> str:
         return self.backend.decode(ids, skip_special_tokens=False)
+
+
+def ordinary_ids(special: list[int], vocab_size: int) -> tuple[int, int]:
+    """The longest run ``[lo, hi)`` of ids holding no special token: what BERT's random replacement draws
+    from and what the sampler may produce. BERT's specials sit before it (0, 100-103), RoBERTa's
+    ``<mask>`` is the very last id, so "after the highest special" would leave nothing there."""
+    bounds = [-1, *sorted(special), vocab_size]
+    lo, hi = max(((a + 1, b) for a, b in zip(bounds, bounds[1:])), key=lambda r: r[1] - r[0])
+    return lo, hi
 
 
 def word_numbers(word_ids: list[int | None]) -> list[int]:
