@@ -43,8 +43,8 @@ from mmcore.backbone import Transformer, TransformerConfig
 from mmcore.contract import Modality, Tokens
 from mmcore.errors import ConfigError, PluginError
 from mmcore.model import (
-    STYLES, MaskedOutput, ModelFolder, build_part, check_hidden, loss_part_names, mae_order,
-    own_frozen_target, reorder_structure, score_slots,
+    STYLES, MaskedOutput, ModelFolder, build_part, check_hidden, loss_part_names, mae_order, mae_pass,
+    own_frozen_target, score_slots, scorer_of, structure_of,
 )
 from mmcore.plugins import get_registry
 
@@ -62,10 +62,6 @@ class Stream:
     policy: Any
     target: Any
     role: str
-
-    @property
-    def scorer(self) -> Any:
-        return self.target if callable(getattr(self.target, "loss", None)) else None
 
 
 class JointCollate:
@@ -142,17 +138,11 @@ class JointModel(ModelFolder):
             nn.init.normal_(self.decoder_modality_embed, std=0.02)
             self.decoder = Transformer(dec)
 
-    def train(self, mode: bool = True) -> JointModel:
-        super().train(mode)
-        for target in self.targets.values():
-            target.eval()  # a frozen teacher never trains
-        return self
-
     def loss_parts(self) -> list[str]:
         return [part for s in self.streams.values() for part in loss_part_names(self._scorer(s), s.name)]
 
     def _scorer(self, stream: Stream) -> Any:
-        return stream.scorer or self.heads[stream.name]
+        return scorer_of(stream.target, self.heads[stream.name])
 
     # -- data ------------------------------------------------------------------
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -290,7 +280,7 @@ class JointModel(ModelFolder):
     def forward_mae(self, tokens: dict[str, Tokens], masks: dict[str, Tensor],
                     budgets: dict[str, int]) -> dict[str, tuple[Tensor, Tensor]]:
         x = self.embed(tokens, masks)
-        B, N, D = x.shape
+        B = x.shape[0]
         offsets = stream_offsets(tokens)
         encoder_slots, predicted_slots = [], []
         for name, t in tokens.items():  # each stream routed on its own, the routes concatenated
@@ -298,19 +288,10 @@ class JointModel(ModelFolder):
             encoder_slots.append(order[:, : t.num_tokens - budgets[name]])
             predicted_slots.append(order[:, t.num_tokens - budgets[name]:])
         order = torch.cat(encoder_slots + predicted_slots, dim=1)  # [B, N]
-        K = sum(budgets.values())
-        V = N - K
-        valid = joint_valid(tokens)
-        valid = None if valid is None else valid.gather(1, order)
-        structure = reorder_structure(joint_structure(tokens, self.embedders, masks), order)
-        h = self.encoder(x.gather(1, order[:, :V, None].expand(-1, -1, D)), None if valid is None else valid[:, :V],
-                         structure=None if structure is None else structure[..., :V, :V])
-        y = self.decoder_embed(h)
-        y = torch.cat([y, self.mask_token.to(y.dtype).expand(B, K, -1)], dim=1)  # [B, N, Dd]
         pos = torch.cat([self.embedders[n].decoder_positions(t).expand(B, -1, -1) + self.decoder_modality_embed[self.row[n]]
                          for n, t in tokens.items()], dim=1)
-        y = y + pos.gather(1, order[..., None].expand(-1, -1, y.shape[-1])).to(y.dtype)
-        y = self.decoder(y, valid, keep_last=K, structure=structure)  # [B, K, Dd]: stream 1's slots, stream 2's, ...
+        y = mae_pass(self, x, order, sum(budgets.values()), joint_valid(tokens),
+                     joint_structure(tokens, self.embedders, masks), pos)  # [B, K, Dd]: stream 1's slots, 2's, ...
         out, start = {}, 0
         for name, slots in zip(tokens, predicted_slots):
             k = slots.shape[1]
@@ -430,8 +411,7 @@ def joint_structure(tokens: dict[str, Tokens], embedders: nn.ModuleDict, masks: 
     every other. None when no stream brings one."""
     blocks = {}
     for name, t in tokens.items():
-        own = getattr(embedders[name], "structure", None)
-        s = own(t, masks[name]) if own is not None else t.structure
+        s = structure_of(embedders[name], t, masks[name])
         if s is not None:
             blocks[name] = s if s.dim() == 4 else s[:, None]
     if not blocks:

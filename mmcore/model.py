@@ -67,6 +67,13 @@ class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
 
     def __init__(self, config: dict[str, Any]) -> None:  # the mixin saves ``config`` as config.json
         super().__init__()
+        self.frozen_targets: list[nn.Module] = []  # see own_frozen_target; a plain list, not submodules twice
+
+    def train(self, mode: bool = True) -> ModelFolder:
+        super().train(mode)
+        for target in self.frozen_targets:
+            target.eval()  # a frozen teacher never trains (dropout, norm statistics)
+        return self
 
     # -- the model folder ----------------------------------------------------
     @classmethod
@@ -181,14 +188,7 @@ class MaskedModel(ModelFolder):
         return callable(getattr(self.target, "to_values", None))
 
     def _scorer(self):
-        """The part whose ``loss`` scores predictions: the target when it brings one, else the head."""
-        return self.target if callable(getattr(self.target, "loss", None)) else self.head
-
-    def train(self, mode: bool = True) -> MaskedModel:
-        super().train(mode)
-        if isinstance(self.target, nn.Module):
-            self.target.eval()  # a frozen teacher never trains (dropout, norm statistics)
-        return self
+        return scorer_of(self.target, self.head)
 
     # -- tokenize → mask → predict ---------------------------------------
     def forward(
@@ -218,36 +218,18 @@ class MaskedModel(ModelFolder):
             return self.forward_mae(tokens, hidden, num_hidden)
         return self.forward_bert(tokens, hidden, num_hidden, generator)
 
-    def structure(self, tokens: Tokens, hidden: Tensor | None) -> Tensor | None:
-        """The attention structure the embedder or the tokenizer brings, or None."""
-        own = getattr(self.embedder, "structure", None)
-        return own(tokens, hidden) if own is not None else tokens.structure
-
     def forward_mae(self, tokens: Tokens, hidden: Tensor, num_hidden: int) -> tuple[Tensor, Tensor]:
-        x = self.embedder(tokens, hidden)  # [B, N, D]
-        B, N, D = x.shape
-        V = N - num_hidden
         order = mae_order(hidden, tokens.valid)  # [B, N] visible, then void, then hidden
-        valid = None if tokens.valid is None else tokens.valid.gather(1, order)
-        structure = reorder_structure(self.structure(tokens, hidden), order)
-        x = x.gather(1, order[:, :V, None].expand(-1, -1, D))  # [B, V, D]
-        x = self.encoder(x, None if valid is None else valid[:, :V],
-                         structure=None if structure is None else structure[..., :V, :V])
-        y = self.decoder_embed(x)  # [B, V, Dd]
-        y = torch.cat([y, self.mask_token.to(y.dtype).expand(B, num_hidden, -1)], dim=1)  # [B, N, Dd]
-        # attention is permutation-equivariant, so the decoder runs in shuffled order with
-        # positions gathered to match: no un-shuffle, and the hidden tokens are the last K rows
-        pos = self.embedder.decoder_positions(tokens).expand(B, -1, -1)
-        y = y + pos.gather(1, order[..., None].expand(-1, -1, y.shape[-1]))
-        y = self.decoder(y, valid, keep_last=num_hidden, structure=structure)  # [B, K, Dd]: hidden rows only
-        return self.head(y), order[:, V:]
+        y = mae_pass(self, self.embedder(tokens, hidden), order, num_hidden, tokens.valid,
+                     structure_of(self.embedder, tokens, hidden), self.embedder.decoder_positions(tokens))
+        return self.head(y), order[:, tokens.num_tokens - num_hidden:]
 
     def forward_bert(
         self, tokens: Tokens, hidden: Tensor, num_hidden: int, generator: torch.Generator | None
     ) -> tuple[Tensor, Tensor]:
         corrupt = getattr(self.policy, "corrupt", None)
         seen = corrupt(tokens, hidden, generator) if corrupt is not None else tokens
-        x = self.encoder(self.embedder(seen, hidden), tokens.valid, structure=self.structure(tokens, hidden))
+        x = self.encoder(self.embedder(seen, hidden), tokens.valid, structure=structure_of(self.embedder, tokens, hidden))
         index = hidden.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :num_hidden]  # hidden first
         states = x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))  # [B, K, D]
         return self.head(states), index
@@ -261,7 +243,7 @@ class MaskedModel(ModelFolder):
     def encode(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         """All tokens through the encoder, none hidden: ([B, N, D], valid)."""
         tokens = self.tokenizer.tokenize(batch)
-        return self.encoder(self.embedder(tokens), tokens.valid, structure=self.structure(tokens, None)), tokens.valid
+        return self.encoder(self.embedder(tokens), tokens.valid, structure=structure_of(self.embedder, tokens, None)), tokens.valid
 
     @torch.no_grad()
     def features(self, batch: dict[str, Tensor]) -> Tensor:
@@ -332,6 +314,38 @@ def mae_order(hidden: Tensor, valid: Tensor | None) -> Tensor:
     return tier.argsort(dim=1, stable=True)
 
 
+def mae_pass(model: nn.Module, x: Tensor, order: Tensor, num_hidden: int, valid: Tensor | None,
+             structure: Tensor | None, decoder_positions: Tensor) -> Tensor:
+    """The MAE encoder and decoder over embedded tokens ``x`` [B, N, D] routed by ``order`` [B, N]
+    (encoder slots first, the ``num_hidden`` predicted slots last): decoder states [B, K, Dd] of the
+    predicted slots. ``model`` holds ``encoder``, ``decoder_embed``, ``mask_token`` and ``decoder``;
+    ``valid``, ``structure`` and ``decoder_positions`` [B or 1, N, Dd] are in token order.
+    """
+    B, N, D = x.shape
+    V = N - num_hidden
+    valid = None if valid is None else valid.gather(1, order)
+    structure = reorder_structure(structure, order)
+    h = model.encoder(x.gather(1, order[:, :V, None].expand(-1, -1, D)), None if valid is None else valid[:, :V],
+                      structure=None if structure is None else structure[..., :V, :V])
+    y = model.decoder_embed(h)  # [B, V, Dd]
+    y = torch.cat([y, model.mask_token.to(y.dtype).expand(B, num_hidden, -1)], dim=1)  # [B, N, Dd]
+    # attention is permutation-equivariant, so the decoder runs in shuffled order with
+    # positions gathered to match: no un-shuffle, and the predicted slots are the last K rows
+    y = y + decoder_positions.expand(B, -1, -1).gather(1, order[..., None].expand(-1, -1, y.shape[-1]))
+    return model.decoder(y, valid, keep_last=num_hidden, structure=structure)  # predicted rows only
+
+
+def structure_of(embedder: nn.Module, tokens: Tokens, hidden: Tensor | None) -> Tensor | None:
+    """The attention structure the embedder brings (``structure(tokens, hidden)``), else the tokenizer's."""
+    own = getattr(embedder, "structure", None)
+    return own(tokens, hidden) if own is not None else tokens.structure
+
+
+def scorer_of(target: Any, head: nn.Module) -> Any:
+    """The part whose ``loss`` scores predictions: the target when it brings one, else the head."""
+    return target if callable(getattr(target, "loss", None)) else head
+
+
 def reorder_structure(structure: Tensor | None, order: Tensor) -> Tensor | None:
     """A [B, (h,) N, N] attention structure with rows and columns permuted by ``order`` [B, N]."""
     if structure is None:
@@ -383,6 +397,7 @@ def own_frozen_target(model: nn.Module, target: nn.Module, prefix: str = "target
     by ``load_state_dict``.
     """
     target.requires_grad_(False).eval()
+    model.frozen_targets.append(target)
 
     def drop_target(module, state, key_prefix, local_metadata) -> None:
         for key in [k for k in state if k.startswith(key_prefix + prefix)]:

@@ -119,6 +119,7 @@ class Run:
     position: DataPosition = dataclasses.field(default_factory=DataPosition)
     batches: Iterator | None = None
     reducer: LossReducer | None = None
+    generator: torch.Generator | None = None
     shown: dict[str, torch.Tensor] | None = None
     nonfinite: torch.Tensor | None = None
 
@@ -190,6 +191,7 @@ def setup(cfg: DictConfig, resume: bool) -> Run:
     run.shown = picture_batch(collate, test_set if len(test_set) else train_set, device)
     run.batches = iterate_batches(train_set, collate, cfg, accelerator, run.position)
     run.reducer = LossReducer(dict(t.loss_weights), device)
+    run.generator = torch.Generator(device=device)  # re-seeded for every micro-batch: no state to checkpoint
     run.nonfinite = torch.zeros((), device=device)
     return run
 
@@ -263,11 +265,10 @@ def train_step(run: Run) -> torch.Tensor:
 def micro_batches(run: Run) -> Iterator[tuple[dict[str, torch.Tensor], torch.Generator]]:
     """This step's micro-batches, each with its mask generator seeded from (seed, micro-step, rank)."""
     t, accelerator = run.cfg.train, run.accelerator
-    generator = torch.Generator(device=accelerator.device)
     for micro in range(t.grad_accum):
         batch = to_device(next(run.batches), accelerator.device)
-        generator.manual_seed(mask_seed(t.seed, run.step * t.grad_accum + micro, accelerator.process_index))
-        yield batch, generator
+        run.generator.manual_seed(mask_seed(t.seed, run.step * t.grad_accum + micro, accelerator.process_index))
+        yield batch, run.generator
 
 
 # -- logs, pictures and checkpoints ---------------------------------------------------
