@@ -11,7 +11,7 @@ HUB_VENVS := .venv-olah/.installed .venv-hub036/.installed .venv-hub1/.installed
 .PHONY: demo test install clean hub-venvs
 
 demo: $(STAMP)
-	$(VENV)/bin/mm train image-mae-demo
+	$(VENV)/bin/mm train image-mae-demo --overwrite
 
 test: $(STAMP) $(HUB_VENVS)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -q

@@ -106,7 +106,7 @@ def mmcore_impute(incomplete, workdir: Path, steps: int | None, seed: int, ratio
     recipe["train"].update(steps=steps, seed=seed, log_every=max(1, steps // 4), checkpoint_every=steps)
     (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        folder = train(load_recipe(workdir / "recipe.yaml"))
+        folder = train(load_recipe(workdir / "recipe.yaml"), overwrite=True)
         from mmcore import from_pretrained
 
         model = from_pretrained(str(folder))

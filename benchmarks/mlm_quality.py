@@ -68,7 +68,7 @@ def evaluate(model, dataset, unigram: torch.Tensor, batch_size: int = 32, seed: 
 def run(modality: str, overrides: list[str], out: Path) -> dict:
     cfg = load_recipe(RECIPES[modality], [f"output_dir={out / modality}", "train.trackers=[]", *overrides])
     start = time.perf_counter()
-    folder = train(cfg)
+    folder = train(cfg, overwrite=True)
     minutes = (time.perf_counter() - start) / 60
     model = from_pretrained(str(folder)).eval()
     dataset_cfg = dict(cfg.data.dataset)

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = [f"output_dir={args.out}"] + ([f"train.steps={args.steps}"] if args.steps else [])
     cfg = load_recipe(RECIPE, overrides)
     t0 = time.perf_counter()
-    folder = Path(args.out) / "model" if args.skip_train else train(cfg)
+    folder = Path(args.out) / "model" if args.skip_train else train(cfg, overwrite=True)
     train_s = None if args.skip_train else time.perf_counter() - t0
     model = mmcore.from_pretrained(str(folder)).eval()
     torch.manual_seed(0)

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         folder = Path(args.model)
     else:
         with contextlib.redirect_stderr(io.StringIO()):
-            folder = train(cfg)
+            folder = train(cfg, overwrite=True)
     trained = from_pretrained(str(folder))
     labelled = ShapesDemo(num_train=800, num_test=240, seed=1000 + cfg.train.seed)
     train_set, test_set = labelled.build(trained.tokenizer, "train"), labelled.build(trained.tokenizer, "test")

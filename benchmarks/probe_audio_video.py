@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
         overrides.append(f"train.steps={args.steps}")
     cfg = load_recipe(recipe, overrides)
     t0 = time.perf_counter()
-    folder = out / "model" if args.skip_train else train(cfg)
+    folder = out / "model" if args.skip_train else train(cfg, overwrite=True)
     train_s = None if args.skip_train else time.perf_counter() - t0
 
     pretrained = mmcore.from_pretrained(str(folder)).eval()

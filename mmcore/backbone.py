@@ -20,10 +20,18 @@ from torch import Tensor, nn
 
 @dataclass
 class TransformerConfig:
+    """Width, blocks (0: none, the final norm alone), heads (dividing ``dim``), MLP width / ``dim``.
+    Their bounds are in `mmcore.config.BOUNDS`, checked before a block is built."""
+
     dim: int = 192
     depth: int = 12
     heads: int = 3
     mlp_ratio: float = 4.0
+
+    def num_params(self) -> int:
+        """Weights of the blocks and final norm, computed without building them (the size guard)."""
+        d, hidden = self.dim, int(self.dim * self.mlp_ratio)
+        return self.depth * (4 * d * d + 2 * d * hidden + 9 * d + hidden) + 2 * d
 
 
 class Attention(nn.Module):

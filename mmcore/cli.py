@@ -32,7 +32,7 @@ EPILOG = """examples:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     try:
         return args.func(args) or 0
     except MMCoreError as exc:
@@ -40,15 +40,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parse_args``, with ``key=value`` overrides accepted after an option too (``mm train R a=1 --resume b=2``):
+    argparse ends a ``nargs="*"`` positional at the first option, and ``parse_intermixed_args`` refuses subparsers."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and not any(e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mm", description="Masked modeling across modalities.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a recipe", usage="mm train RECIPE [key=value ...] [--resume]")
+    p = sub.add_parser("train", help="train a recipe", usage="mm train RECIPE [key=value ...] [--resume | --overwrite]")
     p.add_argument("recipe", help="a YAML file or a registered recipe name (mm recipes ls)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a folder that holds a run, moving its files into .previous/<time>/")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="check a recipe and its overrides without training")
@@ -134,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from mmcore.config import load_recipe
     from mmcore.train import train
 
-    train(load_recipe(args.recipe, args.overrides), resume=args.resume)
+    train(load_recipe(args.recipe, args.overrides), resume=args.resume, overwrite=args.overwrite)
 
 
 def cmd_validate(args: argparse.Namespace) -> None:

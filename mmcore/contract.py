@@ -262,6 +262,15 @@ class Modality:
 
 SPLITS = ("train", "test")
 
+# A registered dataset is a dataclass of options whose ``build(tokenizer, split)``
+# returns a map-style dataset: ``len()`` and ``[index] -> sample``. One that
+# draws randomness per sample (a crop, a flip, a window) also defines
+# ``get(index, generator)`` and draws all of it from ``generator``: the executor
+# seeds it by (seed, epoch, index), so a resumed run reads the same samples as
+# an uninterrupted one (`mmcore.batches`); ``[index]`` is ``get(index, None)``.
+# Bad files are a `DataError` naming the file; folder readers take
+# ``on_error: raise|skip``.
+
 
 def check_split(split: str) -> None:
     """A dataset's ``build(tokenizer, split)`` calls this first: only ``SPLITS`` exist."""

@@ -19,3 +19,11 @@ class DataError(MMCoreError, ValueError):
 
 class PluginError(MMCoreError, LookupError):
     """A plugin, modality, policy, target or dataset is missing or broken."""
+
+
+class StorageError(MMCoreError, OSError):
+    """A file could not be written (full disk, quota, permissions); what was on disk before is intact."""
+
+
+class DivergedError(MMCoreError, ArithmeticError):
+    """Training produced non-finite losses or weights; the last good checkpoint is kept."""

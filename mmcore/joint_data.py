@@ -15,8 +15,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch.utils.data import Dataset
 
+from mmcore.batches import read_sample
 from mmcore.errors import ConfigError, DataError
 from mmcore.model import build_part
 from mmcore.plugins import get_registry
@@ -62,16 +64,20 @@ class PairedSamples(Dataset):
         return len(self.parts[self.streams[0]])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.get(i, None)
+
+    def get(self, i: int, generator: torch.Generator | None) -> dict[str, Any]:
+        """Item ``i``; each stream's own per-sample randomness drawn from ``generator`` (`mmcore.batches`)."""
         anchor = self.streams[0]
-        item: dict[str, Any] = {anchor: self.parts[anchor][i]}
+        item: dict[str, Any] = {anchor: read_sample(self.parts[anchor], i, generator)}
         rng = random.Random(self.seed * 1_000_003 + i)
         for stream in self.streams[1:]:
             if self.by == "index":
                 part = self.parts[stream]
-                item[stream] = part[i] if i < len(part) else None
+                item[stream] = read_sample(part, i, generator) if i < len(part) else None
             else:
                 choices = self.by_label[stream].get(self.labels[i], [])
-                item[stream] = self.parts[stream][rng.choice(choices)] if choices else None
+                item[stream] = read_sample(self.parts[stream], rng.choice(choices), generator) if choices else None
         item["label"] = self.labels[i] if self.labels is not None else label_of(self.parts[anchor], i, anchor)
         return item
 

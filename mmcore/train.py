@@ -8,9 +8,13 @@ this module owns the order of things: data position, masks, the loss
 reduction (`LossReducer`), learning-rate schedule, logs, checkpoints and the
 final model folder.
 
-Exact resume: the data order is a pure function of (seed, epoch) and each
-step's mask generator is seeded from (seed, step, rank), so a run resumed from
-a checkpoint sees the same batches and masks as one never stopped.
+Exact resume: the data order and each sample's augmentation are pure
+functions of (seed, epoch, index) (`mmcore.batches`) and each step's mask
+generator is seeded from (seed, step, rank), so a run resumed from a checkpoint
+sees the same batches and masks as one never stopped. Nothing finished is lost:
+the run folder is locked and never cleared (`mmcore.run_folder`), checkpoints
+are checksummed (`mmcore.checkpoint`), a diverging run stops before it writes
+non-finite weights, and workers end with their launcher (`mmcore.watchdog`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,26 +36,22 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.data_loader import SkipBatchSampler
-from accelerate.utils import ProjectConfiguration, gather_object, set_seed
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, gather_object, set_seed
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from mmcore.batches import DataPosition, iterate_batches
 from mmcore.card import render_card
-from mmcore.checkpoint import load_latest, save_checkpoint, write_json_atomic
+from mmcore.checkpoint import list_checkpoints, load_latest, save_checkpoint, together, write_json_atomic
 from mmcore.config import is_joint, model_dict
-from mmcore.errors import ConfigError
+from mmcore.errors import ConfigError, DivergedError
 from mmcore.joint import JointCollate, JointModel
 from mmcore.joint_data import PairedDatasets
 from mmcore.model import MaskedModel, MaskedOutput, build_part, record_joint_sources, record_sources
 from mmcore.plugins import get_registry
-
-
-@dataclass
-class DataPosition:
-    epoch: int = 0
-    batch: int = 0  # batches of this epoch already consumed by this rank
+from mmcore.run_folder import RunLock, existing_run_files, move_aside, refuse_unless_fresh
+from mmcore.watchdog import stop_with_launcher
 
 
 class LossReducer:
@@ -121,7 +122,9 @@ class Run:
     reducer: LossReducer | None = None
     generator: torch.Generator | None = None
     shown: dict[str, torch.Tensor] | None = None
-    nonfinite: torch.Tensor | None = None
+    nonfinite: torch.Tensor | None = None  # steps skipped for a non-finite loss or gradient, in all
+    streak: torch.Tensor | None = None  # ... in a row, up to now
+    lock: RunLock | None = None  # held by the main process
 
     @property
     def checkpoints(self) -> Path:
@@ -132,28 +135,39 @@ class Run:
         return self.out_dir / "metrics.jsonl"
 
 
-def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float], None] | None = None) -> Path:
+def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float], None] | None = None,
+          overwrite: bool = False) -> Path:
     """Run a recipe; return the final model folder. ``on_step(step, loss)`` is
-    called on the main process after each optimizer step (logging hooks, tests)."""
-    run = setup(cfg, resume)
+    called on the main process after each optimizer step (logging hooks, tests).
+    ``resume`` continues the folder's run; ``overwrite`` moves its old run aside first."""
+    run = setup(cfg, resume, overwrite)
     log = StepLog(run)
-    while run.step < cfg.train.steps:
-        loss = train_step(run)
-        run.step += 1
-        log.after_step(loss)
-        if on_step is not None and run.accelerator.is_main_process:
-            on_step(run.step, loss.item())
-        checkpoint_if_due(run)
-    log.close()
-    return finish(run)
+    try:
+        while run.step < cfg.train.steps:
+            loss = train_step(run)
+            run.step += 1
+            log.after_step(loss)
+            if on_step is not None and run.accelerator.is_main_process:
+                on_step(run.step, loss.item())
+            stop_if_diverged(run)
+            checkpoint_if_due(run)
+        log.close()
+        return finish(run)
+    finally:
+        log.close()  # before an error's one line, so the progress bar does not follow it
+        if run.lock is not None:
+            run.lock.release()
 
 
 # -- setup -----------------------------------------------------------------------
 
-def setup(cfg: DictConfig, resume: bool) -> Run:
-    """Accelerator, data, model, optimizer and schedule; then the checkpoint to resume from, if asked."""
+def setup(cfg: DictConfig, resume: bool, overwrite: bool = False) -> Run:
+    """The accelerator and the run folder's lock, then everything else (`build_run`)."""
     t = cfg.train
     out_dir = Path(cfg.output_dir)
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in output_dir and --overwrite moves it aside: choose one")
+    stop_with_launcher()
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=resolve_precision(t.precision),
@@ -163,6 +177,18 @@ def setup(cfg: DictConfig, resume: bool) -> Run:
         step_scheduler_with_optimizer=False,
         dynamo_backend="inductor" if t.compile else None,
     )
+    lock = claim_folder(accelerator, out_dir, resume, overwrite)
+    try:
+        return build_run(cfg, accelerator, lock, resume)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, resume: bool) -> Run:
+    """Data, model, optimizer and schedule; then the checkpoint to resume from, if asked."""
+    t, out_dir = cfg.train, Path(cfg.output_dir)
     set_seed(t.seed)
     dataset_options = OmegaConf.to_container(cfg.data.dataset)
     build = build_joint if is_joint(cfg) else build_single
@@ -185,15 +211,39 @@ def setup(cfg: DictConfig, resume: bool) -> Run:
         f"precision {accelerator.mixed_precision}, device {accelerator.device}"
     )
     run = Run(cfg, accelerator, model, optimizer, scheduler, dataset_options, train_set, test_set,
-              effective_batch, lr, out_dir, collate)
+              effective_batch, lr, out_dir, collate, lock=lock)
     resume_or_start(run, resume)
     device = accelerator.device
     run.shown = picture_batch(collate, test_set if len(test_set) else train_set, device)
-    run.batches = iterate_batches(train_set, collate, cfg, accelerator, run.position)
+    run.batches = iterate_batches(train_set, collate, cfg.data.batch_size, cfg.data.num_workers, t.seed,
+                                  accelerator, run.position)
     run.reducer = LossReducer(dict(t.loss_weights), device)
     run.generator = torch.Generator(device=device)  # re-seeded for every micro-batch: no state to checkpoint
-    run.nonfinite = torch.zeros((), device=device)
+    run.nonfinite, run.streak = torch.zeros((), device=device), torch.zeros((), device=device)
     return run
+
+
+def claim_folder(accelerator: Accelerator, out_dir: Path, resume: bool, overwrite: bool) -> RunLock | None:
+    """Lock the run folder and check this run may write there; decided on the main process, raised on all."""
+    lock, refusal = None, None
+    if accelerator.is_main_process:
+        try:
+            lock = RunLock(out_dir)
+            note = lock.acquire()
+            if note:
+                accelerator.print(f"{out_dir}: {note}")
+            if overwrite and (moved := move_aside(out_dir)):
+                accelerator.print(f"--overwrite: the previous run's files were moved to {moved}")
+            elif not resume:
+                refuse_unless_fresh(out_dir)
+        except (ConfigError, OSError) as exc:
+            if lock is not None:
+                lock.release()
+            refusal = str(exc) if isinstance(exc, ConfigError) else f"cannot use run folder {out_dir}: {exc}"
+    refusal = broadcast_object_list([refusal])[0]
+    if refusal:
+        raise ConfigError(refusal)
+    return lock
 
 
 def build_single(config: dict[str, Any], dataset_options: dict[str, Any]) -> tuple:
@@ -227,16 +277,38 @@ def build_joint(config: dict[str, Any], dataset_options: dict[str, Any]) -> tupl
 
 
 def resume_or_start(run: Run, resume: bool) -> None:
-    """Restore the newest loadable checkpoint when resuming, and prepare the run folder."""
+    """Restore the newest intact checkpoint when resuming; when none can be, stop and keep every file."""
     accelerator = run.accelerator
-    saved = load_latest(accelerator, run.checkpoints) if resume else None
+    saved = load_latest(accelerator, run.checkpoints, resume_key(run), model_tensors(run)) if resume else None
     if saved is not None:
         run.step, run.position = saved["step"], DataPosition(**saved["data"][accelerator.process_index])
+    elif resume and list_checkpoints(run.checkpoints):
+        raise ConfigError(f"--resume: no checkpoint under {run.checkpoints} is intact (see the warnings above); "
+                          f"nothing was changed. Restore one, or start afresh with --overwrite (moves them aside)")
+    elif resume and existing_run_files(run.out_dir):
+        raise ConfigError(f"--resume: {run.out_dir} holds {', '.join(existing_run_files(run.out_dir))} but no "
+                          f"checkpoint (the run stopped before its first); start afresh with --overwrite")
     elif resume:
-        accelerator.print(f"no checkpoint under {run.checkpoints}: starting from scratch")
+        accelerator.print(f"--resume: {run.out_dir} holds no run yet; starting one")
     if accelerator.is_main_process:
-        start_run_dir(run.out_dir, run.step, accelerator)
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        if run.step:
+            keep_metrics_until(run.metrics_file, run.step)
     accelerator.wait_for_everyone()
+
+
+def resume_key(run: Run) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it: the model, the batch order, the processes."""
+    cfg = run.cfg
+    return {"recipe": {"model": OmegaConf.to_container(cfg.model, resolve=True),
+                       "data": {"batch_size": cfg.data.batch_size},
+                       "train": {"seed": cfg.train.seed, "grad_accum": cfg.train.grad_accum}},
+            "world_size": run.accelerator.num_processes}
+
+
+def model_tensors(run: Run) -> dict[str, tuple[str, list[int]]]:
+    state = run.accelerator.unwrap_model(run.model).state_dict()
+    return {k: (str(v.dtype).removeprefix("torch."), list(v.shape)) for k, v in state.items()}
 
 
 def check_loss_weights(weights: dict[str, float], parts: list[str]) -> None:
@@ -254,8 +326,9 @@ def train_step(run: Run) -> torch.Tensor:
     t, accelerator = run.cfg.train, run.accelerator
     loss = accumulate_gradients(accelerator, run.model, run.reducer, micro_batches(run))
     norm = accelerator.clip_grad_norm_(run.model.parameters(), t.grad_clip or float("inf"))
-    skip_if_nonfinite(run.optimizer, norm)
-    run.nonfinite += run.optimizer.optimizer.found_inf
+    found_inf = skip_if_nonfinite(run.optimizer, norm)
+    run.nonfinite += found_inf
+    run.streak = (run.streak + found_inf) * found_inf  # zero again after a finite step
     run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
     run.scheduler.step()
@@ -283,6 +356,7 @@ class StepLog:
                         desc=run.cfg.name, unit="step")
         self.loss_sum = torch.zeros((), device=run.accelerator.device)
         self.window, self.tick = 0, time.perf_counter()
+        self.nonfinite_seen = 0
 
     def after_step(self, loss: torch.Tensor) -> None:
         run, t = self.run, self.run.cfg.train
@@ -301,6 +375,10 @@ class StepLog:
                 "train/items_per_s": run.effective_batch * self.window / elapsed,
                 "train/nonfinite_steps": accelerator.reduce(run.nonfinite, reduction="sum").item()}
         accelerator.log(logs, step=run.step)
+        if logs["train/nonfinite_steps"] > self.nonfinite_seen:
+            new, self.nonfinite_seen = logs["train/nonfinite_steps"] - self.nonfinite_seen, logs["train/nonfinite_steps"]
+            accelerator.print(f"warning: {new:.0f} of the last {self.window} steps (to step {run.step}) had a "
+                              f"non-finite loss or gradient and were skipped; lr is {logs['train/lr']:.3g}")
         self.bar.set_postfix(loss=f"{logs['train/loss']:.4f}", items_s=f"{logs['train/items_per_s']:.0f}")
         if accelerator.is_main_process:
             with run.metrics_file.open("a") as f:
@@ -315,8 +393,39 @@ class StepLog:
 def checkpoint_if_due(run: Run) -> None:
     t = run.cfg.train
     if run.step % t.checkpoint_every == 0 or run.step == t.steps:
+        check_finite_weights(run, "a checkpoint")
         positions = gather_object([dict(vars(run.position))])
-        save_checkpoint(run.accelerator, run.checkpoints, {"step": run.step, "data": positions}, t.keep_checkpoints)
+        state = {"step": run.step, "data": positions, "recipe": resume_key(run)["recipe"]}
+        save_checkpoint(run.accelerator, run.checkpoints, state, t.keep_checkpoints)
+
+
+def stop_if_diverged(run: Run) -> None:
+    """Stop after ``train.max_nonfinite_steps`` skipped steps in a row (checked every that many steps and at
+    logs: a host sync, so not every step); the last good checkpoint stays and no model folder is written."""
+    t = run.cfg.train
+    if run.step % min(t.max_nonfinite_steps, t.log_every) and run.step != t.steps:
+        return
+    streak = int(run.streak.item())
+    if streak >= t.max_nonfinite_steps:
+        raise DivergedError(f"training diverged: the last {streak} steps (to step {run.step}) had a non-finite loss "
+                            f"or gradient (train.max_nonfinite_steps={t.max_nonfinite_steps}); {last_good(run)}; "
+                            f"lower train.base_lr (lr was {run.lr:.3g}) or check the data")
+
+
+def check_finite_weights(run: Run, what: str) -> None:
+    """Never save non-finite weights (one device reduction, at checkpoints and the end only)."""
+    params = dict(run.accelerator.unwrap_model(run.model).named_parameters())
+    finite = torch.stack([torch.isfinite(p).all() for p in params.values()]).cpu()
+    if not finite.all():
+        bad = [name for name, ok in zip(params, finite.tolist()) if not ok]
+        raise DivergedError(f"weights became non-finite by step {run.step} ({', '.join(bad[:3])}"
+                            f"{' ...' if len(bad) > 3 else ''}): not writing {what}; {last_good(run)}; "
+                            f"lower train.base_lr (lr was {run.lr:.3g})")
+
+
+def last_good(run: Run) -> str:
+    saved = list_checkpoints(run.checkpoints)
+    return f"the last good checkpoint {saved[-1]} is kept" if saved else "no checkpoint had been written yet"
 
 
 # -- the end of a run ----------------------------------------------------------------
@@ -324,9 +433,11 @@ def checkpoint_if_due(run: Run) -> None:
 def finish(run: Run) -> Path:
     """Check the ranks agree, evaluate, and write the model folder; returns it."""
     accelerator, cfg, t = run.accelerator, run.cfg, run.cfg.train
+    check_finite_weights(run, "the model folder")
     check_ranks_in_sync(accelerator, run.model, run.out_dir, run.step)
     folder = run.out_dir / "model"
-    if accelerator.is_main_process:
+
+    def write() -> None:
         unwrapped = accelerator.unwrap_model(run.model)
         info = dict(
             steps=t.steps, effective_batch=run.effective_batch, batch_size=cfg.data.batch_size,
@@ -340,23 +451,34 @@ def finish(run: Run) -> Path:
         accelerator.print(f"model folder: {folder}")
         if (folder / "reconstruction.png").exists():
             accelerator.print(f"picture: {folder / 'reconstruction.png'}")
+
+    together(accelerator, write, f"the model folder {folder}", main_only=True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return folder
 
 
-def start_run_dir(out_dir: Path, step: int, accelerator: Accelerator) -> None:
-    """A fresh run starts clean; a resumed one drops metrics logged after its checkpoint."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = out_dir / "metrics.jsonl"
-    if step == 0:
-        if (out_dir / "checkpoints").exists():
-            accelerator.print(f"starting afresh in {out_dir}: removing its old checkpoints (use --resume to continue)")
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-        metrics.unlink(missing_ok=True)
-    elif metrics.exists():
-        kept = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= step]
-        metrics.write_text("".join(line + "\n" for line in kept))
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl; a torn line (a kill or a full disk mid-append) is skipped, not fatal."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines() if path.exists() else [], 1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            warnings.warn(f"{path}:{number}: skipped a torn line ({line[:40]!r}...)", stacklevel=2)
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """A resumed run drops the rows logged after its checkpoint (they are logged again), atomically."""
+    if path.exists():
+        kept = [json.dumps(row) + "\n" for row in read_metrics(path) if row["step"] <= step]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
 
 
 def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, out_dir: Path, step: int) -> None:
@@ -372,25 +494,10 @@ def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, out_di
         raise RuntimeError(f"ranks ended with different parameters ({digests}): the processes trained unsynchronised")
 
 
-def iterate_batches(dataset, collate, cfg: DictConfig, accelerator: Accelerator, position: DataPosition) -> Iterator:
-    """Endless batches for this rank; ``position`` is kept current for checkpoints."""
-    sampler = DistributedSampler(dataset, num_replicas=accelerator.num_processes, rank=accelerator.process_index,
-                                 shuffle=True, seed=cfg.train.seed, drop_last=True)
-    while True:
-        sampler.set_epoch(position.epoch)
-        batch_sampler = SkipBatchSampler(BatchSampler(sampler, cfg.data.batch_size, drop_last=True), position.batch)
-        loader = DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate,
-                            num_workers=cfg.data.num_workers, pin_memory=accelerator.device.type == "cuda")
-        for batch in loader:
-            position.batch += 1
-            yield batch
-        position.epoch, position.batch = position.epoch + 1, 0
-
-
 def evaluate(model: MaskedModel | JointModel, cfg: DictConfig, test_set, collate, metrics_file: Path) -> dict[str, float]:
     """Last training loss and held-out loss (fixed masks, reduced over all scored tokens) for the card."""
     device = next(model.parameters()).device
-    rows = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
+    rows = read_metrics(metrics_file)
     metrics = {"train_loss": rows[-1]["train/loss"]} if rows else {}
     if len(test_set):
         loader = DataLoader(test_set, batch_size=cfg.data.batch_size, collate_fn=collate)
@@ -484,9 +591,10 @@ def warmup_cosine(optimizer, warmup: int, total: int, min_factor: float) -> torc
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def skip_if_nonfinite(optimizer, grad_norm: torch.Tensor) -> None:
-    """Fused AdamW skips its update on the device when ``found_inf`` is 1: no host sync."""
+def skip_if_nonfinite(optimizer, grad_norm: torch.Tensor) -> torch.Tensor:
+    """Fused AdamW skips its update on the device when ``found_inf`` is 1: no host sync. Returns it."""
     optimizer.optimizer.found_inf = (~torch.isfinite(grad_norm)).to(torch.float32)
+    return optimizer.optimizer.found_inf
 
 
 def mask_seed(seed: int, micro_step: int, rank: int) -> int:

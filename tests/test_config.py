@@ -66,7 +66,7 @@ def test_switching_a_shipped_dataset_by_override():
         ("train.steps=many", r"train.steps: got 'many', expected an integer"),
         ("train.base_lr=fast", r"train.base_lr: got 'fast', expected a number"),
         ("model.masking.name=tube", r"model.masking.name: unknown masking policy 'tube' for modality 'signal'; available: random, random_of_valid"),
-        ("data.dataset.name=imagenet", r"data.dataset.name: unknown dataset 'imagenet' for modality 'signal'; available: waves"),
+        ("data.dataset.name=imagenet", r"data.dataset.name: unknown dataset 'imagenet' for modality 'signal'; available: (noisy_waves, )?waves"),
         ("model.modality=sonar", r"model.modality: unknown modality 'sonar'; available: .*signal"),
         ("train.steps", r"bad override"),
     ],

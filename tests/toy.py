@@ -141,6 +141,30 @@ class Waves:
         return items
 
 
+@dataclass
+class NoisyWaves(Waves):
+    """Waves with fresh noise at every read, drawn from the *global* torch RNG, as a third-party dataset
+    might: the executor must still make it resume exactly."""
+
+    noise: float = 0.1
+
+    def build(self, tokenizer, split):
+        return NoisySamples(super().build(tokenizer, split), self.noise)
+
+
+class NoisySamples(torch.utils.data.Dataset):
+    def __init__(self, items, noise):
+        self.items, self.noise = items, noise
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        item = dict(self.items[i])
+        item["signal"] = item["signal"] + self.noise * torch.randn(item["signal"].shape)
+        return item
+
+
 class ToyPlugin:
     """Registered directly with ``Registry.add_plugin`` in tests."""
 
@@ -162,6 +186,7 @@ class ToyPlugin:
     @hookimpl
     def register_datasets(self, register):
         register("signal", "waves", Waves)
+        register("signal", "noisy_waves", NoisyWaves)
 
 
 def toy_config(style="mae", policy="random", ratio=0.5):
