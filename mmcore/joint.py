@@ -46,7 +46,7 @@ from mmcore.model import (
     STYLES, MaskedOutput, ModelFolder, build_part, check_hidden, loss_part_names, mae_order, mae_pass,
     own_frozen_target, score_slots, scorer_of, structure_of,
 )
-from mmcore.plugins import get_registry
+from mmcore.plugins import get_registry, install_hint
 
 ROLES = ("both", "input", "target")  # masked by its policy / always visible / always hidden
 PRESENT = "present"  # batch key: [B] bool per stream, False where a sample lacks that stream
@@ -382,7 +382,8 @@ def check_joint_plugins(config: dict[str, Any]) -> None:
         if modality not in registry.items["modalities"]:
             missing.append((name, modality))
     if missing:
-        lines = "; ".join(f"modality {m!r} (stream {n!r}): pip install mm-{m}" for n, m in missing)
+        lines = "; ".join(f"modality {m!r} (stream {n!r})" + (f": {hint}" if (hint := install_hint(f"mm-{m}")) else "")
+                          for n, m in missing)
         raise PluginError(f"this model needs plugins that are not installed: {lines}; "
                           f"installed modalities: {', '.join(registry.names('modalities')) or 'none'}")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,8 +29,8 @@ from torch import Tensor, nn
 
 from mmcore.backbone import Transformer, TransformerConfig
 from mmcore.contract import Tokens
-from mmcore.errors import ConfigError, DataError, PluginError
-from mmcore.plugins import get_registry
+from mmcore.errors import ConfigError, DataError, MMCoreError, PluginError
+from mmcore.plugins import get_registry, install_hint
 
 STYLES = ("mae", "bert")
 
@@ -79,16 +80,22 @@ class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, revision: str | None = None, **kwargs):
         """A folder, or a Hub repo id; Hub failures are one-line `HubError`s naming repo and revision."""
-        from mmcore.hub import check_repo_id, hub_errors
+        from mmcore.hub import check_repo_id, pull
+
+        from mmcore.config import read_model_config
 
         name = os.path.expanduser(str(pretrained_model_name_or_path))
         if os.path.isdir(name):
+            read_model_config(os.path.join(name, "config.json"))  # one line where the mixin would raise bare
             return super().from_pretrained(name, revision=revision, **kwargs)
         if os.path.exists(name) or name.startswith((".", "/")) or name.count("/") > 1:
             raise DataError(f"no model folder at {name}: expected a folder with config.json and model.safetensors")
         check_repo_id(name)
-        with hub_errors(name, revision):
-            return super().from_pretrained(name, revision=revision, **kwargs)
+        folder = pull(name, revision=revision, token=kwargs.get("token"), cache_dir=kwargs.get("cache_dir"),
+                      force_download=kwargs.get("force_download", False),
+                      local_files_only=kwargs.get("local_files_only", False))  # checked paths only: mmcore.hub
+        read_model_config(os.path.join(folder, "config.json"))
+        return super().from_pretrained(str(folder), revision=revision, **kwargs)
 
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
         """As the mixin's; the card's usage lines name ``repo_id``."""
@@ -110,18 +117,27 @@ class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
     def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
                          local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
                          **model_kwargs):
-        """Weights from safetensors only (never pickle), loaded strictly."""
-        from huggingface_hub import hf_hub_download
+        """Weights from safetensors only (never pickle), each tensor's dtype and shape checked against
+        the model's before anything is read (`mmcore.hub.check_tensors`), then loaded strictly."""
+        from mmcore.hub import WEIGHTS, check_tensors, pull
 
-        model = model_class(model_kwargs.get("config") or {}, cls)(**model_kwargs)
+        from mmcore.config import check_model_config
+
+        source = os.path.join(model_id, "config.json")  # schema and bounds first: no tensor exists yet
+        model_kwargs["config"] = check_model_config(model_kwargs.get("config"), source)
+        try:
+            model = model_class(model_kwargs["config"], cls)(**model_kwargs)
+        except MMCoreError:
+            raise
+        except (RuntimeError, MemoryError, ValueError, TypeError, KeyError, IndexError) as exc:  # a plugin part's
+            raise DataError(f"{source}: the model it describes cannot be built: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:300]}") from exc
         if os.path.isdir(model_id):
-            path = os.path.join(model_id, "model.safetensors")
+            path = os.path.join(model_id, WEIGHTS)
         else:
-            from mmcore.hub import verify_download
-
-            path = verify_download(hf_hub_download(model_id, "model.safetensors", revision=revision,
-                                                   cache_dir=cache_dir, force_download=force_download, token=token,
-                                                   local_files_only=local_files_only))
+            path = pull(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download, token=token,
+                        local_files_only=local_files_only) / WEIGHTS
+        check_tensors(Path(path), model.state_dict(), strict)
         try:
             state = load_file(path, device=str(map_location))
         except (SafetensorError, OSError) as exc:
@@ -425,23 +441,32 @@ PART_KINDS = {"modality": "modalities", "masking": "policies", "target": "target
 
 def check_plugins(config: dict[str, Any], check_modality: bool = True) -> None:
     """Say which plugins to install, and for which parts, when a model needs some that are missing or too old:
-    one error naming every one of them with its ``pip install`` line."""
+    one error naming every one of them with its ``pip install`` line. config.json comes from strangers, so a
+    line is shown only for a valid distribution name and version (`mmcore.plugins.install_hint`)."""
     registry = get_registry()
+    for key in ("parts", "plugins"):
+        if not isinstance(config.get(key) or {}, dict):
+            raise DataError(f"config.json: {key!r} is a {type(config[key]).__name__}, expected a mapping")
     for_part = {}
     for part, src in (config.get("parts") or {}).items():
-        if src.get("plugin"):
-            for_part.setdefault(src["plugin"], []).append(f"{part} {src['name']!r}")
+        if isinstance(src, dict) and src.get("plugin"):
+            for_part.setdefault(src["plugin"], []).append(f"{part} {src.get('name')!r}")
     problems = []
     for dist, version in (config.get("plugins") or {}).items():
         what = ", ".join(for_part.get(dist, [f"modality {config.get('modality')!r}"]))
+        if not isinstance(version, str) or install_hint(dist, version) is None:
+            problems.append(f"the plugin {dist!r} version {version!r} for its {what}, which is not a valid "
+                            f"distribution name and version (PEP 508 name, PEP 440 version): no install command shown")
+            continue
         try:
             installed = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             problems.append(f"the plugin {dist}>={version} for its {what}, which is not installed: "
-                            f"pip install '{dist}>={version}'")
+                            f"{install_hint(dist, version)}")
             continue
         if Version(installed) < Version(version):
-            problems.append(f"{dist}>={version} for its {what}, found {installed}: pip install -U '{dist}>={version}'")
+            problems.append(f"{dist}>={version} for its {what}, found {installed}: "
+                            f"{install_hint(dist, version, upgrade=True)}")
     if problems:
         raise PluginError("this model needs " + "; and ".join(problems))
     if check_modality:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import traceback
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+from packaging.version import InvalidVersion, Version
 
 from mmcore import hookspecs
 from mmcore.commands import Command, check_command
@@ -164,8 +166,8 @@ class Registry:
         broken = [p for p in self.plugins.values() if p.error]
         if broken:
             hint = "; broken plugins: " + ", ".join(f"{p.name} ({p.error})" for p in broken)
-        elif kind == "modalities":
-            hint = f"; install its plugin, e.g. pip install mm-{key}"
+        elif kind == "modalities" and install_hint(f"mm-{key}"):
+            hint = f"; install its plugin, e.g. {install_hint(f'mm-{key}')}"
         raise PluginError(f"unknown {what}; available: {known}{hint}")
 
 
@@ -191,6 +193,25 @@ def _callback_args(impl, hook_name: str, staged: dict, registry: Registry, plugi
         kind = {"register_masking_policies": "policies", "register_targets": "targets", "register_datasets": "datasets"}[hook_name]
         register = lambda modality, name, cls: put(kind, (modality, name), cls)  # noqa: E731
     return {name: register for name in impl.argnames if name == "register"}
+
+
+DIST_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)  # PEP 508
+
+
+def install_hint(dist: Any, version: Any = None, upgrade: bool = False) -> str | None:
+    """``pip install 'dist>=version'``, or None unless ``dist`` is a valid distribution name and ``version``
+    a valid version: names come from config.json files written by strangers, and a shown command gets pasted."""
+    if not (isinstance(dist, str) and DIST_NAME.fullmatch(dist)):
+        return None
+    if version is not None:
+        try:
+            Version(str(version))
+        except InvalidVersion:
+            return None
+        if str(version) != "".join(str(version).split()):  # Version() allows surrounding whitespace, pip lines not
+            return None
+    spec = dist if version is None else f"'{dist}>={version}'"
+    return f"pip install {'-U ' if upgrade else ''}{spec}"
 
 
 def _one_line(exc: BaseException) -> str:

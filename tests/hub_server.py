@@ -115,6 +115,8 @@ class Repo:
 class Hub:
     """The repositories under ``root`` and the tokens allowed to write."""
 
+    repo_class = Repo  # subclasses (tests/hostile_hub.py) serve their own
+
     def __init__(self, root: Path, tokens: dict[str, str]):
         self.root, self.tokens = Path(root), tokens
         self.repos: dict[str, Repo] = {}
@@ -128,7 +130,7 @@ class Hub:
                 path = self.root / "models" / repo_id
                 if not (path / ".git" / "HEAD").exists():
                     raise HubError(404, "Repository not found", "RepoNotFound")
-                self.repos[repo_id] = Repo(path, repo_id)
+                self.repos[repo_id] = self.repo_class(path, repo_id)
             return self.repos[repo_id]
 
     def create(self, namespace: str, name: str, user: str) -> Repo:
@@ -140,7 +142,7 @@ class Hub:
             path.mkdir(parents=True, exist_ok=True)
             subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, capture_output=True,
                            env={**os.environ, **GIT_ENV})
-            repo = self.repos[repo_id] = Repo(path, repo_id)
+            repo = self.repos[repo_id] = self.repo_class(path, repo_id)
         blob = repo.git("hash-object", "-w", "--stdin", input=GITATTRIBUTES.encode()).strip()
         tree = repo.git("mktree", input=f"100644 blob {blob}\t.gitattributes\n".encode()).strip()
         commit = repo.git("commit-tree", tree, "-m", "initial commit", env=author(user)).strip()
@@ -535,9 +537,11 @@ class Handler(BaseHTTPRequestHandler):
 class HubServer:
     """``with HubServer(root) as hub: hub.url`` — a server on 127.0.0.1 on a free port, in a thread."""
 
+    hub_class, handler_class = Hub, Handler  # subclasses (tests/hostile_hub.py) swap them
+
     def __init__(self, root: Path | str, tokens: dict[str, str] | None = None, port: int = 0):
-        self.hub = Hub(Path(root), tokens or {"hf_test_write": "alice"})
-        handler = type("BoundHandler", (Handler,), {"hub": self.hub})
+        self.hub = self.hub_class(Path(root), tokens or {"hf_test_write": "alice"})
+        handler = type("BoundHandler", (self.handler_class,), {"hub": self.hub})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
