@@ -1,10 +1,13 @@
 import gzip
 import logging
+import warnings
 
 import pytest
 
 from mm_protein import FastaFiles, ProteinDemo, ProteinTokenizer, demo_records, parse_fasta
-from mmcore.errors import DataError
+import torch
+
+from mmcore.errors import ConfigError, DataError
 
 
 def test_multiline_lowercase_terminators_and_blank_lines(fasta):
@@ -16,7 +19,8 @@ def test_multiline_lowercase_terminators_and_blank_lines(fasta):
 
 @pytest.mark.parametrize("text,match", [
     (">a\nMKTJAY\n", r"in.fa: line 2: column 4: record 'a' holds 'J', not an amino acid; accepted: the 20 standard"),
-    (">a\nMK-AY\n", r"line 2: column 3: record 'a' holds '-'"),
+    (">a\nMK1AY\n", r"line 2: column 3: record 'a' holds '1'"),
+    (">a\n--..\n>b\nMK\n", r"line 1: record 'a' has no sequence \(no residue\)"),
     (">a\nMKT\n>empty\n\n>c\nMK\n", r"in.fa: line 3: record 'empty' has no sequence"),
     (">a\n*\n", r"record 'a' has no sequence"),
     (">a\nMK*\nAY\n", r"line 3: record 'a' continues after its '\*' terminator"),
@@ -36,7 +40,7 @@ def test_skip_invalid_counts(fasta, caplog):
 
 def test_not_text_and_gzip(tmp_path):
     (tmp_path / "bin.fa").write_bytes(b">a\nMK\xff\xfeT\n")
-    with pytest.raises(DataError, match=r"bin.fa: line 2: bytes .* are not text"):
+    with pytest.raises(DataError, match=r"bin.fa: line 2 \(byte 5\): bytes .* are not text"):
         parse_fasta(tmp_path / "bin.fa")
     (tmp_path / "z.fa.gz").write_bytes(gzip.compress(b">z\nMKV\n"))
     assert parse_fasta(tmp_path / "z.fa.gz")[0].sequence == "MKV"
@@ -71,3 +75,49 @@ def test_demo_proteome():
     train, test = ProteinDemo().build(tok, "train"), ProteinDemo().build(tok, "test")
     assert (len(train), len(test)) == (1890, 210)
     assert not {r.name for r in train.records} & {r.name for r in test.records}
+
+
+def test_aligned_fasta_gaps_map_to_the_gap_tokens(fasta):
+    records = parse_fasta(fasta(">a\nMK-AY\n>b\n.mk--ay\n"))
+    assert [r.sequence for r in records] == ["MK-AY", ".MK--AY"]
+    ids = ProteinTokenizer().collate([{"sequence": records[1].sequence}])["ids"][0].tolist()
+    assert ids[0] == 29 and ids[3:5] == [30, 30]  # ESM-2: '.' = 29, '-' = 30
+
+
+def test_nucleotide_records_are_read_with_a_warning_naming_file_and_count(fasta):
+    path = fasta(">dna\nACGTTGCAACGTNNACGT\n>rna\nacguu-gcaacg\n>pep\nMKTAYIAKQR\n>short\nGATTACA\n", "genes.fa")
+    with pytest.warns(UserWarning, match=r"genes.fa: 2 of 4 record\(s\) look like DNA/RNA .*first: 'dna', line 1"):
+        assert len(parse_fasta(path)) == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_fasta(fasta(">p\nMKTAYIAKQRQISFVKSHFSRQ\n>s\nGATTACA\n", "protein.fa"))  # short or protein: no warning
+
+
+def test_empty_files_in_a_folder_raise_or_are_skipped_by_name(tmp_path):
+    (tmp_path / "good.fa").write_text(">a\nMKTAY\n>b\nGSHM\n")
+    (tmp_path / "empty.fa").write_text("")
+    (tmp_path / "blank.fasta").write_text("\n  \n; just a comment\n")
+    (tmp_path / ".hidden.fa").write_text("not fasta")
+    tok = ProteinTokenizer(max_length=16)
+    with pytest.raises(DataError, match=r"blank.fasta holds no FASTA record \(empty, blank or comments only\).*on_error=skip"):
+        FastaFiles(path=str(tmp_path), test_fraction=0).build(tok, "train")
+    with pytest.warns(UserWarning, match=r"skipped 2 of 3 FASTA files .*blank.fasta holds no FASTA record.*empty.fa holds"):
+        ds = FastaFiles(path=str(tmp_path), test_fraction=0, on_error="skip").build(tok, "train")
+    assert [r.name for r in ds.records] == ["a", "b"]
+    (tmp_path / "good.fa").write_text("")
+    with pytest.raises(DataError, match=r"none of the 3 FASTA files under .* is readable"), pytest.warns(UserWarning):
+        FastaFiles(path=str(tmp_path), on_error="skip").build(tok, "train")
+    with pytest.raises(ConfigError, match="on_error 'ignore' is unknown"):
+        FastaFiles(on_error="ignore")
+
+
+def test_get_draws_the_crop_from_the_generator(fasta):
+    path = fasta(">long\n" + "MKTAYIAKQRGSHMLEDPVW" * 20 + "\n")
+    train = FastaFiles(path=str(path), test_fraction=0).build(ProteinTokenizer(max_length=30), "train")
+    crop = lambda seed: train.get(0, torch.Generator().manual_seed(seed))["sequence"]
+    assert crop(7) == crop(7) and len(crop(7)) == 30
+    assert len({crop(s) for s in range(8)}) > 1
+    torch.manual_seed(0)
+    first = train[0]["sequence"]
+    torch.manual_seed(0)
+    assert train[0]["sequence"] == first  # __getitem__ is get(i, None): the global RNG

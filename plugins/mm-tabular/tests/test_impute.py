@@ -109,3 +109,30 @@ def test_remasked_passes_are_seeded_and_fill_the_same_cells(model_dir, tmp_path)
     assert a.rows == b.rows  # repeatable
     assert [[c is None for c in r] for r in once.rows] == [[c is None for c in r] for r in a.rows]
     assert choose_passes([[1, 2, None, 4, 5]] * 2) > 1 and choose_passes([[1, None]] * 2) == 1
+
+
+def test_header_only_table_is_refused(model_dir, tmp_path, capsys):
+    src, out = tmp_path / "data.csv", tmp_path / "f.csv"
+    src.write_text("age,city,score\n")
+    assert main(["impute", str(model_dir), str(src), "-o", str(out)]) == 2
+    assert "data.csv has no rows (only a header)" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_column_entirely_empty_is_filled_from_the_others(model_dir, tmp_path, capsys):
+    for name, write in [("data.csv", lambda p: p.write_text("age,city,score\n31,Oslo,\n45,Lima,\n")),
+                        ("data.parquet", lambda p: pd.DataFrame({"age": [31, 45], "city": ["Oslo", "Lima"],
+                                                                  "score": [None, None]}).to_parquet(p))]:
+        src, out = tmp_path / name, tmp_path / f"filled-{name}"
+        write(src)
+        assert main(["impute", str(model_dir), str(src), "-o", str(out)]) == 0
+        filled = pd.read_csv(out) if name.endswith(".csv") else pd.read_parquet(out)
+        assert filled["score"].notna().all() and filled["score"].dtype.kind == "f"
+
+
+def test_infinite_cell_is_refused_and_output_not_written(model_dir, tmp_path, capsys):
+    src, out = tmp_path / "data.csv", tmp_path / "f.csv"
+    src.write_text("age,city,score\n31,Oslo,1\n45,Lima,inf\n")
+    out.write_text("kept")
+    assert main(["impute", str(model_dir), str(src), "-o", str(out)]) == 2
+    assert "data.csv, row 2, column 'score': 'inf' is not a finite number" in capsys.readouterr().err
+    assert out.read_text() == "kept"  # nothing already on disk is lost

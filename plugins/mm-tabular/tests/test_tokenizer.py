@@ -71,3 +71,38 @@ def test_tokenize_detokenize_round_trip(fit, rows, samples):
     tokens = tok.tokenize(batch)
     assert tokens.values.shape == (len(rows), 3, 1) and tokens.positions[0, :, 0].tolist() == [0.0, 1.0, 2.0]
     assert torch.equal(tok.detokenize(tokens.values, tokens), batch["values"])
+
+
+@pytest.mark.parametrize("cell", ["1e308", "inf", "-Infinity", 1e300, float("-inf"), 10**400],
+                         ids=["1e308", "inf", "-Infinity", "float 1e300", "float -inf", "int 10**400"])
+def test_numbers_beyond_float32_are_refused_at_fit_naming_file_row_and_column(fit, rows, cell):
+    rows = [r[:] for r in rows]
+    rows[5][2] = cell
+    with pytest.raises(DataError, match=r"train.csv, row 6, column 'score': .* is not a finite number within ±3.4e\+38"):
+        fit(rows)
+
+
+def test_nan_in_any_spelling_is_missing_and_fit_statistics_stay_finite(fit, rows):
+    from mm_tabular.table_io import is_missing
+
+    assert all(is_missing(c) for c in ["NaN", "NAN", "-nan", " nan ", float("nan"), "", "NA"])
+    rows = [r[:] for r in rows]
+    rows[0][2] = None
+    tok = fit(rows)
+    assert all(math.isfinite(v) for v in tok.mean + tok.std) and tok.kinds[2] == NUMERIC
+
+
+def test_fit_names_the_row_of_the_file_not_of_the_split():
+    from mm_tabular import Table, TableTokenizer
+    from mm_tabular.data import TableRows
+
+    table = Table("data.csv", ["x"], [["1"], ["2"], ["inf"], ["4"]])
+    with pytest.raises(DataError, match=r"data.csv, row 3, column 'x'"):
+        TableTokenizer().fit(TableRows(table, [1, 2, 3]))
+
+
+def test_collate_refuses_values_beyond_float32_naming_the_cell(fit, rows):
+    tok = fit()
+    for cell in ["1e308", "-inf", 1e39]:
+        with pytest.raises(DataError, match=r"data.csv, row 2, column 'age': .* not a finite number within"):
+            tok.collate([{"cells": [cell, "Oslo", "1.0"], "where": "data.csv, row 2"}])

@@ -41,7 +41,7 @@ def test_jsonl_documents_errors_and_chunks(tmp_path, caplog):
 def test_non_utf8_names_file_and_line(tmp_path):
     f = tmp_path / "latin.txt"
     f.write_bytes("caf\u00e9 ok\nna\u00efve text\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin.txt: line 1: bytes b'\\xe9.*not valid utf-8; accepted: utf-8 text"):
+    with pytest.raises(DataError, match=r"latin.txt: line 1 \(byte 3\): bytes b'\\xe9.*not valid utf-8; accepted: utf-8 text"):
         TextFiles(path=str(f)).build(None, "train")
     ds = TextFiles(path=str(f), encoding="latin-1", unit="line", test_fraction=0).build(None, "train")
     assert texts(ds) == ["caf\u00e9 ok", "na\u00efve text"]
@@ -73,3 +73,34 @@ def test_demo_corpus_is_real_prose_and_split_by_document():
     assert any("assignment statement" in p.lower() for p in paras)
     train, test = TextDemo().build(None, "train"), TextDemo().build(None, "test")
     assert len(train) > 5 * len(test) > 0 and not set(texts(train)) & set(texts(test))
+
+
+def test_empty_and_blank_files_in_a_folder_raise_or_are_skipped_by_name(tmp_path):
+    (tmp_path / "a.txt").write_text("Some real text.\n\nAnother paragraph.\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.jsonl").write_text("\n   \n" + json.dumps({"text": "  "}) + "\n")
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"txt": "typo"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2: no 'text' string"):
+        TextFiles(path=str(tmp_path), test_fraction=0).build(None, "train")
+    (tmp_path / "bad.jsonl").unlink()
+    with pytest.raises(DataError, match=r"blank.jsonl holds no non-empty document \(the file is empty or blank\).*on_error=skip"):
+        TextFiles(path=str(tmp_path), test_fraction=0).build(None, "train")
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"txt": "typo"}\n')
+    with pytest.warns(UserWarning, match=r"skipped 3 of 4 text files .*bad.jsonl: line 2.*blank.jsonl holds no non-empty.*empty.txt"):
+        ds = TextFiles(path=str(tmp_path), test_fraction=0, on_error="skip").build(None, "train")
+    assert texts(ds) == ["Some real text.", "Another paragraph."]
+    with pytest.raises(ConfigError, match="on_error 'ignore' is unknown"):
+        TextFiles(on_error="ignore")
+
+
+def test_jsonl_surrogates_bom_and_deep_nesting(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_text('{"text": "ok"}\n{"text": "bad \\ud800 escape"}\n')
+    with pytest.raises(DataError, match=r"c.jsonl: line 2: 'text' holds '\\ud800' at character 4, a lone surrogate"):
+        TextFiles(path=str(f)).build(None, "train")
+    f.write_bytes(b"\xef\xbb\xbf" + json.dumps({"text": "with a byte order mark"}).encode() + b"\n")
+    assert texts(TextFiles(path=str(f), test_fraction=0).build(None, "train")) == ["with a byte order mark"]
+    f.write_text("[" * 100_000 + "\n")
+    with pytest.raises(DataError, match=r"c.jsonl: line 1: (JSON nested too deeply|not JSON)"):
+        TextFiles(path=str(f)).build(None, "train")
+

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write_video():
     """Write a real video file: a white bar moving right, ``frames`` frames of ``size`` (H, W)."""
 

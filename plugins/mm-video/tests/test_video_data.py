@@ -56,14 +56,16 @@ def test_bad_videos_raise_naming_the_file_or_are_skipped(tmp_path, write_video):
     expected = {
         "cut.mp4": r"cannot decode video .*cut.mp4: .*accepted: MP4",
         "garbage.mp4": r"cannot decode video .*garbage.mp4",
-        "short.webm": r"video .*short.webm has 3 decodable frames, fewer than the 4 that num_frames 4 with stride 1 need",
+        "short.webm": r"video .*short.webm has 3 frames, the clip needs 4 \(num_frames 4 at stride 1: .*\); accepted: videos "
+                      r"of at least 4 frames, or lower model.tokenizer.num_frames$",
         "sound.mp4": r".*sound.mp4 has no video stream \(found: audio \(aac\)\)",
     }
     for i, f in enumerate(ds.files):
         if f.name in expected:
             with pytest.raises(DataError, match=expected[f.name]):
                 ds[i]
-    with pytest.warns(UserWarning, match=r"skipped 3 of 5 video files .*cut.mp4.*garbage.mp4.*sound.mp4"):
+    with pytest.warns(UserWarning, match=r"skipped 3 of 5 video files \(data.dataset.on_error=skip\): 2 cannot be decoded "
+                                         r"\(cut.mp4, garbage.mp4\), 1 no video stream \(sound.mp4\) \| "):
         skipping = VideoFolder(path=str(tmp_path), stride=1, on_error="skip").build(TOK, "train")
     assert [f.name for f in skipping.files] == ["good.mp4", "short.webm"]
     with pytest.warns(UserWarning, match=r"skipped video file \(1 so far in this process\): .*short.webm has 3"):
@@ -112,3 +114,46 @@ def test_moving_digits_demo():
 def test_read_video_file(tmp_path, write_video):
     sample = read_video_file(TOK, write_video(tmp_path / "a.webm", codec="libvpx-vp9"))
     assert sample["video"].shape == (3, 4, 16, 16) and sample["label"] == -1
+
+
+@pytest.mark.parametrize("name,codec", [("clip.mp4", "libx264"), ("clip.webm", "libvpx-vp9")])
+def test_short_clips_are_read_at_a_smaller_stride(tmp_path, write_video, name, codec):
+    """The folder recipe's 16 frames 4 apart span 61 frames; a 2 s clip at 25 fps (50) or a 16-frame one still reads."""
+    tok = VideoTokenizer(num_frames=16, image_size=[16, 104], tubelet_size=[2, 8, 8], channels=3)
+    for frames, stride in ((50, 3), (16, 1)):  # (50 - 1) // 15 = 3
+        path = write_video(tmp_path / f"{frames}" / name, frames=frames, size=(32, 208), codec=codec)
+        ds = VideoFolder(path=str(path.parent), stride=4).build(tok, "train")
+        clip = ds[0]["video"]
+        assert clip.shape == (3, 16, 16, 104)
+        steps = bar_column(clip).diff().float().mean().item()  # the bar moves 2 px a frame: 1 px at half size
+        assert abs(steps - stride) < 0.5, (frames, steps)
+    with pytest.raises(DataError, match=r"has 16 frames, the clip needs 61 \(num_frames 16 at stride 4.*or lower "
+                                        r"data.dataset.min_stride or model.tokenizer.num_frames"):
+        VideoFolder(path=str(path.parent), stride=4, min_stride=4).build(tok, "train")[0]
+    with pytest.raises(ConfigError, match=r"min_stride 5 is invalid; accepted: an integer from 1 to data.dataset.stride \(4\)"):
+        VideoFolder(stride=4, min_stride=5)
+
+
+def test_get_draws_the_window_from_the_generator(tmp_path, write_video):
+    write_video(tmp_path / "a.webm", frames=30, codec="libvpx")
+    ds = VideoFolder(path=str(tmp_path), stride=1).build(TOK, "train")
+
+    def draw(seed):
+        torch.manual_seed(seed + 1000)  # the global generator must not matter
+        return ds.get(0, torch.Generator().manual_seed(seed))["video"]
+
+    assert all(torch.equal(draw(s), draw(s)) for s in range(4))
+    assert len({int(bar_column(draw(s))[0]) for s in range(8)}) > 1
+    torch.manual_seed(3)
+    a = ds[0]["video"]
+    torch.manual_seed(3)
+    assert torch.equal(a, ds.get(0, None)["video"])  # __getitem__(i) is get(i, None)
+
+
+def test_skip_drops_clips_whose_header_states_too_few_frames(tmp_path, write_video):
+    write_video(tmp_path / "long.mp4", frames=20)
+    write_video(tmp_path / "short.mp4", frames=5)
+    with pytest.warns(UserWarning, match=r"skipped 1 of 2 video files \(data.dataset.on_error=skip\): 1 too short \(short.mp4\) "
+                                         r"\| video .*short.mp4 has 5 frames, the clip needs 7"):
+        ds = VideoFolder(path=str(tmp_path), stride=4, min_stride=2, on_error="skip").build(TOK, "train")
+    assert [f.name for f in ds.files] == ["long.mp4"]

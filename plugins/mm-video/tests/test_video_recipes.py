@@ -18,6 +18,7 @@ def test_recipes_parse_and_check_keys():
     assert cfg.model.masking.name == "tube" and cfg.model.masking.ratio == 0.9
     big = load_recipe("video-mae-folder", ["data.dataset.path=/x"])
     assert list(big.model.tokenizer.tubelet_size) == [2, 16, 16] and big.model.tokenizer.num_frames == 16
+    assert (big.data.dataset.stride, big.data.dataset.min_stride) == (4, 1)  # 16-frame clips read, at stride 1
     with pytest.raises(ConfigError, match="data.dataset.stride"):
         load_recipe("video-mae-folder", ["data.dataset.path=/x", "data.dataset.stride=fast"])
 

@@ -20,13 +20,14 @@ from .files import ACCEPTED, probe_audio, read_audio, resample
 ON_ERROR = ("raise", "skip")
 
 
-def random_crop(wave: torch.Tensor, tokenizer) -> torch.Tensor:
-    """A random window of the crop's length (in samples) from a clip longer than it."""
+def random_crop(wave: torch.Tensor, tokenizer, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random window of the crop's length (in samples) from a clip longer than it, drawn from
+    ``generator`` (None: torch's global one)."""
     length = int(round((tokenizer.target_frames - 1) * tokenizer.frame_shift_ms / 1000 * tokenizer.sample_rate
                        + tokenizer.frame_length_ms / 1000 * tokenizer.sample_rate))
     if len(wave) <= length:
         return wave
-    start = int(torch.randint(len(wave) - length + 1, ()))
+    start = int(torch.randint(len(wave) - length + 1, (), generator=generator))
     return wave[start: start + length]
 
 
@@ -96,11 +97,11 @@ class _Files(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def load(self, i: int) -> dict:
+    def load(self, i: int, generator: torch.Generator | None = None) -> dict:
         wave = read_audio(self.files[i], self.tokenizer.sample_rate, self.resample,
                           hint="set data.dataset.resample=true to resample")
         if self.crop:
-            wave = random_crop(wave, self.tokenizer)
+            wave = random_crop(wave, self.tokenizer, generator)
         window = int(self.tokenizer.sample_rate * self.tokenizer.frame_length_ms / 1000)
         if len(wave) < window:
             raise DataError(f"audio {self.files[i]} has {len(wave)} samples at {self.tokenizer.sample_rate} Hz, shorter than one "
@@ -108,12 +109,17 @@ class _Files(Dataset):
         return {"wave": wave, "label": self.labels[i]}
 
     def __getitem__(self, i: int) -> dict:
+        return self.get(i, None)
+
+    def get(self, index: int, generator: torch.Generator | None) -> dict:
+        """Item ``index`` with every random choice (the crop) drawn from ``generator``, so a run resumed
+        with the same generator per (seed, epoch, index) sees the same crops; None: the global RNG."""
         if self.on_error == "raise":
-            return self.load(i)
+            return self.load(index, generator)
         for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
-            j = (i + k) % len(self.files)
+            j = (index + k) % len(self.files)
             try:
-                return self.load(j)
+                return self.load(j, generator)
             except DataError as exc:
                 self.skipped.append(str(self.files[j]))
                 warnings.warn(f"skipped audio file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)

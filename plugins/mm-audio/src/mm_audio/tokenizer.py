@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,9 +110,25 @@ class FbankTokenizer:
         if count == 0:
             raise DataError("cannot fit the spectrogram statistics on an empty training split; accepted: at least one clip")
         step = len(dataset) / count
-        specs = torch.cat([self._spectrogram(dataset[int(i * step)]) for i in range(count)])
-        self.mean = float(specs.mean()) if self.mean is None else self.mean
-        self.std = float(specs.std().clamp_min(1e-6)) if self.std is None else self.std
+        n, total, squares = 0, 0.0, 0.0  # float64 running sums: no float32 overflow, no copy of every clip
+        for index in (int(i * step) for i in range(count)):
+            spec = self._spectrogram(dataset[index])
+            if not bool(torch.isfinite(spec).all()):  # readers check samples; this catches other datasets and overflow
+                files = getattr(dataset, "files", None)
+                where = f" ({files[index]})" if files is not None else ""
+                frame = int((~torch.isfinite(spec)).any(dim=1).nonzero()[0])
+                raise DataError(f"training sample {index}{where}: its log-mel spectrogram is not finite at frame {frame}, "
+                                "so no statistics can be fitted; accepted: audio with finite samples (no NaN/Inf, "
+                                "float samples within ±1000)")
+            spec = spec.to(torch.float64)
+            n, total, squares = n + spec.numel(), total + float(spec.sum()), squares + float(spec.square().sum())
+        mean = total / n
+        std = math.sqrt(max(squares - n * mean * mean, 0.0) / max(n - 1, 1))  # unbiased, as torch.std
+        if not (math.isfinite(mean) and math.isfinite(std)):
+            raise DataError(f"the spectrogram statistics of {count} training clips are not finite (mean {mean}, std {std}); "
+                            "accepted: clips whose log-mel values are finite")
+        self.mean = mean if self.mean is None else self.mean
+        self.std = max(std, 1e-6) if self.std is None else self.std
 
     # -- device side ----------------------------------------------------------
     def tokenize(self, batch: dict[str, Tensor]) -> Tokens:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,13 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from mmcore.continuous import list_class_folder
+from mmcore.continuous import keep_readable, list_class_folder
 from mmcore.contract import check_split
-from mmcore.errors import ConfigError
+from mmcore.errors import ConfigError, DataError
 
-from .files import fit_crop, load_image, to_tensor
+from .files import ACCEPTED, EXTENSIONS, fit_crop, load_image, probe_image, readable_extensions, to_tensor
 
 MNIST_SIZE = 5000
+ON_ERROR = ("raise", "skip")
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,21 +69,40 @@ class MnistDemo:
 
 
 class _Files(Dataset):
-    """Lazy: files are decoded in ``__getitem__``, so DataLoader workers share the work."""
+    """Lazy: files are decoded in ``get``, so DataLoader workers share the work."""
 
-    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, convert: bool, hflip: bool) -> None:
+    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: "ImageFolder", train: bool) -> None:
         self.files, self.labels, self.classes = files, labels, classes
-        self.size, self.channels, self.convert, self.hflip = tokenizer.image_size, tokenizer.channels, convert, hflip
+        self.size, self.channels, self.convert = tokenizer.image_size, tokenizer.channels, options.convert
+        self.hflip, self.on_error = options.hflip and train, options.on_error
+        self.skipped: list[str] = []  # files skipped in this process (on_error=skip)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> dict:
+    def load(self, i: int, generator: torch.Generator | None = None) -> dict:
         img = load_image(self.files[i], self.channels, self.convert, hint="set data.dataset.convert=true to convert")
-        x = to_tensor(fit_crop(img, self.size))  # [C, H, W]
-        if self.hflip and torch.rand(()) < 0.5:
+        x = to_tensor(fit_crop(img, self.size), self.channels)  # [C, H, W]
+        if self.hflip and torch.rand((), generator=generator) < 0.5:
             x = x.flip(-1)
         return {"image": x, "label": self.labels[i]}
+
+    def get(self, i: int, generator: torch.Generator | None) -> dict:
+        """Item ``i`` with every random draw (the flip) taken from ``generator`` (None: the global one),
+        so a run resumed with the same generators sees the same samples."""
+        if self.on_error == "raise":
+            return self.load(i, generator)
+        for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
+            j = (i + k) % len(self.files)
+            try:
+                return self.load(j, generator)
+            except DataError as exc:
+                self.skipped.append(str(self.files[j]))
+                warnings.warn(f"skipped image file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
+        raise DataError(f"no readable image among the {len(self.files)} files; accepted: {ACCEPTED}")
+
+    def __getitem__(self, i: int) -> dict:
+        return self.get(i, None)
 
 
 @dataclass
@@ -89,23 +110,35 @@ class ImageFolder:
     """Image files under ``path``, searched recursively; first-level subfolders are classes.
 
     Files directly in ``path`` get label -1. ``test_fraction`` of the files,
-    chosen by a fixed-seed permutation, form the test split.
+    chosen by a fixed-seed permutation, form the test split. Files Pillow
+    reads whose extension is not in ``extensions`` are left out with a
+    warning. ``on_error``: ``raise`` stops at the first unusable file with its
+    name; ``skip`` drops, when the dataset is built, files whose header does
+    not open or whose mode does not fit (warning once with a count per
+    reason), and during training replaces a file that fails to decode by the
+    next one, warning with its name and the running count.
     """
 
     path: str = "???"
-    extensions: list[str] = field(default_factory=lambda: ["png", "jpg", "jpeg", "bmp", "webp"])
+    extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
     convert: bool = False
     test_fraction: float = 0.0
     hflip: bool = False
+    on_error: str = "raise"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
-        files, labels, classes = list_class_folder(self.path, self.extensions, "image", "./photos")
+        files, labels, classes = list_class_folder(self.path, self.extensions, "image", "./photos", readable_extensions())
+        if self.on_error == "skip":
+            probe = functools.partial(probe_image, channels=tokenizer.channels, convert=self.convert)
+            files, labels = keep_readable(files, labels, probe, "image", self.path, ACCEPTED)
         order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0)).tolist()
         num_test = int(round(self.test_fraction * len(files)))
         chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
-        return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self.convert, self.hflip and split == "train")
+        return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")

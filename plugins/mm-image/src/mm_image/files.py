@@ -1,11 +1,19 @@
-"""Reading one image file with Pillow: decode, channel check, resize, to a tensor.
+"""Reading one image file with Pillow: decode, mode and channel check, resize, to a tensor.
 
 Shared by `ImageFolder` (in data-loader workers) and `read_image_file`
-(``mm reconstruct``); every error names the file and what is accepted.
+(``mm reconstruct``); every error names the file, what was found and what is
+accepted, and no decoder exception gets past as anything but a DataError.
+
+Modes are converted by their real range: 16-bit gray ('I;16*') is divided by
+65535, 32-bit integer ('I') only when its values fit 16 bits, float ('F')
+only when they lie in [0, 1]; palette, CMYK, YCbCr and HSV become RGB; alpha
+is dropped, as torchvision's loader does. Pillow itself would clip 16-bit
+gray to 255 when converting it to 'L' or 'RGB' (an all-white picture).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,39 +21,116 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from mmcore.continuous import refusal
 from mmcore.errors import DataError
 
 from .tokenizer import nearest_multiple
 
 ACCEPTED = "PNG/JPEG/BMP/WebP/TIFF/GIF images readable by Pillow"
+EXTENSIONS = ["bmp", "gif", "jfif", "jpeg", "jpg", "png", "tif", "tiff", "webp"]  # ImageFolder's default
+SIXTEEN = ("I;16", "I;16L", "I;16B", "I;16N")
+GRAY = ("1", "L", "LA", "I", "F", *SIXTEEN)
+COLOUR = ("P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "HSV")
+MODES = "gray ('1', 'L', 'LA', 16-bit 'I;16', 'I' up to 65535, 'F' in [0, 1]) or colour ('P', 'RGB', 'RGBA', 'CMYK', 'YCbCr', 'HSV')"
+# Pillow registers these but cannot open them without extra software, or they are not pictures (.pcd is a point cloud here)
+_NOT_PICTURES = {".bufr", ".emf", ".eps", ".grib", ".h5", ".hdf", ".mpeg", ".mpg", ".pcd", ".ps", ".wmf"}
 
 
-def _is_gray(img: Image.Image) -> bool:
-    return img.mode in ("1", "L", "LA", "F") or img.mode.startswith("I")
+def readable_extensions() -> list[str]:
+    """Every extension Pillow opens: `ImageFolder` warns about files with one it is not told to read."""
+    return sorted(e for e, f in Image.registered_extensions().items() if f in Image.OPEN and e not in _NOT_PICTURES)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no detail"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _open(path: str | Path, load: bool) -> Image.Image:
+    """Identify (and with ``load`` decode) ``path``; any failure becomes a DataError naming it.
+
+    Pillow's decoders raise many types on damaged files (OSError, SyntaxError,
+    struct.error, EOFError, IndexError, ...), so everything is caught here,
+    around the decoder call only. Images over Pillow's decompression-bomb
+    limit are refused before their memory is allocated.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's notes on damaged metadata name no file; what fails is refused below
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if load:
+                    img.load()  # decode now, so a truncated file fails here and names itself
+                return img
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise refusal(f"image {path} is too large to decode safely ({_one_line(exc)}); accepted: images of at most "
+                      f"{Image.MAX_IMAGE_PIXELS} pixels", "too large") from None
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        reason = "truncated" if "truncated" in str(exc).lower() else "cannot be decoded"
+        raise refusal(f"cannot decode image {path}: {_one_line(exc)}; accepted: {ACCEPTED}", reason) from None
+
+
+def _check_mode(img: Image.Image, path, channels: int, convert: bool, hint: str) -> None:
+    """What the header says: a mode we convert, and gray vs colour as the recipe expects (or ``convert``)."""
+    if img.mode not in GRAY + COLOUR:
+        raise refusal(f"image {path} has mode {img.mode!r}, which cannot be converted; accepted: {MODES}",
+                      f"mode {img.mode} unsupported")
+    found = 1 if img.mode in GRAY else 3
+    if found != channels and not convert:
+        bands = len(img.getbands())
+        raise refusal(
+            f"image {path} has mode {img.mode!r} ({bands} channel{'s' * (bands > 1)}) but the recipe expects "
+            f"{channels} channel{'s' * (channels > 1)}; {hint}", "wrong channel count")
+
+
+def probe_image(path: str | Path, channels: int, convert: bool) -> None:
+    """Header only (format, size, mode): cheap enough to run on every file when a folder is built."""
+    _check_mode(_open(path, load=False), path, channels, convert, hint="set data.dataset.convert=true to convert")
+
+
+def _high_depth(img: Image.Image, path) -> Image.Image:
+    """'I;16*', 'I' or 'F' → 'F' gray in [0, 1], scaled by the range of the data type, never clipped."""
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode in SIXTEEN:
+        return Image.fromarray((arr / 65535.0).astype(np.float32))
+    finite = np.isfinite(arr)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0].tolist()
+        raise refusal(f"image {path} (mode 'F') holds a non-finite value {arr[row, col]} at row {row}, column {col}; "
+                      "accepted: finite values in [0, 1]", "non-finite pixels")
+    lo, hi = float(arr.min()), float(arr.max())
+    if img.mode == "I" and 0 <= lo and hi <= 65535:  # 16-bit data held in 32 bits (PGM, some TIFFs)
+        return Image.fromarray((arr / 65535.0).astype(np.float32))
+    if img.mode == "F" and 0 <= lo and hi <= 1:
+        return Image.fromarray(arr.astype(np.float32))
+    kind, accepted = ("32-bit integer", "0 to 65535 (16-bit data)") if img.mode == "I" else ("32-bit float", "0 to 1")
+    raise refusal(f"image {path} has mode {img.mode!r} ({kind}) with values from {lo:g} to {hi:g}, which have no known "
+                  f"white level; accepted: {accepted}; rescale the file", f"{kind} range unknown")
 
 
 def load_image(path: str | Path, channels: int, convert: bool, hint: str) -> Image.Image:
-    """Decode ``path`` fully and return it in mode 'L', 'I' (16-bit gray) or 'RGB'.
+    """Decode ``path`` fully and return it in mode 'L', 'RGB' or 'F' (gray, float in [0, 1]).
 
     Gray vs colour is a property of the data the recipe may not expect, so a
     mismatch is an error unless ``convert``; palette and alpha are encoding
-    details and are converted silently.
+    details and are converted silently. An 'F' image stays gray here even for
+    a 3-channel recipe: `to_tensor` repeats it (Pillow has no float RGB mode).
     """
+    img = _open(path, load=True)
+    _check_mode(img, path, channels, convert, hint)
     try:
-        with Image.open(path) as img:
-            img.load()  # decode now, so a truncated file fails here and names itself
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot decode image {path}: {exc}; accepted: {ACCEPTED}") from None
-    found = 1 if _is_gray(img) else 3
-    if found != channels and not convert:
-        bands = len(img.getbands())
-        raise DataError(
-            f"image {path} has mode {img.mode!r} ({bands} channel{'s' * (bands > 1)}) but the recipe expects "
-            f"{channels} channel{'s' * (channels > 1)}; {hint}"
-        )
-    if channels == 3:
-        return img.convert("RGB")
-    return img.convert("I") if img.mode.startswith("I") else img.convert("L")
+        if img.mode in ("I", "F", *SIXTEEN):
+            img = _high_depth(img, path)
+        else:
+            img = img.convert("L" if img.mode in GRAY or channels == 1 else "RGB")
+        if channels == 3 and img.mode == "L":
+            img = img.convert("RGB")
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged palette or profile fails only on conversion
+        raise refusal(f"cannot convert image {path} (mode {img.mode!r}): {_one_line(exc)}; accepted: {MODES}",
+                      f"mode {img.mode} unsupported") from None
+    return img
 
 
 def fit_crop(img: Image.Image, size: list[int]) -> Image.Image:
@@ -61,12 +146,14 @@ def fit_crop(img: Image.Image, size: list[int]) -> Image.Image:
     return img.crop((left, top, left + W, top + H))
 
 
-def to_tensor(img: Image.Image) -> Tensor:
-    """PIL image ('L', 'I' or 'RGB') → [C, H, W] float32 in [0, 1]."""
-    scale = 65535.0 if img.mode == "I" else 255.0
-    arr = np.asarray(img, dtype=np.float32) / scale
+def to_tensor(img: Image.Image, channels: int | None = None) -> Tensor:
+    """PIL image ('L', 'RGB' or 'F' in [0, 1]) → [C, H, W] float32 in [0, 1]; gray is repeated to ``channels``."""
+    arr = np.array(img, dtype=np.float32)  # a copy: torch wants a writable array
+    if img.mode != "F":
+        arr = arr / 255.0
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(arr)).clamp_(0.0, 1.0)
+    x = torch.from_numpy(np.ascontiguousarray(arr)).clamp_(0.0, 1.0)  # bicubic overshoots a little
+    return x.expand(channels, -1, -1).contiguous() if channels and x.shape[0] != channels else x
 
 
 def read_image_file(tokenizer, path: str | Path, size: list[int] | None = None, convert: bool = False) -> dict:
@@ -88,4 +175,4 @@ def read_image_file(tokenizer, path: str | Path, size: list[int] | None = None, 
             f"accepted: sides that are multiples of {p}, nearest [H, W] = {near}" + (f" (or {others})" if others else "")
             + f"; resize the image, or pass size={near}"
         )
-    return {"image": to_tensor(img), "label": -1}
+    return {"image": to_tensor(img, tokenizer.channels), "label": -1}

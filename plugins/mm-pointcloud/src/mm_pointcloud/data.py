@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from mmcore.continuous import keep_readable, list_class_folder
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
-from .files import MESH_FORMATS, POINT_FORMATS, read_points, sample_mesh
+from .files import ACCEPTED, MESH_FORMATS, POINT_FORMATS, SAMPLING, probe_points, read_points, sample_mesh
 
+ON_ERROR = ("raise", "skip")
 SHAPES = ("sphere", "cube", "cylinder", "cone", "torus", "tetrahedron", "octahedron", "mobius")
 
 
@@ -95,43 +98,67 @@ class ShapesDemo:
 
 
 class _Files(Dataset):
-    """Lazy: files are read in ``__getitem__``, so data-loader workers share the work."""
+    """Lazy: files are read in ``__getitem__``, so data-loader workers share the work. Meshes are
+    sampled with a fixed seed, so an item is a function of its index alone (no generator needed)."""
 
-    def __init__(self, files: list[Path], labels: list[int], num_points: int, sampling: str) -> None:
-        self.files, self.labels, self.num_points, self.sampling = files, labels, num_points, sampling
+    def __init__(self, files: list[Path], labels: list[int], num_points: int, options: "PointFolder") -> None:
+        self.files, self.labels, self.num_points = files, labels, num_points
+        self.sampling, self.on_error = options.sampling, options.on_error
+        self.skipped: list[str] = []  # files skipped in this process (on_error=skip)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> dict:
+    def load(self, i: int) -> dict:
         points = read_points(self.files[i], self.num_points, self.sampling)
         return {"points": points, "label": self.labels[i], "where": str(self.files[i])}
+
+    def __getitem__(self, i: int) -> dict:
+        if self.on_error == "raise":
+            return self.load(i)
+        for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
+            j = (i + k) % len(self.files)
+            try:
+                return self.load(j)
+            except DataError as exc:
+                self.skipped.append(str(self.files[j]))
+                warnings.warn(f"skipped point-cloud file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
+        raise DataError(f"no readable point-cloud file among the {len(self.files)} files; accepted: {ACCEPTED}")
 
 
 @dataclass
 class PointFolder:
-    """Point-cloud and mesh files under ``path`` (recursively); first-level subfolders are classes."""
+    """Point-cloud and mesh files under ``path`` (recursively); first-level subfolders are classes.
+
+    Files directly in ``path`` get label -1; ``test_fraction`` of the files,
+    chosen by a fixed-seed permutation, form the test split. ``on_error``:
+    ``raise`` stops at the first unusable file with its name; ``skip`` reads
+    every file once when the dataset is built (point files are small) and
+    drops the unusable ones, warning once with a count per reason; a file
+    that still fails later is replaced by the next one, with a warning.
+    """
 
     path: str = "???"
     extensions: list[str] = field(default_factory=lambda: sorted(set(POINT_FORMATS + MESH_FORMATS)))
     sampling: str = "uniform"  # meshes: "uniform" or "poisson"
     test_fraction: float = 0.0
+    on_error: str = "raise"
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING:
+            raise ConfigError(f"data.dataset.sampling {self.sampling!r} is unknown; accepted: {', '.join(SAMPLING)}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
-        if not self.path or self.path == "???":
-            raise ConfigError("data.dataset.path is required; accepted: a folder of point-cloud or mesh files")
-        root = Path(self.path).expanduser().absolute()
-        exts = {"." + e.lower().lstrip(".") for e in self.extensions}
-        if not root.is_dir():
-            raise DataError(f"point folder {root} does not exist or is not a folder")
-        files = sorted(f for f in root.rglob("*") if f.suffix.lower() in exts and f.is_file())
-        if not files:
-            raise DataError(f"point folder {root} holds no {', '.join(sorted(exts))} files")
-        parts = [f.relative_to(root).parts for f in files]
-        classes = sorted({p[0] for p in parts if len(p) > 1})
-        labels = [classes.index(p[0]) if len(p) > 1 else -1 for p in parts]
+        files, labels, _ = list_class_folder(self.path, self.extensions, "point-cloud", "./clouds",
+                                             POINT_FORMATS + MESH_FORMATS)
+        if self.on_error == "skip":
+            files, labels = keep_readable(files, labels, probe_points, "point-cloud", self.path, ACCEPTED)
         order = np.random.default_rng(0).permutation(len(files))
         num_test = int(round(self.test_fraction * len(files)))
         chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
-        return _Files([files[i] for i in chosen], [labels[i] for i in chosen], tokenizer.num_points, self.sampling)
+        return _Files([files[i] for i in chosen], [labels[i] for i in chosen], tokenizer.num_points, self)

@@ -46,8 +46,22 @@ def gather_points(points: Tensor, index: Tensor) -> Tensor:
     return points.gather(1, flat[..., None].expand(-1, -1, 3)).reshape(*index.shape, 3)
 
 
-def normalise_unit_sphere(points: np.ndarray) -> np.ndarray:
-    """Centre on the centroid and scale so the farthest point lies on the unit sphere."""
+RELATIVE_EXTENT = 1e-9  # a radius below this × the coordinates' size is rounding residue (float32 resolves only 1e-7)
+
+
+def extent(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(points less their centroid, radius of the farthest one, the radius that is only rounding residue:
+    ``RELATIVE_EXTENT`` × the largest coordinate, 0 for a cloud of zeros)."""
     centred = points - points.mean(axis=0, keepdims=True)
-    radius = np.sqrt((centred**2).sum(axis=1)).max()
-    return centred / radius if radius > 0 else centred
+    return centred, float(np.sqrt((centred**2).sum(axis=1)).max()), RELATIVE_EXTENT * float(np.abs(points).max())
+
+
+def normalise_unit_sphere(points: np.ndarray) -> np.ndarray:
+    """Centre on the centroid and scale so the farthest point lies on the unit sphere.
+
+    A cloud with no extent (identical points: its radius is centring residue,
+    ~1e-16 of its coordinates) is returned centred and unscaled, never blown
+    up to the unit sphere; `PointGroupTokenizer` refuses such clouds first.
+    """
+    centred, radius, residue = extent(points)
+    return centred / radius if radius > residue else centred

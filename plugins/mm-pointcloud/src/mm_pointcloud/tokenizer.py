@@ -13,7 +13,7 @@ from torch import Tensor
 from mmcore.contract import Tokens
 from mmcore.errors import ConfigError, DataError
 
-from .geometry import farthest_point_sample, gather_points, knn, normalise_unit_sphere
+from .geometry import extent, farthest_point_sample, gather_points, knn
 
 
 @dataclass
@@ -48,11 +48,20 @@ class PointGroupTokenizer:
             i = int(np.argmax(bad))
             raise DataError(f"{where}: point {i} (row {i + 1}) has a non-finite coordinate {pts[i].tolist()}; "
                             f"{int(bad.sum())} such point(s); accepted: finite xyz (drop or repair them)")
+        big = np.abs(pts).max(initial=0.0)
+        if big > np.finfo(np.float32).max:
+            raise DataError(f"{where}: a coordinate of {big:g} overflows float32; accepted: finite xyz within ±3.4e38 "
+                            "(rescale the cloud)")
         if len(pts) < self.min_points:
             raise DataError(f"{where}: {len(pts)} points, fewer than num_groups × group_size = {self.min_points}; "
                             "accepted: denser clouds, or smaller model.tokenizer.num_groups/group_size")
         if self.normalize:
-            pts = normalise_unit_sphere(pts)
+            centred, radius, residue = extent(pts)
+            if radius <= residue:  # identical points: the radius is centring residue, not a size to divide by
+                raise DataError(f"{where}: all {len(pts)} points coincide (radius {radius:.3g} around their centroid, "
+                                f"coordinates up to {big:.3g}), so there is no shape to scale to the unit sphere; "
+                                "accepted: clouds with extent, or model.tokenizer.normalize=false")
+            pts = centred / radius
         rng = np.random.default_rng(len(pts))
         if len(pts) > self.num_points:
             pts = pts[np.sort(rng.choice(len(pts), self.num_points, replace=False))]

@@ -2,7 +2,7 @@
 
 <cls>=0 <pad>=1 <eos>=2 <unk>=3, the 20 standard amino acids (4-23) in ESM's
 order, the ambiguity and rare codes X B U Z O (24-28), gap symbols '.' '-',
-<null_1> and <mask>=32.
+<null_1> and <mask>=32. Aligned FASTA's gaps '-' and '.' map to ESM's own gap tokens (30, 29).
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ ID = {t: i for i, t in enumerate(TOKENS)}
 CLS, PAD, EOS, UNK, MASK = ID["<cls>"], ID["<pad>"], ID["<eos>"], ID["<unk>"], ID["<mask>"]
 STANDARD = (ID["L"], ID["C"] + 1)  # [lo, hi): the 20 standard amino acids
 RESIDUES = "ACDEFGHIKLMNPQRSTVWY" + "XBZUO"  # letters a sequence may hold
-ACCEPTED = "the 20 standard amino acids ACDEFGHIKLMNPQRSTVWY and the codes X B Z U O (any case; '*' only at the end)"
+GAPS = "-."  # alignment gaps (aligned FASTA, A2M/A3M): each is its own ESM token
+NUCLEOTIDES = "ACGTUN"  # a sequence of only these letters is more likely DNA/RNA than protein
+ACCEPTED = ("the 20 standard amino acids ACDEFGHIKLMNPQRSTVWY, the codes X B Z U O (any case) and the alignment "
+            "gaps '-' '.' ('*' only at the end)")
 
 _LOOKUP = np.full(128, -1, dtype=np.int64)
-for _letter in RESIDUES:
+for _letter in RESIDUES + GAPS:
     _LOOKUP[ord(_letter)] = ID[_letter]
     _LOOKUP[ord(_letter.lower())] = ID[_letter]
 

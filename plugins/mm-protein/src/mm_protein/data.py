@@ -14,12 +14,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from mmcore.continuous import keep_readable, refusal
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
 from .fasta import Record, parse_fasta
 
 EXTENSIONS = (".fa", ".fasta", ".faa", ".fas", ".fa.gz", ".fasta.gz", ".faa.gz")
+ON_ERROR = ("raise", "skip")
+ACCEPTED_FILES = f"FASTA files ({', '.join(EXTENSIONS)}) of protein records"
 
 
 class Proteins(Dataset):
@@ -30,10 +33,15 @@ class Proteins(Dataset):
         return len(self.records)
 
     def __getitem__(self, i: int) -> dict:
-        seq = self.records[i].sequence
+        return self.get(i, None)
+
+    def get(self, index: int, generator: torch.Generator | None) -> dict:
+        """Record ``index``, its crop window drawn from ``generator`` (None: the global RNG), so a run
+        resumed with the same generator per (seed, epoch, index) sees the same windows."""
+        seq = self.records[index].sequence
         extra = len(seq) - self.max_length
         if extra > 0:
-            start = int(torch.randint(extra + 1, ())) if self.random_crop else 0
+            start = int(torch.randint(extra + 1, (), generator=generator)) if self.random_crop else 0
             seq = seq[start:start + self.max_length]
         return {"sequence": seq, "label": -1}
 
@@ -52,7 +60,8 @@ def fasta_files(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise DataError(f"FASTA path {root} does not exist; accepted: a FASTA file or a folder of {', '.join(EXTENSIONS)} files")
-    files = sorted(f for f in root.rglob("*") if f.is_file() and f.name.lower().endswith(EXTENSIONS))
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.name.lower().endswith(EXTENSIONS)
+                   and not any(part.startswith(".") for part in f.relative_to(root).parts))  # hidden: ._x.fa, .git
     if not files:
         raise DataError(f"folder {root} holds no FASTA file; accepted: {', '.join(EXTENSIONS)}")
     return files
@@ -60,23 +69,43 @@ def fasta_files(root: Path) -> list[Path]:
 
 @dataclass
 class FastaFiles:
-    """A FASTA file (or a folder of them); ``skip_invalid`` drops bad records with a count instead of failing."""
+    """A FASTA file (or a folder of them).
+
+    ``skip_invalid`` drops bad records with a count instead of failing.
+    ``on_error`` is about whole files: ``raise`` stops at the first file that
+    cannot be used (unreadable, not text, a bad record, or empty/blank-only)
+    with its name; ``skip`` leaves such files out with one warning that names
+    each and why.
+    """
 
     path: str = "???"
     test_fraction: float = 0.05
     skip_invalid: bool = False
+    on_error: str = "raise"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
     def build(self, tokenizer, split: str) -> Dataset:
         if not self.path or self.path == "???":
             raise ConfigError("data.dataset.path is required; accepted: a FASTA file or folder, e.g. data.dataset.path=./uniref50.fasta")
-        records = [r for f in fasta_files(Path(self.path)) for r in parse_fasta(f, self.skip_invalid)]
-        if not records:
-            raise DataError(f"{self.path} holds no FASTA record; accepted: records of a '>' header and sequence lines")
-        return split_records(records, self.test_fraction, split, tokenizer.max_length)
+        files, found = fasta_files(Path(self.path)), {}
+
+        def read(f: Path) -> None:
+            found[f] = parse_fasta(f, self.skip_invalid)
+            if not found[f]:
+                raise refusal(f"{f} holds no FASTA record (empty, blank or comments only); accepted: records of a '>' "
+                              "header and sequence lines (data.dataset.on_error=skip leaves such files out)", "empty")
+
+        if self.on_error == "skip":
+            files, _ = keep_readable(files, [-1] * len(files), read, "FASTA", self.path, ACCEPTED_FILES)
+        else:
+            for f in files:
+                read(f)
+        return split_records([r for f in files for r in found[f]], self.test_fraction, split, tokenizer.max_length)
 
 
 DEMO = "tests/data/seqs/938293.PRJEB85.HG003687.faa"

@@ -1,24 +1,29 @@
-"""FASTA reading: multi-line records, any case, '*' terminators, named errors.
+"""FASTA reading: multi-line records, any case, '*' terminators, alignment gaps, named errors.
 
 A record is a '>' header line and the sequence lines up to the next header.
 Letters outside the alphabet, text before the first header and records
-without a sequence are errors naming file, line and record; with
-``skip_invalid`` such records are dropped and counted instead.
+without a residue are errors naming file, line and record; with
+``skip_invalid`` such records are dropped and counted instead. Records that
+look like DNA/RNA (`looks_nucleotide`) are read, with a warning naming the
+file and how many: they are valid letters, but almost surely the wrong file.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcore.errors import DataError
+from mmcore.continuous import refusal
 
-from .alphabet import ACCEPTED, RESIDUES
+from .alphabet import ACCEPTED, GAPS, NUCLEOTIDES, RESIDUES
 
 log = logging.getLogger("mm_protein")
-_ALLOWED = set(RESIDUES) | set(RESIDUES.lower())
+_ALLOWED = set(RESIDUES + GAPS) | set(RESIDUES.lower())
+NUCLEOTIDE_MIN = 10  # residues: a real peptide of only A C G T U N this long is vanishingly rare
 
 
 @dataclass
@@ -32,13 +37,15 @@ class Record:
 def read_text(path: Path) -> str:
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read FASTA file {path}: {exc}; accepted: a readable FASTA file (.fa, .fasta, .faa, optionally .gz)") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise refusal(f"cannot read FASTA file {path}: {exc}; accepted: a readable FASTA file (.fa, .fasta, .faa, "
+                      "optionally .gz)", "unreadable") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}: line {line}: bytes {data[exc.start:exc.start + 4]!r} are not text; accepted: a plain-text FASTA file") from None
+        raise refusal(f"{path}: line {line} (byte {exc.start}): bytes {data[exc.start:exc.start + 4]!r} are not text; "
+                      "accepted: a plain-text (UTF-8) FASTA file", "not text") from None
 
 
 def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] = ()) -> list[Record]:
@@ -52,13 +59,14 @@ def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] =
             return
         seq = "".join(chunks)
         seq = seq[:-1] if seq.endswith("*") else seq
-        problem = error or (None if seq else f"{path}: line {start}: record {name!r} has no sequence; accepted: a header line followed by sequence lines")
+        problem = error or (None if seq.strip(GAPS) else f"{path}: line {start}: record {name!r} has no sequence (no residue); "
+                                                          "accepted: a header line followed by sequence lines")
         if problem is None:
             records.append(Record(name, seq, str(path), start))
         elif skip_invalid:
             problems += 1
         else:
-            raise DataError(problem)
+            raise refusal(problem, "invalid record")
 
     for i, raw in enumerate(read_text(path).splitlines(), start=1):
         line = raw.strip()
@@ -69,7 +77,8 @@ def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] =
         if not line or line.startswith(";"):
             continue
         if name is None:
-            raise DataError(f"{path}: line {i}: sequence before the first '>' header; accepted: FASTA records starting with a '>' line")
+            raise refusal(f"{path}: line {i}: sequence before the first '>' header; accepted: FASTA records starting "
+                          "with a '>' line", "not FASTA")
         if error is not None:
             continue
         if chunks and chunks[-1].endswith("*"):
@@ -90,7 +99,18 @@ def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] =
         log.warning("%s: skipped %d invalid FASTA record(s)", path, problems)
     for r in records:
         r.sequence = _upper(r.sequence, allow)
+    nucleotide = [r for r in records if looks_nucleotide(r.sequence)]
+    if nucleotide:
+        warnings.warn(f"{path}: {len(nucleotide)} of {len(records)} record(s) look like DNA/RNA (only {', '.join(NUCLEOTIDES)}; "
+                      f"first: {nucleotide[0].name!r}, line {nucleotide[0].line}) and are read as protein; accepted: protein "
+                      "sequences (translate nucleotide sequences first)", stacklevel=2)
     return records
+
+
+def looks_nucleotide(sequence: str) -> bool:
+    """At least `NUCLEOTIDE_MIN` residues, all of them A C G T U or N (gaps aside)."""
+    residues = sequence.replace("-", "").replace(".", "")
+    return len(residues) >= NUCLEOTIDE_MIN and set(residues) <= set(NUCLEOTIDES)
 
 
 def _upper(seq: str, allow: tuple[str, ...]) -> str:

@@ -9,7 +9,11 @@ cell. Documented handling of awkward input:
   the model treats it as missing when filling the row's other cells;
 * a row with no observed cell gets each column's training mean (numeric) or
   most frequent category;
-* a column entirely missing in the file is filled from the other columns;
+* a column entirely missing in the file is filled from the other columns
+  (the model learnt it in training; a column with no value in the training
+  split is refused by ``fit`` instead);
+* a header-only file is refused (nothing to fill), as is a numeric cell
+  outside float32's range (±inf, 1e308), naming file, row and column;
 * a header that differs from the training columns (as a set) is an error
   naming the missing and unexpected columns; column order may differ.
 """
@@ -103,10 +107,11 @@ def _format(value: Any, observed: list[Any]) -> Any:
     texts = [c for c in observed if c is not None]
     integer = texts and all(isinstance(c, int) and not isinstance(c, bool) or
                             isinstance(c, str) and c.strip().lstrip("+-").isdigit() for c in texts)
+    text = bool(texts) and isinstance(texts[0], str)  # no observed cell at all: a number (CSV writes it as text)
     if integer:
         value = int(round(value))
-        return value if not isinstance(texts[0], str) else str(value)
-    return float(f"{value:.6g}") if not isinstance(texts[0], str) else f"{value:.6g}"
+        return str(value) if text else value
+    return f"{value:.6g}" if text else float(f"{value:.6g}")
 
 
 def choose_passes(rows: list[list[Any]]) -> int:
@@ -146,7 +151,10 @@ def impute_file(model, input_path: str, output_path: str) -> str:
     """``mm impute``: read, fill, write atomically; returns a one-line summary."""
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise DataError(f"output {output_path} is the input file; accepted: a different path (the input is kept as is)")
-    table, stats = impute_table(model, read_table(input_path))
+    table = read_table(input_path)
+    if not table.rows:
+        raise DataError(f"{input_path} has no rows (only a header); accepted: a table with at least one data row to fill")
+    table, stats = impute_table(model, table)
     write_table(table, output_path)
     if stats["unseen_categories_kept"]:
         print(f"mm impute: {stats['unseen_categories_kept']} categorical cell(s) hold values unseen in training; "

@@ -3,7 +3,8 @@
 A `Table` keeps every cell as it was read: CSV cells as their exact text
 (pandas with ``dtype=str`` and NA detection off), parquet cells as Python
 values. Missing cells are ``None``; in CSV a cell is missing when its text is
-one of `MISSING_TEXT`. Keeping the raw text is what lets ``mm impute`` write
+one of `MISSING_TEXT` or spells NaN. Numbers out of float32's range (±inf,
+1e308) are not missing: the tokenizer refuses them, naming file, row and column. Keeping the raw text is what lets ``mm impute`` write
 observed cells back byte-for-byte.
 """
 
@@ -30,10 +31,12 @@ class Table:
 
 
 def is_missing(cell: Any) -> bool:
+    """None, a `MISSING_TEXT` cell, or NaN in any spelling ("NAN", "-nan", a parquet NaN): missing by design."""
     if cell is None:
         return True
     if isinstance(cell, str):
-        return cell.strip() in MISSING_TEXT
+        text = cell.strip()
+        return text in MISSING_TEXT or text.lower().lstrip("+-") == "nan"
     return isinstance(cell, float) and math.isnan(cell)
 
 

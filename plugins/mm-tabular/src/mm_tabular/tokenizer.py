@@ -23,18 +23,30 @@ from mmcore.errors import ConfigError, DataError
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 
 
-def parse_number(cell: Any) -> float | None:
-    """A finite float, or None when the cell is not a number."""
+LIMIT = float(torch.finfo(torch.float32).max)  # |numeric cell| bound: float32's range (1e308 would overflow the statistics)
+
+
+def read_number(cell: Any) -> float | None:
+    """The cell as a float (possibly ±inf or nan), or None when it is not a number at all."""
     if isinstance(cell, bool):
         return float(cell)
-    if isinstance(cell, (int, float)):
-        value = float(cell)
-    else:
-        try:
-            value = float(str(cell).strip())
-        except ValueError:
-            return None
-    return value if math.isfinite(value) else None
+    try:
+        return float(cell) if isinstance(cell, (int, float)) else float(str(cell).strip())
+    except OverflowError:  # an integer beyond float64
+        return math.inf if cell > 0 else -math.inf
+    except ValueError:
+        return None
+
+
+def parse_number(cell: Any) -> float | None:
+    """A finite float, or None when the cell is not a number."""
+    value = read_number(cell)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def out_of_range(where: str, cell: Any) -> DataError:
+    return DataError(f"{where}: {cell!r} is not a finite number within ±{LIMIT:.3g} (float32's range); accepted: such "
+                     "numbers, or an empty cell for a missing value")
 
 
 def category_key(cell: Any) -> str:
@@ -106,19 +118,23 @@ class TableTokenizer:
         unknown = sorted((set(self.categorical) | set(self.numeric)) - set(columns))
         if unknown:
             raise ConfigError(f"model.tokenizer: column(s) {unknown} named in categorical/numeric are not in {source}; columns: {columns}")
+        numbers_of = getattr(train_dataset, "numbers", None) or range(1, len(rows) + 1)  # rows as the file counts them
         kinds, means, stds, vocabs = [], [], [], []
         for j, name in enumerate(columns):
-            observed = [(i, row[j]) for i, row in enumerate(rows) if row[j] is not None]
+            observed = [(numbers_of[i], row[j]) for i, row in enumerate(rows) if row[j] is not None]
             if not observed:
                 raise DataError(f"{source}: column {name!r} has no observed value in the training split; "
                                 "drop the column or provide some values")
-            numbers = [parse_number(cell) for _, cell in observed]
+            numbers = [read_number(cell) for _, cell in observed]
             if name in self.numeric:
                 for (i, cell), x in zip(observed, numbers):
                     if x is None:
-                        raise DataError(f"{source}: column {name!r}, row {i + 1}: {cell!r} is not a finite number, "
+                        raise DataError(f"{source}: column {name!r}, row {i}: {cell!r} is not a finite number, "
                                         "but the column is declared numeric (model.tokenizer.numeric)")
             if name not in self.categorical and all(x is not None for x in numbers):
+                for (i, cell), x in zip(observed, numbers):  # a number column: NaN is missing, ±inf or 1e308 is refused
+                    if not abs(x) <= LIMIT:
+                        raise out_of_range(f"{source}, row {i}, column {name!r}", cell)
                 mean = sum(numbers) / len(numbers)
                 std = math.sqrt(sum((x - mean) ** 2 for x in numbers) / len(numbers))
                 kinds.append(NUMERIC), means.append(mean), stds.append(std if std > 1e-12 else 1.0), vocabs.append([])
@@ -149,12 +165,15 @@ class TableTokenizer:
         if hit is not None:
             return hit
         if self.kinds[j] == NUMERIC:
-            x = parse_number(cell)
+            x = read_number(cell)
             if x is None:
                 raise DataError(f"{where}, column {self.columns[j]!r}: {cell!r} is not a finite number, but the column "
                                 "is numeric; fix the cell, leave it empty (missing), or retrain with the column in "
                                 "model.tokenizer.categorical")
-            hit = ((x - self.mean[j]) / self.std[j], True)
+            value = (x - self.mean[j]) / self.std[j] if abs(x) <= LIMIT else math.inf
+            if not abs(value) <= LIMIT:  # ±inf, nan, 1e308, or so far from the training mean that float32 overflows
+                raise out_of_range(f"{where}, column {self.columns[j]!r}", cell)
+            hit = (value, True)
         else:
             index = self._vocab_index(j).get(category_key(cell))
             hit = (float(index), True) if index is not None else (0.0, False)

@@ -14,10 +14,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from mmcore.continuous import keep_readable
 from mmcore.contract import check_split
-from mmcore.errors import ConfigError, DataError
+from mmcore.errors import ConfigError
 
-from .files import Document, chunk_words, corpus_files, read_documents, report_skipped
+from .files import Document, chunk_words, corpus_files, read_nonempty, report_skipped
+
+ON_ERROR = ("raise", "skip")
 
 
 class Texts(Dataset):
@@ -48,7 +51,10 @@ class TextFiles:
     .txt: one document per paragraph (blank-line separated) or per line
     (``unit``); .jsonl: one JSON object per line, text under ``field``.
     Empty lines/documents are skipped and counted; documents longer than
-    ``chunk_words`` words are split.
+    ``chunk_words`` words are split. ``on_error`` is about whole files:
+    ``raise`` stops at the first file that cannot be used (not valid text, a
+    bad .jsonl line, or no document at all: empty or blank) with its name;
+    ``skip`` leaves such files out with one warning naming each and why.
     """
 
     path: str = "???"
@@ -57,10 +63,13 @@ class TextFiles:
     encoding: str = "utf-8"
     chunk_words: int = 96
     test_fraction: float = 0.05
+    on_error: str = "raise"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
         if self.chunk_words < 1:
             raise ConfigError(f"data.dataset.chunk_words {self.chunk_words!r} is invalid; accepted: an integer >= 1")
 
@@ -68,11 +77,19 @@ class TextFiles:
         if not self.path or self.path == "???":
             raise ConfigError("data.dataset.path is required; accepted: a .txt/.jsonl file or a folder, e.g. data.dataset.path=./corpus")
         counts: dict[str, int] = {}
-        docs = [d for f in corpus_files(Path(self.path)) for d in read_documents(f, self.unit, self.field, self.encoding, counts)]
+        files, found = corpus_files(Path(self.path)), {}
+
+        def read(f: Path) -> None:
+            found[f] = read_nonempty(f, self.unit, self.field, self.encoding, counts)
+
+        if self.on_error == "skip":
+            files, _ = keep_readable(files, [-1] * len(files), read, "text", self.path, "UTF-8 (data.dataset.encoding) "
+                                     ".txt/.jsonl files with text")
+        else:
+            for f in files:
+                read(f)
         report_skipped(str(self.path), counts.get("skipped", 0))
-        if not docs:
-            raise DataError(f"text corpus {self.path} holds no non-empty document; accepted: .txt/.jsonl files with text")
-        return docs
+        return [d for f in files for d in found[f]]
 
     def build(self, tokenizer, split: str) -> Dataset:
         return split_documents(self.documents(), self.test_fraction, split, self.chunk_words)

@@ -2,7 +2,10 @@
 
 Every error names the file and line, what was found and what is accepted.
 Empty lines and empty documents are skipped and counted (``Document`` lists
-only real text; `skipped` says how many were dropped).
+only real text; `skipped` says how many were dropped). A leading UTF-8 byte
+order mark is dropped; bytes that are not valid in the encoding, a .jsonl
+line that is not JSON, lacks the text field or holds text that is not valid
+Unicode (lone surrogates from ``\\ud800`` escapes) are errors.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmcore.continuous import refusal
 from mmcore.errors import ConfigError, DataError
 
 log = logging.getLogger("mm_text")
@@ -31,15 +35,16 @@ def decode(path: Path, encoding: str = "utf-8") -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"cannot read text file {path}: {exc.strerror}; accepted: a readable .txt or .jsonl file") from None
+        raise refusal(f"cannot read text file {path}: {exc.strerror}; accepted: a readable .txt or .jsonl file",
+                      "unreadable") from None
     try:
-        return data.decode(encoding)
+        return data.decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"{path}: line {line}: bytes {data[exc.start:exc.start + 4]!r} are not valid {encoding}; accepted: "
-            f"{encoding} text (convert it, e.g. iconv -f latin1 -t utf-8, or set data.dataset.encoding=latin-1)"
-        ) from None
+        raise refusal(
+            f"{path}: line {line} (byte {exc.start}): bytes {data[exc.start:exc.start + 4]!r} are not valid {encoding}; accepted: "
+            f"{encoding} text (convert it, e.g. iconv -f latin1 -t utf-8, or set data.dataset.encoding=latin-1)",
+            "not text") from None
     except LookupError:
         raise ConfigError(f"data.dataset.encoding {encoding!r} is unknown; accepted: a Python codec name such as utf-8 or latin-1") from None
 
@@ -84,18 +89,26 @@ def _jsonl(path: Path, text: str, field: str, counts: dict[str, int]) -> list[Do
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {i}: not JSON ({exc.msg} at column {exc.colno}); accepted: "
-                            f"one JSON object per line with a {field!r} string") from None
+            raise refusal(f"{path}: line {i}: not JSON ({exc.msg} at column {exc.colno}); accepted: "
+                          f"one JSON object per line with a {field!r} string", "bad JSON line") from None
+        except RecursionError:
+            raise refusal(f"{path}: line {i}: JSON nested too deeply; accepted: one JSON object per line "
+                          f"with a {field!r} string", "bad JSON line") from None
         value = record.get(field) if isinstance(record, dict) else None
         if not isinstance(value, str):
             found = f"keys {sorted(record)}" if isinstance(record, dict) else f"a {type(record).__name__}"
             if isinstance(record, dict) and field in record:
                 found = f"{field!r} is a {type(value).__name__}"
-            raise DataError(f"{path}: line {i}: no {field!r} string (found {found}); accepted: one JSON object per "
-                            f"line with a {field!r} string (set data.dataset.field to use another key)")
+            raise refusal(f"{path}: line {i}: no {field!r} string (found {found}); accepted: one JSON object per "
+                          f"line with a {field!r} string (set data.dataset.field to use another key)", "bad JSON line")
         if not value.strip():
             counts["skipped"] = counts.get("skipped", 0) + 1
             continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise refusal(f"{path}: line {i}: {field!r} holds {value[exc.start]!r} at character {exc.start}, a lone "
+                          "surrogate escape, not a character; accepted: valid Unicode text", "bad JSON line") from None
         docs.append(Document(" ".join(value.split()), str(path), i))
     return docs
 
@@ -120,6 +133,15 @@ def chunk_words(doc: Document, words: int) -> list[Document]:
     """Split a long document into pieces of at most ``words`` words (so crops lose nothing)."""
     parts = doc.text.split()
     return [Document(" ".join(parts[i:i + words]), doc.file, doc.line) for i in range(0, len(parts), words)]
+
+
+def read_nonempty(path: Path, unit: str, field: str, encoding: str, counts: dict[str, int]) -> list[Document]:
+    """`read_documents`, but a file with no document (empty, blank-only) is an error naming it."""
+    docs = read_documents(path, unit, field, encoding, counts)
+    if not docs:
+        raise refusal(f"{path} holds no non-empty document (the file is empty or blank); accepted: .txt/.jsonl files "
+                      "with text (in a folder, data.dataset.on_error=skip leaves such files out)", "empty")
+    return docs
 
 
 def report_skipped(what: str, skipped: int) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from mmcore.continuous import keep_readable, list_class_folder
@@ -14,7 +16,7 @@ from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 
 from .demo import DIGIT, clip_tensor, mnist, moving_digit
-from .files import ACCEPTED, probe_video, read_video
+from .files import ACCEPTED, READABLE, frames_needed, probe_video, read_video
 
 MNIST_SIZE = 5000
 ON_ERROR = ("raise", "skip")
@@ -56,32 +58,39 @@ class MovingDigits:
 
 
 class _Files(Dataset):
-    """Lazy: videos are decoded in ``__getitem__``, so DataLoader workers share the work."""
+    """Lazy: videos are decoded in ``get``, so DataLoader workers share the work."""
 
     def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: "VideoFolder", train: bool) -> None:
         self.files, self.labels, self.classes, self.tokenizer = files, labels, classes, tokenizer
-        self.stride, self.on_error, self.start = options.stride, options.on_error, "random" if train else "center"
+        self.stride, self.min_stride, self.on_error = options.stride, options.min_stride, options.on_error
+        self.start = "random" if train else "center"
         self.skipped: list[str] = []  # files skipped in this process (on_error=skip)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def load(self, i: int) -> dict:
+    def load(self, i: int, generator: torch.Generator | None = None) -> dict:
         tok = self.tokenizer
-        video = read_video(self.files[i], tok.num_frames, self.stride, tuple(tok.image_size), tok.channels, self.start)
+        video = read_video(self.files[i], tok.num_frames, self.stride, tuple(tok.image_size), tok.channels, self.start,
+                           generator, self.min_stride)
         return {"video": video, "label": self.labels[i]}
 
-    def __getitem__(self, i: int) -> dict:
+    def get(self, i: int, generator: torch.Generator | None) -> dict:
+        """Item ``i`` with the random window drawn from ``generator`` (None: the global one), so a run
+        resumed with the same generators sees the same clips."""
         if self.on_error == "raise":
-            return self.load(i)
+            return self.load(i, generator)
         for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
             j = (i + k) % len(self.files)
             try:
-                return self.load(j)
+                return self.load(j, generator)
             except DataError as exc:
                 self.skipped.append(str(self.files[j]))
                 warnings.warn(f"skipped video file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
         raise DataError(f"no readable video among the {len(self.files)} files; accepted: {ACCEPTED}")
+
+    def __getitem__(self, i: int) -> dict:
+        return self.get(i, None)
 
 
 @dataclass
@@ -89,22 +98,31 @@ class VideoFolder:
     """Video files under ``path``, searched recursively; first-level subfolders are classes.
 
     Each item is ``model.tokenizer.num_frames`` frames ``stride`` apart: a
-    random window in training, the middle one in the test split. ``on_error``:
-    ``raise`` stops at the first unusable file with its name; ``skip`` drops
-    files that do not open or hold no video stream when the dataset is built
-    and, during training, replaces a file that fails to decode (or is too
-    short) by the next one, warning with its name and the running count.
+    random window in training, the middle one in the test split. A clip too
+    short for ``stride`` is read at the largest stride down to ``min_stride``
+    that fits it (16 frames at stride 4 span 61 frames, 2.4 s at 25 fps; many
+    clips are shorter); ``min_stride`` = ``stride`` refuses such clips
+    instead. ``on_error``: ``raise`` stops at the first unusable file with its
+    name; ``skip`` drops, when the dataset is built, files that do not open,
+    hold no video stream or whose header states too few frames (one warning,
+    a count per reason), and during training replaces a file that fails to
+    decode (or is too short) by the next one, warning with its name and the
+    running count.
     """
 
     path: str = "???"
     extensions: list[str] = field(default_factory=lambda: ["mp4", "webm", "avi", "mkv", "mov"])
     stride: int = 4
+    min_stride: int = 1
     test_fraction: float = 0.0
     on_error: str = "raise"
 
     def __post_init__(self) -> None:
         if not isinstance(self.stride, int) or self.stride < 1:
             raise ConfigError(f"data.dataset.stride {self.stride!r} is invalid; accepted: a positive integer (frames between samples)")
+        if not isinstance(self.min_stride, int) or not 1 <= self.min_stride <= self.stride:
+            raise ConfigError(f"data.dataset.min_stride {self.min_stride!r} is invalid; accepted: an integer from 1 to "
+                              f"data.dataset.stride ({self.stride})")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
         if self.on_error not in ON_ERROR:
@@ -112,9 +130,10 @@ class VideoFolder:
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
-        files, labels, classes = list_class_folder(self.path, self.extensions, "video", "./videos")
+        files, labels, classes = list_class_folder(self.path, self.extensions, "video", "./videos", READABLE)
         if self.on_error == "skip":
-            files, labels = keep_readable(files, labels, probe_video, "video", self.path, ACCEPTED)
+            probe = functools.partial(probe_video, needed=frames_needed(tokenizer.num_frames, self.min_stride))
+            files, labels = keep_readable(files, labels, probe, "video", self.path, ACCEPTED)
         order = np.random.default_rng(0).permutation(len(files))
         num_test = int(round(self.test_fraction * len(files)))
         chosen = sorted((order[:num_test] if split == "test" else order[num_test:]).tolist())
