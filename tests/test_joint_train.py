@@ -11,7 +11,7 @@ from mmcore.errors import ConfigError
 from mmcore.joint import JointModel
 from mmcore.model import MaskedModel
 from mmcore.train import train
-from toy import WordPlugin
+from toy import WordPlugin, train_recipe
 
 RECIPE = """
 name: joint
@@ -49,22 +49,7 @@ def recipe(tmp_path, toy_registry):
     return path
 
 
-def run(recipe, out, resume=False, kill_at=None, overrides=()):
-    losses = {}
-
-    class Killed(Exception):
-        pass
-
-    def on_step(step, loss):
-        losses[step] = loss
-        if step == kill_at:
-            raise Killed
-
-    try:
-        train(load_recipe(recipe, [f"output_dir={out}", *overrides]), resume=resume, on_step=on_step)
-    except Killed:
-        pass
-    return losses
+run = train_recipe
 
 
 def test_a_joint_recipe_is_typed_per_modality(recipe):

@@ -15,21 +15,9 @@ from mmcore.config import TrainConfig, load_recipe, model_dict
 from mmcore.errors import ConfigError, MMCoreError
 from mmcore.model import MaskedModel
 from mmcore.plugins import get_registry
+from toy import TOY_RECIPE
 
-RECIPE = """
-name: toy
-model:
-  modality: signal
-  masking: {name: random, ratio: 0.5}
-  encoder: {dim: 32, depth: 2, heads: 4}
-  decoder: {dim: 16, depth: 1, heads: 2}
-data:
-  dataset: {name: waves, num_train: 32}
-  batch_size: 8
-train:
-  steps: 4
-  trackers: []
-"""
+RECIPE = TOY_RECIPE
 
 AT_LEAST_1 = "an integer >= 1"
 AT_LEAST_0 = "an integer >= 0"

@@ -14,60 +14,21 @@ import pytest
 from safetensors.torch import load_file
 
 from mmcore.checkpoint import damaged, list_checkpoints
-from mmcore.config import load_recipe
 from mmcore.errors import ConfigError, DivergedError
 from mmcore.run_folder import RunLock
-from mmcore.train import train
+from toy import TOY_RECIPE, train_recipe
 
 HERE = Path(__file__).parent
 WORKER = HERE / "mm_worker.py"
 
-RECIPE = """
-name: toy
-model:
-  modality: signal
-  masking: {name: random, ratio: 0.5}
-  encoder: {dim: 32, depth: 2, heads: 4}
-  decoder: {dim: 16, depth: 1, heads: 2}
-data:
-  dataset: {name: waves, num_train: 48}
-  batch_size: 8
-train:
-  steps: 8
-  warmup_steps: 2
-  base_lr: 0.01
-  log_every: 1
-  checkpoint_every: 3
-  keep_checkpoints: 3
-  trackers: []
-"""
-
-
-class Killed(Exception):
-    pass
-
-
 @pytest.fixture
 def recipe(tmp_path, toy_registry):
     path = tmp_path / "toy.yaml"
-    path.write_text(RECIPE)
+    path.write_text(TOY_RECIPE.replace("keep_checkpoints: 2", "keep_checkpoints: 3"))
     return path
 
 
-def run(recipe, out, resume=False, overwrite=False, kill_at=None, **overrides):
-    losses = {}
-
-    def on_step(step, loss):
-        losses[step] = loss
-        if step == kill_at:
-            raise Killed(step)
-
-    cfg = load_recipe(recipe, [f"output_dir={out}", *(f"{k}={v}" for k, v in overrides.items())])
-    try:
-        train(cfg, resume=resume, overwrite=overwrite, on_step=on_step)
-    except Killed:
-        pass
-    return losses
+run = train_recipe
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

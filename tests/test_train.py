@@ -6,55 +6,16 @@ import pytest
 
 import mmcore
 from mmcore.checkpoint import list_checkpoints
-from mmcore.config import load_recipe
-from mmcore.train import train
-
-RECIPE = """
-name: toy
-model:
-  modality: signal
-  masking: {name: random, ratio: 0.5}
-  encoder: {dim: 32, depth: 2, heads: 4}
-  decoder: {dim: 16, depth: 1, heads: 2}
-data:
-  dataset: {name: waves, num_train: 48}
-  batch_size: 8
-train:
-  steps: 8
-  warmup_steps: 2
-  base_lr: 0.01
-  log_every: 1
-  checkpoint_every: 3
-  keep_checkpoints: 2
-  trackers: []
-"""
-
-
-class Killed(Exception):
-    pass
-
+from toy import TOY_RECIPE, train_recipe
 
 @pytest.fixture
 def recipe(tmp_path, toy_registry):
     path = tmp_path / "toy.yaml"
-    path.write_text(RECIPE)
+    path.write_text(TOY_RECIPE)
     return path
 
 
-def run(recipe, out, resume=False, kill_at=None, **overrides):
-    losses = {}
-
-    def on_step(step, loss):
-        losses[step] = loss
-        if step == kill_at:
-            raise Killed(step)
-
-    cfg = load_recipe(recipe, [f"output_dir={out}", *(f"{k}={v}" for k, v in overrides.items())])
-    try:
-        train(cfg, resume=resume, on_step=on_step)
-    except Killed:
-        pass
-    return losses
+run = train_recipe
 
 
 def test_run_writes_folder_metrics_and_keeps_last_checkpoints(recipe, tmp_path):

@@ -284,3 +284,49 @@ def joint_config(style="mae", hide_one_prob=0.0):
         "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0},
         "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
     }
+
+
+TOY_RECIPE = """
+name: toy
+model:
+  modality: signal
+  masking: {name: random, ratio: 0.5}
+  encoder: {dim: 32, depth: 2, heads: 4}
+  decoder: {dim: 16, depth: 1, heads: 2}
+data:
+  dataset: {name: waves, num_train: 48}
+  batch_size: 8
+train:
+  steps: 8
+  warmup_steps: 2
+  base_lr: 0.01
+  log_every: 1
+  checkpoint_every: 3
+  keep_checkpoints: 2
+  trackers: []
+"""
+
+
+class Killed(Exception):
+    """Raised from ``on_step`` to stop a run in-process after a given step, as a kill would."""
+
+
+def train_recipe(recipe, out, resume=False, overwrite=False, kill_at=None, overrides=(), **options):
+    """Train ``recipe`` into ``out`` in this process; returns {step: loss}. ``options``: more
+    ``key=value`` overrides written as keywords (``**{"train.grad_accum": 2}``)."""
+    from mmcore.config import load_recipe
+    from mmcore.train import train
+
+    losses = {}
+
+    def on_step(step, loss):
+        losses[step] = loss
+        if step == kill_at:
+            raise Killed(step)
+
+    cfg = load_recipe(recipe, [f"output_dir={out}", *overrides, *(f"{k}={v}" for k, v in options.items())])
+    try:
+        train(cfg, resume=resume, overwrite=overwrite, on_step=on_step)
+    except Killed:
+        pass
+    return losses
