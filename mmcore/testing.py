@@ -13,13 +13,27 @@ In a plugin's tests::
 is enough). Each check has a name usable with ``pytest -k``; known failures
 can be listed in ``expected_failed={"check_name": "reason"}`` and are skipped
 with that reason.
+
+For fuzzing a file reader with damaged real files, ``fuzz_settings()``,
+``corrupted(data)`` and ``no_hang(seconds)`` (the end of this module)::
+
+    @fuzz_settings()
+    @given(corrupted(original))
+    def run(data):
+        path.write_bytes(data)
+        with no_hang():
+            ...  # read ``path``: a valid sample, or a DataError naming the file
 """
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -69,7 +83,7 @@ def modality_checks(modality: str, samples: list[Any], tokenizer: dict[str, Any]
     default_policy = registry.modality(modality).default_policy
     for style in styles:
         for target in registry.names("targets", modality):
-            cfg = lambda t=target, s=style: tiny_config(modality, default_policy, t, s, tokenizer, dims)  # noqa: E731
+            cfg = lambda t=target, s=style: tiny_config(modality, default_policy, t, s, tokenizer, dims)
             checks += [
                 Check(f"check_train_step_{style}_{target}", lambda c=cfg: check_train_step(c(), samples)),
                 Check(f"check_save_load_{style}_{target}", lambda c=cfg: check_save_load(c(), samples)),
@@ -160,3 +174,58 @@ def check_features_and_picture(config, samples) -> None:
     if model.modality.picture is not None:
         image = model.modality.picture(original, masked, recon)
         assert image.size[0] > 0 and image.size[1] > 0
+
+
+# Fuzzing files. hypothesis is a test-only dependency, so it is imported inside these functions:
+# ``import mmcore.testing`` (the conformance checks above) keeps working without it.
+
+
+def fuzz_settings(max_examples: int | None = None):
+    """hypothesis settings for fuzzing a reader: ``MM_FUZZ_EXAMPLES`` examples (60 by default; a
+    benchmark run uses 1000), no deadline, derandomized (the same cases every run, no example
+    database) and every health check suppressed (file I/O is slow; a test's fixtures are reused)."""
+    from hypothesis import HealthCheck, settings
+
+    if max_examples is None:
+        max_examples = int(os.environ.get("MM_FUZZ_EXAMPLES", "60"))
+    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+def corrupted(data: bytes, header: int = 256):
+    """A hypothesis strategy for ``data`` after 1-3 edits: cut at an offset, 1-8 bytes flipped, 1-32
+    junk bytes inserted, or 1-32 bytes written over. Offsets fall in the first ``header`` bytes half
+    the time, where formats keep their magic numbers, sizes and counts."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def strategy(draw) -> bytes:
+        out = bytearray(data)
+
+        def offset() -> int:
+            return draw(st.one_of(st.integers(0, header - 1), st.integers(0, max(0, len(out) - 1))))
+
+        for _ in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["truncate", "flip", "insert", "overwrite"]))
+            if kind == "truncate":
+                del out[offset():]
+            elif kind == "flip":
+                for _ in range(draw(st.integers(1, 8)) if out else 0):
+                    out[offset() % len(out)] ^= draw(st.integers(1, 255))
+            else:
+                at, junk = offset(), draw(st.binary(min_size=1, max_size=32))
+                out[at:at + (len(junk) if kind == "overwrite" else 0)] = junk
+        return bytes(out)
+
+    return strategy()
+
+
+@contextmanager
+def no_hang(seconds: float = 60) -> Iterator[None]:
+    """Fail a read that takes over ``seconds``: a decoder stuck in C cannot be interrupted, so dump
+    every thread's stack and exit the run instead."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()

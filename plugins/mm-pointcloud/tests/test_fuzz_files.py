@@ -7,55 +7,15 @@ exception, a non-finite value or a hang (60 s) fails. ``MM_FUZZ_EXAMPLES``
 sets the examples per format (60 here; a benchmark run uses 1000).
 """
 
-import faulthandler
-import os
-from contextlib import contextmanager
-
 import numpy as np
 import open3d as o3d
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 from mm_pointcloud import PointGroupTokenizer, read_points
 from mm_pointcloud.data import primitive
 from mmcore.errors import DataError
-
-FUZZ = settings(max_examples=int(os.environ.get("MM_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True,
-                database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-# one mutation of a file of any length: offsets are taken modulo its length
-MUTATIONS = st.one_of(
-    st.tuples(st.just("truncate"), st.integers(0, 2**24)),
-    st.tuples(st.just("flip"), st.lists(st.tuples(st.integers(0, 2**24), st.integers(1, 255)), min_size=1, max_size=8)),
-    st.tuples(st.just("header"), st.tuples(st.integers(0, 255), st.binary(min_size=1, max_size=16))),
-)
-
-
-def mutate(data: bytes, mutation) -> bytes:
-    kind, arg = mutation
-    if kind == "truncate":
-        return data[: arg % len(data)]
-    out = bytearray(data)
-    if kind == "flip":
-        for at, bits in arg:
-            out[at % len(out)] ^= bits
-    else:
-        start, chunk = arg
-        start %= len(out)
-        out[start: start + len(chunk)] = chunk[: len(out) - start]
-    return bytes(out)
-
-
-@contextmanager
-def no_hang(seconds: float = 60):
-    """A decoder stuck in C cannot be interrupted: dump every thread's stack and exit the run instead."""
-    faulthandler.dump_traceback_later(seconds, exit=True)
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-
+from mmcore.testing import corrupted, fuzz_settings, no_hang
 
 def cloud(ascii: bool, suffix: str):
     def write(path):
@@ -99,10 +59,10 @@ def test_damaged_point_files_give_valid_points_or_a_data_error(originals, tmp_pa
     path.write_bytes(originals[name])
     assert tok.prepare(read_points(path, num_points=80), name).shape == (64, 3)  # the original reads
 
-    @FUZZ
-    @given(mutation=MUTATIONS)
-    def check(mutation):
-        path.write_bytes(mutate(originals[name], mutation))
+    @fuzz_settings()
+    @given(data=corrupted(originals[name]))
+    def check(data):
+        path.write_bytes(data)
         with no_hang():
             try:
                 points = read_points(path, num_points=80)

@@ -6,35 +6,15 @@ the cases per format (60 by default; a benchmark run uses 1000).
 """
 
 import gzip
-import os
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 from mm_protein import ProteinTokenizer, demo_records, parse_fasta
 from mm_protein.alphabet import GAPS, RESIDUES
 from mmcore.errors import DataError
+from mmcore.testing import corrupted, fuzz_settings
 
-EXAMPLES = int(os.environ.get("MM_FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-
-
-@st.composite
-def corrupted(draw, data: bytes) -> bytes:
-    """``data`` after 1-3 edits: cut at an offset, bytes flipped, junk inserted or written over (header bytes favoured)."""
-    out = bytearray(data)
-    for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.one_of(st.integers(0, 64), st.integers(0, max(0, len(out) - 1))))
-        kind = draw(st.sampled_from(["truncate", "flip", "insert", "overwrite"]))
-        if kind == "truncate":
-            del out[at:]
-        elif kind == "flip" and out:
-            out[min(at, len(out) - 1)] ^= draw(st.integers(1, 255))
-        else:
-            junk = draw(st.binary(min_size=1, max_size=32))
-            out[at:at + (len(junk) if kind == "overwrite" else 0)] = junk
-    return bytes(out)
 
 
 def real_fasta() -> bytes:
@@ -54,7 +34,7 @@ def test_corrupted_fasta_is_read_or_refused_by_name(tmp_path_factory, name):
     path = tmp_path_factory.mktemp("fuzz") / name
     tok, letters = ProteinTokenizer(max_length=4096), set(RESIDUES + GAPS)
 
-    @FUZZ
+    @fuzz_settings()
     @given(corrupted(original))
     def run(data):
         path.write_bytes(data)

@@ -9,31 +9,12 @@ import json
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 from mm_text import demo_paragraphs
 from mm_text.files import read_nonempty
 from mmcore.errors import DataError
+from mmcore.testing import corrupted, fuzz_settings
 
-EXAMPLES = int(os.environ.get("MM_FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-
-
-@st.composite
-def corrupted(draw, data: bytes) -> bytes:
-    """``data`` after 1-3 edits: cut at an offset, bytes flipped, junk inserted or written over (header bytes favoured)."""
-    out = bytearray(data)
-    for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.one_of(st.integers(0, 64), st.integers(0, max(0, len(out) - 1))))
-        kind = draw(st.sampled_from(["truncate", "flip", "insert", "overwrite"]))
-        if kind == "truncate":
-            del out[at:]
-        elif kind == "flip" and out:
-            out[min(at, len(out) - 1)] ^= draw(st.integers(1, 255))
-        else:
-            junk = draw(st.binary(min_size=1, max_size=32))
-            out[at:at + (len(junk) if kind == "overwrite" else 0)] = junk
-    return bytes(out)
 
 
 def real_corpus(suffix: str) -> bytes:
@@ -49,7 +30,7 @@ def test_corrupted_text_is_read_or_refused_by_name(tmp_path_factory, name, unit)
     original = real_corpus(os.path.splitext(name)[1])
     path = tmp_path_factory.mktemp("fuzz") / name
 
-    @FUZZ
+    @fuzz_settings()
     @given(corrupted(original))
     def run(data):
         path.write_bytes(data)

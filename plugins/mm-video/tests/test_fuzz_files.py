@@ -6,54 +6,15 @@ a hang (60 s) fails. ``MM_FUZZ_EXAMPLES`` sets the examples per format (60
 here; a benchmark run uses 1000).
 """
 
-import faulthandler
-import os
-from contextlib import contextmanager
-
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mm_video import read_video
 from mm_video.files import probe_video
 from mmcore.errors import DataError
-
-FUZZ = settings(max_examples=int(os.environ.get("MM_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True,
-                database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-# one mutation of a file of any length: offsets are taken modulo its length
-MUTATIONS = st.one_of(
-    st.tuples(st.just("truncate"), st.integers(0, 2**24)),
-    st.tuples(st.just("flip"), st.lists(st.tuples(st.integers(0, 2**24), st.integers(1, 255)), min_size=1, max_size=8)),
-    st.tuples(st.just("header"), st.tuples(st.integers(0, 255), st.binary(min_size=1, max_size=16))),
-)
-
-
-def mutate(data: bytes, mutation) -> bytes:
-    kind, arg = mutation
-    if kind == "truncate":
-        return data[: arg % len(data)]
-    out = bytearray(data)
-    if kind == "flip":
-        for at, bits in arg:
-            out[at % len(out)] ^= bits
-    else:
-        start, chunk = arg
-        start %= len(out)
-        out[start: start + len(chunk)] = chunk[: len(out) - start]
-    return bytes(out)
-
-
-@contextmanager
-def no_hang(seconds: float = 60):
-    """A decoder stuck in C cannot be interrupted: dump every thread's stack and exit the run instead."""
-    faulthandler.dump_traceback_later(seconds, exit=True)
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-
+from mmcore.testing import corrupted, fuzz_settings, no_hang
 
 FORMATS = {"h264.mp4": "libx264", "vp8.webm": "libvpx", "vp9.webm": "libvpx-vp9", "mpeg4.avi": "mpeg4"}
 
@@ -75,10 +36,10 @@ def test_damaged_videos_give_a_clip_or_a_data_error(originals, tmp_path, name):
     path.write_bytes(originals[name])
     assert read(0).shape == (3, 4, 16, 16)  # the original reads
 
-    @FUZZ
-    @given(mutation=MUTATIONS, seed=st.integers(0, 2**16))
-    def check(mutation, seed):
-        path.write_bytes(mutate(originals[name], mutation))
+    @fuzz_settings()
+    @given(data=corrupted(originals[name]), seed=st.integers(0, 2**16))
+    def check(data, seed):
+        path.write_bytes(data)
         with no_hang():
             try:
                 probe_video(path)
