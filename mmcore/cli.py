@@ -8,12 +8,13 @@ keys or files (``mm fill``, ``mm impute``) come from plugins through the
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shutil
 import sys
 from pathlib import Path
 
-from mmcore.errors import MMCoreError
+from mmcore.errors import ConfigError, MMCoreError
 
 EPILOG = """examples:
   $ mm train image-mae-demo
@@ -24,6 +25,7 @@ EPILOG = """examples:
   $ mm fill runs/text-mlm/model "The [MASK] statement binds a [MASK] to a value."
   $ mm impute runs/tabular-remask/model data.csv -o filled.csv
   $ mm plugins
+  $ mm env                                             # versions, device and plugins, for a bug report
   $ mm new-plugin ecg                                  # a new modality plugin: mm-ecg/
   $ mm push runs/image-mae-demo you/image-mae-demo      # HF_TOKEN, HF_ENDPOINT as for every HF tool
   $ mm pull you/image-mae-demo --revision v1
@@ -56,47 +58,71 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a recipe", usage="mm train RECIPE [key=value ...] [--resume | --overwrite]")
+    p = add_command(sub, "train", "train a recipe", usage="mm train RECIPE [key=value ...] [--resume | --overwrite] [--dry-run]",
+                    examples=["mm train image-mae-demo", "mm train image-mae data.dataset.path=~/photos train.steps=5000",
+                              "mm train image-mae-demo --resume", "mm train image-mae-demo model.masking.name=block --dry-run"])
     p.add_argument("recipe", help="a YAML file or a registered recipe name (mm recipes ls)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
     p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in a folder that holds a run, moving its files into .previous/<time>/")
+    p.add_argument("--dry-run", action="store_true", help="check the recipe and print it resolved; train nothing")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("validate", help="check a recipe and its overrides without training")
+    p = add_command(sub, "validate", "check a recipe and its overrides without training (as mm train --dry-run)",
+                    usage="mm validate RECIPE [key=value ...]",
+                    examples=["mm validate image-mae-demo train.steps=300", "mm validate my.yaml > resolved.yaml"])
     p.add_argument("recipe")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("plugins", help="list plugins as JSON, broken ones with their error")
+    p = add_command(sub, "plugins", "list plugins as JSON, broken ones with their error",
+                    examples=["mm plugins", "MMCORE_LOAD_PLUGINS=mm-image mm plugins"])
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("new-plugin", help="write a new modality plugin that installs, trains and passes its tests",
-                       usage="mm new-plugin NAME [--dest DIR]")
+    p = add_command(sub, "env", "print versions, device and plugins for a bug report", usage="mm env [--json]",
+                    examples=["mm env", "mm env --json > env.json"])
+    p.add_argument("--json", action="store_true", help="one JSON object instead of key: value lines")
+    p.set_defaults(func=cmd_env)
+
+    p = add_command(sub, "new-plugin", "write a new modality plugin that installs, trains and passes its tests",
+                    usage="mm new-plugin NAME [--dest DIR]", examples=["mm new-plugin ecg", "mm new-plugin ecg --dest plugins"])
     p.add_argument("name", help="the modality name: lowercase letters, digits, '_' (the plugin is mm-NAME)")
     p.add_argument("--dest", default=".", help="folder to create mm-NAME in (default: the current folder)")
     p.set_defaults(func=cmd_new_plugin)
 
-    p = sub.add_parser("recipes", help="list or copy the registered recipes")
+    p = add_command(sub, "recipes", "list or copy the registered recipes",
+                    examples=["mm recipes ls", "mm recipes cp image-mae my.yaml"])
     rsub = p.add_subparsers(required=True, metavar="ACTION")
-    rsub.add_parser("ls", help="list registered recipes").set_defaults(func=cmd_recipes_ls)
-    cp = rsub.add_parser("cp", help="copy a recipe to edit it", usage="mm recipes cp NAME DEST")
+    add_command(rsub, "ls", "list registered recipes", examples=["mm recipes ls"]).set_defaults(func=cmd_recipes_ls)
+    cp = add_command(rsub, "cp", "copy a recipe to edit it", usage="mm recipes cp NAME DEST",
+                     examples=["mm recipes cp image-mae my.yaml", "mm recipes cp text-mlm recipes/"])
     cp.add_argument("name")
     cp.add_argument("dest")
     cp.set_defaults(func=cmd_recipes_cp)
 
-    p = sub.add_parser("reconstruct", help="mask a file of yours and show the model's reconstruction",
-                       usage="mm reconstruct MODEL INPUT -o OUT.png [--seed N]")
+    p = add_command(sub, "reconstruct", "mask a file of yours and show the model's reconstruction",
+                    usage="mm reconstruct MODEL INPUT -o OUT.png [--seed N] [--size H W] [--convert]",
+                    examples=["mm reconstruct runs/image-mae-demo/model my-digit.png -o my-digit-mae.png",
+                              "mm reconstruct runs/image-mae/model photo.jpg -o photo-mae.png --size 224 224 --convert"])
     p.add_argument("model", help="a model folder or Hub repo id")
     p.add_argument("input", help="a file the model's modality reads (e.g. an image)")
     p.add_argument("-o", "--output", required=True, help="picture to write (PNG)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random mask")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="resize the input to H x W first (images: multiples of the patch size)")
+    p.add_argument("--convert", action="store_true", help="convert gray to colour or colour to gray as the model expects")
     p.set_defaults(func=cmd_reconstruct)
 
     add_hub_commands(sub)
     add_plugin_commands(sub)
     return parser
+
+
+def add_command(sub, name: str, help: str, examples: list[str] | tuple[str, ...], **kwargs) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` ends with command lines one can paste."""
+    epilog = "examples:\n" + "\n".join(f"  $ {line}" for line in examples)
+    return sub.add_parser(name, help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
 
 def add_plugin_commands(sub) -> None:
@@ -110,15 +136,18 @@ def add_plugin_commands(sub) -> None:
             print(f"mm: warning: plugin {plugin!r} registers command {command.name!r}, a core command; skipped",
                   file=sys.stderr)
             continue
-        p = sub.add_parser(command.name, help=command.help, usage=command.usage)
+        examples = command.examples or [command.usage or f"mm {command.name} --help"]
+        p = add_command(sub, command.name, command.help, examples, usage=command.usage)
         command.configure(p)
         p.set_defaults(func=command.run)
 
 
 def add_hub_commands(sub) -> None:
     """push, pull, card: sharing through the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE apply)."""
-    p = sub.add_parser("push", help="upload a model folder to a Hub repo as one commit",
-                       usage="mm push FOLDER REPO_ID [--revision BRANCH] [--message TEXT] [--private]")
+    p = add_command(sub, "push", "upload a model folder to a Hub repo as one commit",
+                    usage="mm push FOLDER REPO_ID [--revision BRANCH] [--message TEXT] [--private]",
+                    examples=["mm push runs/image-mae-demo you/image-mae-demo",
+                              "mm push runs/image-mae-demo you/image-mae-demo --revision v2 --message 'more steps'"])
     p.add_argument("folder", help="a model folder, or a run folder with model/ inside")
     p.add_argument("repo_id", help="namespace/name on the Hub")
     p.add_argument("--revision", help="branch to commit to (created from main if new); default main")
@@ -126,15 +155,17 @@ def add_hub_commands(sub) -> None:
     p.add_argument("--private", action="store_true", default=None, help="create the repo private")
     p.set_defaults(func=cmd_push)
 
-    p = sub.add_parser("pull", help="download a model from the Hub (the cache when offline) and check it",
-                       usage="mm pull REPO_ID [--revision REV] [--local-dir DIR]")
+    p = add_command(sub, "pull", "download a model from the Hub (the cache when offline) and check it",
+                    usage="mm pull REPO_ID [--revision REV] [--local-dir DIR]",
+                    examples=["mm pull you/image-mae-demo", "mm pull you/image-mae-demo --revision v1 --local-dir models/mae"])
     p.add_argument("repo_id")
     p.add_argument("--revision", help="branch, tag or commit; default main")
     p.add_argument("--local-dir", help="copy the folder here instead of leaving it in the HF cache")
     p.set_defaults(func=cmd_pull)
 
-    p = sub.add_parser("card", help="write a model folder's README.md model card again",
-                       usage="mm card FOLDER [--repo ID] [--license ID] [--dataset NAME] [--description TEXT]")
+    p = add_command(sub, "card", "write a model folder's README.md model card again",
+                    usage="mm card FOLDER [--repo ID] [--license ID] [--dataset NAME] [--description TEXT]",
+                    examples=["mm card runs/image-mae-demo/model --repo you/image-mae-demo --license apache-2.0"])
     p.add_argument("folder")
     p.add_argument("--repo", help="repo id the card's usage lines name")
     p.add_argument("--license", help="license id, e.g. apache-2.0, mit, cc-by-4.0")
@@ -144,6 +175,8 @@ def add_hub_commands(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.dry_run:
+        return cmd_validate(args)
     from mmcore.config import load_recipe
     from mmcore.train import train
 
@@ -165,6 +198,13 @@ def cmd_plugins(args: argparse.Namespace) -> None:
 
     plugins = get_registry().plugins.values()
     print(json.dumps([p.summary() for p in plugins], indent=2))
+
+
+def cmd_env(args: argparse.Namespace) -> None:
+    from mmcore.env import as_text, report
+
+    info = report()
+    print(json.dumps(info, indent=2) if args.json else as_text(info))
 
 
 def cmd_new_plugin(args: argparse.Namespace) -> None:
@@ -200,10 +240,21 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     model = from_pretrained(args.model)
     if model.modality.read_file is None or model.modality.picture is None:
         raise MMCoreError(f"modality {model.modality.name!r} cannot read a single file or draw a picture")
-    batch = model.tokenizer.collate([model.modality.read_file(model.tokenizer, args.input)])
+    batch = model.tokenizer.collate([read_input(model.modality, model.tokenizer, args)])
     generator = torch.Generator().manual_seed(args.seed)
     model.modality.picture(*model.reconstruct(batch, generator)).save(args.output)
     print(args.output)
+
+
+def read_input(modality, tokenizer, args: argparse.Namespace):
+    """``read_file(tokenizer, path, **options)`` with the options given (--size, --convert), if its reader takes them."""
+    options = {k: v for k, v in (("size", args.size), ("convert", args.convert or None)) if v is not None}
+    accepted = inspect.signature(modality.read_file).parameters
+    for name in options:
+        if name not in accepted:
+            raise ConfigError(f"--{name} does not apply to {modality.name!r} files: its reader has no {name!r} option; "
+                              f"accepted: mm reconstruct without --{name}")
+    return modality.read_file(tokenizer, args.input, **options)
 
 
 def cmd_push(args: argparse.Namespace) -> None:

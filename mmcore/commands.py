@@ -24,6 +24,8 @@ class Command:
     ``configure(parser)`` adds the arguments to the subcommand's argparse
     parser; ``run(args)`` does the work with the parsed namespace. Raise
     `mmcore.MMCoreError` for the user's mistakes: ``mm`` prints it as one line.
+    ``examples``: whole command lines (``"mm fill MODEL 'a [MASK] b'"``) shown
+    under ``mm NAME --help``; without them the help shows ``usage`` as the example.
     """
 
     name: str
@@ -31,6 +33,7 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], Any]
     usage: str | None = None
+    examples: tuple[str, ...] = ()
 
 
 def check_command(command: object) -> str:

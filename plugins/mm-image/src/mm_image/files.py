@@ -158,7 +158,7 @@ def to_tensor(img: Image.Image, channels: int | None = None) -> Tensor:
 
 def read_image_file(tokenizer, path: str | Path, size: list[int] | None = None, convert: bool = False) -> dict:
     """One user file at its own size (or resized to ``size`` [H, W]) as a sample for ``collate``."""
-    img = load_image(path, tokenizer.channels, convert, hint="convert it first, or pass convert=True")
+    img = load_image(path, tokenizer.channels, convert, hint="convert it first, or let mm reconstruct do it: --convert")
     p = tokenizer.patch_size
     if size is not None:
         H, W = (int(s) for s in size)
@@ -173,6 +173,6 @@ def read_image_file(tokenizer, path: str | Path, size: list[int] | None = None, 
         raise DataError(
             f"image {path} is {H}x{W} (HxW), which is not divisible by the patch size {p}; "
             f"accepted: sides that are multiples of {p}, nearest [H, W] = {near}" + (f" (or {others})" if others else "")
-            + f"; resize the image, or pass size={near}"
+            + f"; resize it, or let mm reconstruct do it: --size {near[0]} {near[1]}"
         )
     return {"image": to_tensor(img, tokenizer.channels), "label": -1}

@@ -54,7 +54,7 @@ class PointGroupTokenizer:
                             "(rescale the cloud)")
         if len(pts) < self.min_points:
             raise DataError(f"{where}: {len(pts)} points, fewer than num_groups × group_size = {self.min_points}; "
-                            "accepted: denser clouds, or smaller model.tokenizer.num_groups/group_size")
+                            "accepted: denser clouds, or a smaller model.tokenizer.num_groups or model.tokenizer.group_size")
         if self.normalize:
             centred, radius, residue = extent(pts)
             if radius <= residue:  # identical points: the radius is centring residue, not a size to divide by
