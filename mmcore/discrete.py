@@ -376,4 +376,7 @@ FILL_COMMAND = Command(
           "mm fill JOINT_MODEL --given image=seven.png --predict text | --given text=seven --predict image -o out.png",
     configure=_configure_fill,
     run=_run_fill,
+    examples=('mm fill runs/text-mlm/model "The [MASK] statement binds a [MASK] to a value."',
+              "mm fill runs/protein-mlm/model --fasta masked.fa --steps 8",
+              "mm fill runs/multimodal-digits/model --given image=seven.png --predict text"),
 )

@@ -29,4 +29,5 @@ IMPUTE_COMMAND = Command(
     usage="mm impute MODEL INPUT -o OUTPUT",
     configure=_configure,
     run=_run,
+    examples=("mm impute runs/tabular-remask/model data.csv -o filled.csv",),
 )
