@@ -30,13 +30,15 @@ class SignalTokenizer:
         for i, s in enumerate(samples):
             values[i, : len(s["signal"])] = s["signal"]
             valid[i, : len(s["signal"])] = True
-        return {"values": values, "valid": valid, "labels": torch.tensor([s["label"] for s in samples])}
+        batch = {"values": values, "labels": torch.tensor([s["label"] for s in samples])}
+        if not valid.all():  # decided here on the CPU: tokenize must not read the device
+            batch["valid"] = valid
+        return batch
 
     def tokenize(self, batch):
         values = batch["values"][..., None] / (self.scale or 1.0)  # [B, N, 1]
         positions = torch.arange(values.shape[1], device=values.device)[None, :, None]
-        valid = batch["valid"]
-        return Tokens(values, positions, None if bool(valid.all()) else valid)
+        return Tokens(values, positions, batch.get("valid"))
 
     def detokenize(self, values, tokens):
         return values[..., 0]

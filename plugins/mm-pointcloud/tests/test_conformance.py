@@ -9,7 +9,7 @@ from mm_pointcloud import make_shape
 
 RNG = np.random.default_rng(0)
 SAMPLES = [{"points": make_shape(name, 80, RNG, 0.01), "label": i} for i, name in enumerate(("sphere", "cube", "torus"))]
-TOKENIZER = {"num_points": 64, "num_groups": 8, "group_size": 8}
+TOKENIZER = {"num_points": 64, "num_groups": 8, "group_size": 8}  # lossy (FPS + kNN groups): no round_trip key
 
 
 @pytest.mark.parametrize("check", modality_checks("pointcloud", SAMPLES, TOKENIZER, styles=("mae", "bert")),

@@ -11,6 +11,7 @@ SAMPLES = [{"text": s, "label": i % 2} for i, s in enumerate(TEXTS)]
 TOKENIZER = {"tokenizer_json": train_tokenizer(TEXTS, "wordpiece", 200, True).to_str(), "max_length": 32}
 
 
-@pytest.mark.parametrize("check", modality_checks("text", SAMPLES, TOKENIZER, styles=("bert", "mae")), ids=lambda c: c.name)
+@pytest.mark.parametrize("check", modality_checks("text", SAMPLES, TOKENIZER, styles=("bert", "mae"),
+                                                  round_trip="ids"), ids=lambda c: c.name)
 def test_conformance(check):
     check()
