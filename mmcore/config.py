@@ -12,6 +12,7 @@ closest valid names. Values are then held to `BOUNDS` (and the backbone to
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 import difflib
 import typing
 from dataclasses import dataclass, field
@@ -210,14 +211,35 @@ def check_recipe_values(cfg: DictConfig, registry: Registry, path: Path) -> None
     check_values(cfg, BOUNDS, fail)
     check_backbone(cfg.model, fail, "model.")
     check_trackers(list(cfg.train.trackers), path)
-    for key, (modality, node) in model_parts(cfg.model, "model.").items():
-        options = OmegaConf.to_container(node.masking)
-        try:  # a policy checks its own options (ratio in range, ...) when built: cheap, and it holds no weights
-            registry.policy(modality, options.pop("name"))(**options)
+    for key, part, build in option_parts(cfg, registry):
+        try:  # each part checks its own options when built (a ratio in range, a patch dividing the image):
+            build()  # cheap, no weights and no data read; so mm validate refuses what mm train would
         except MMCoreError as exc:
-            raise ConfigError(f"{path}: {key}masking: {exc}") from None
+            raise ConfigError(f"{path}: {key}{part}: {exc}") from None
         except (TypeError, ValueError, LookupError, ArithmeticError, AssertionError) as exc:  # still one line
-            raise ConfigError(f"{path}: {key}masking: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+            raise ConfigError(f"{path}: {key}{part}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+
+
+def option_parts(cfg: DictConfig, registry: Registry) -> list[tuple[str, str, Callable[[], Any]]]:
+    """(key prefix, part, build) for each tokenizer, masking policy, target and dataset of the recipe."""
+    def builder(lookup: Callable[..., type], modality: str, node: DictConfig) -> Callable[[], Any]:
+        options = OmegaConf.to_container(node, resolve=True)
+        name = options.pop("name", None)
+        return lambda: (lookup() if name is None else lookup(modality, name))(**options)
+
+    streams = cfg.data.dataset.get("modalities") or {}
+    found = []
+    for key, (modality, node) in model_parts(cfg.model, "model.").items():
+        tokenizer = registry.modality(modality).tokenizer
+        found += [(key, "tokenizer", builder(lambda t=tokenizer: t, modality, node.tokenizer)),
+                  (key, "masking", builder(registry.policy, modality, node.masking)),
+                  (key, "target", builder(registry.target, modality, node.target))]
+        stream = key.removeprefix("model.modalities.").rstrip(".")
+        dataset = streams.get(stream) if streams else (cfg.data.dataset if key == "model." else None)
+        if dataset is not None:
+            prefix = f"data.dataset.modalities.{stream}." if streams else "data."
+            found.append((prefix, "dataset", builder(registry.dataset, modality, dataset)))
+    return found
 
 
 def check_backbone(model: DictConfig, fail, prefix: str) -> None:
