@@ -46,7 +46,8 @@ class Tokens:
     values:    [B, N, ...] token values (patch pixels, ids, point groups, ...).
     positions: [B or 1, N, P] whatever the modality's embedder needs to place
                a token (grid coordinates, indices, xyz centres, column ids).
-    valid:     [B, N] bool, False = void; ``None`` when every token is real.
+    valid:     [B, N] bool, False = void; ``None`` when every token is real. A sample's
+               void tokens come after its real ones (padding at the end).
     meta:      plain data about the geometry (grid size, patch size, original
                shape, ...) that ``detokenize``, masking policies and targets
                may read.
