@@ -44,7 +44,7 @@ from mmcore.contract import Modality, Tokens
 from mmcore.errors import ConfigError, PluginError
 from mmcore.model import (
     STYLES, MaskedOutput, ModelFolder, build_part, check_hidden, loss_part_names, mae_order, mae_pass,
-    own_frozen_target, score_slots, scorer_of, structure_of,
+    own_frozen_target, score_slots, scored_mask, scorer_of, structure_of,
 )
 from mmcore.plugins import get_registry, install_hint
 
@@ -224,7 +224,10 @@ class JointModel(ModelFolder):
     def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None,
                 hidden: dict[str, Tensor] | None = None, hide_whole: str | None = None) -> JointOutput:
         """``hidden`` {stream: [B, N_m] bool} fixes the masks (checked per stream against its budget);
-        ``hide_whole`` names a stream to predict from the others alone (e.g. text from image)."""
+        ``hide_whole`` names a stream to predict from the others alone (e.g. text from image).
+
+        Tokenizing and every random draw run eagerly here; `step` is the pure tensor function
+        ``train.compile`` compiles (`compile_step`), as in `mmcore.model.MaskedModel.forward`."""
         tokens = self.tokenize(batch)
         if hide_whole is not None and hide_whole not in self.streams:
             raise ConfigError(f"hide_whole {hide_whole!r} is not a modality of this model; accepted: {', '.join(self.streams)}")
@@ -237,13 +240,30 @@ class JointModel(ModelFolder):
             masks = self.draw_masks(tokens, budgets, generator)
         else:
             masks = self.check_masks(hidden, tokens, budgets)
-        preds = self.predict(tokens, masks, budgets, generator)
+        seen = self.corrupted(tokens, masks, budgets, generator)
+        return (self.compiled_step or self.step)(tokens, masks, budgets, seen, whole, left_out)
+
+    def step(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
+             seen: dict[str, Tokens], whole: str | None, left_out: frozenset[str]) -> JointOutput:
+        """Predict and score every stream with every random choice made (no generator): one graph."""
+        preds = self.predict(tokens, masks, budgets, seen=seen)
         outputs = {}
         for name, t in tokens.items():
             scored = masks[name] if name not in left_out else torch.zeros_like(masks[name])  # left out: not scored
             outputs[name] = score_slots(self.streams[name].target, self._scorer(self.streams[name]), name, t, scored,
                                         *preds[name])
         return JointOutput(outputs, whole, left_out)
+
+    def corrupted(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
+                  generator: torch.Generator | None) -> dict[str, Tokens]:
+        """{stream: the tokens the BERT-style encoder sees}: the policy's ``corrupt`` where a stream is
+        masked by its policy (not wholly hidden or shown); MAE style sees them unchanged."""
+        seen = dict(tokens)
+        for name, t in tokens.items():
+            corrupt = getattr(self.streams[name].policy, "corrupt", None)
+            if self.style == "bert" and corrupt is not None and 0 < budgets[name] < t.num_tokens:
+                seen[name] = corrupt(t, scored_mask(masks[name], t.valid), generator)
+        return seen
 
     def check_masks(self, hidden: dict[str, Tensor], tokens: dict[str, Tokens], budgets: dict[str, int]) -> dict[str, Tensor]:
         unknown = sorted(set(hidden) - set(tokens))
@@ -270,12 +290,16 @@ class JointModel(ModelFolder):
         return torch.cat(parts, dim=1)
 
     def predict(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
-                generator: torch.Generator | None = None) -> dict[str, tuple[Tensor, Tensor]]:
-        """{stream: (head outputs [B, K_m, ...], local token index [B, K_m])}."""
-        masks = {n: m if tokens[n].valid is None else m & tokens[n].valid for n, m in masks.items()}
+                generator: torch.Generator | None = None,
+                seen: dict[str, Tokens] | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+        """{stream: (head outputs [B, K_m, ...], local token index [B, K_m])}. BERT style encodes
+        ``seen`` (default: the policies' corruption drawn from ``generator``)."""
+        masks = {n: scored_mask(m, tokens[n].valid) for n, m in masks.items()}
         if self.style == "mae":
             return self.forward_mae(tokens, masks, budgets)
-        return self.forward_bert(tokens, masks, budgets, generator)
+        if seen is None:
+            seen = self.corrupted(tokens, masks, budgets, generator)
+        return self.forward_bert(tokens, masks, budgets, seen)
 
     def forward_mae(self, tokens: dict[str, Tokens], masks: dict[str, Tensor],
                     budgets: dict[str, int]) -> dict[str, tuple[Tensor, Tensor]]:
@@ -300,12 +324,7 @@ class JointModel(ModelFolder):
         return out
 
     def forward_bert(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
-                     generator: torch.Generator | None) -> dict[str, tuple[Tensor, Tensor]]:
-        seen = {}
-        for name, t in tokens.items():
-            corrupt = getattr(self.streams[name].policy, "corrupt", None)
-            policy_masked = 0 < budgets[name] < t.num_tokens
-            seen[name] = corrupt(t, masks[name], generator) if corrupt is not None and policy_masked else t
+                     seen: dict[str, Tokens]) -> dict[str, tuple[Tensor, Tensor]]:
         x = self.encoder(self.embed(tokens, masks, seen), joint_valid(tokens),
                          structure=joint_structure(tokens, self.embedders, masks))
         offsets = stream_offsets(tokens)

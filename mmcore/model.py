@@ -69,6 +69,12 @@ class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
     def __init__(self, config: dict[str, Any]) -> None:  # the mixin saves ``config`` as config.json
         super().__init__()
         self.frozen_targets: list[nn.Module] = []  # see own_frozen_target; a plain list, not submodules twice
+        self.compiled_step = None  # `step` compiled by `compile_step`; forward uses it when set
+
+    def compile_step(self, **options: Any) -> None:
+        """Compile ``step`` (``train.compile``) and not ``forward``: forward tokenizes and draws every
+        random choice eagerly first, so the compiled part holds no generator and is one graph."""
+        self.compiled_step = torch.compile(self.step, **options)
 
     def train(self, mode: bool = True) -> ModelFolder:
         super().train(mode)
@@ -214,25 +220,47 @@ class MaskedModel(ModelFolder):
         hidden: Tensor | None = None,
     ) -> MaskedOutput:
         """``hidden`` [B, N] bool may be passed to fix the mask (it must keep the routing rule
-        of `mmcore.contract`, else a ConfigError); else the policy draws it."""
+        of `mmcore.contract`, else a ConfigError); else the policy draws it.
+
+        Tokenizing and every random draw run eagerly here (`draw`); `step` is then a pure
+        tensor function, the part ``train.compile`` compiles (`compile_step`)."""
         tokens = self.tokenizer.tokenize(batch)
-        num_hidden = self.policy.num_hidden(tokens.num_tokens)
+        hidden, seen = self.draw(tokens, generator, hidden)
+        return (self.compiled_step or self.step)(tokens, hidden, seen)
+
+    def draw(self, tokens: Tokens, generator: torch.Generator | None = None,
+             hidden: Tensor | None = None) -> tuple[Tensor, Tokens]:
+        """(hidden [B, N], the tokens the encoder sees): the policy's mask, or ``hidden`` checked, and in
+        BERT style the policy's corruption (80/10/10), all drawn from ``generator``."""
         if hidden is None:
             hidden = self.policy(tokens, generator=generator)
         else:
-            check_hidden(hidden, tokens, num_hidden, self.style)
-        pred, index = self.predict(tokens, hidden, num_hidden, generator)
+            check_hidden(hidden, tokens, self.policy.num_hidden(tokens.num_tokens), self.style)
+        return hidden, self.corrupted(tokens, scored_mask(hidden, tokens.valid), generator)
+
+    def corrupted(self, tokens: Tokens, hidden: Tensor, generator: torch.Generator | None) -> Tokens:
+        """The tokens the BERT-style encoder sees: as the policy's ``corrupt`` rewrites them, if it has one."""
+        corrupt = getattr(self.policy, "corrupt", None)
+        if self.style == "mae" or corrupt is None:
+            return tokens
+        return corrupt(tokens, hidden, generator)
+
+    def step(self, tokens: Tokens, hidden: Tensor, seen: Tokens) -> MaskedOutput:
+        """Predict and score with every random choice made: no generator, static shapes, no host sync."""
+        pred, index = self.predict(tokens, hidden, self.policy.num_hidden(tokens.num_tokens), seen=seen)
         return self.score(tokens, hidden, pred, index)
 
-    def predict(self, tokens: Tokens, hidden: Tensor, num_hidden: int,
-                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def predict(self, tokens: Tokens, hidden: Tensor, num_hidden: int, generator: torch.Generator | None = None,
+                seen: Tokens | None = None) -> tuple[Tensor, Tensor]:
         """Head outputs at ``num_hidden`` slots per sample: (pred [B, K, ...], token index [B, K]).
-        Slots holding a void token (spare slots) have an index but are never scored."""
-        if tokens.valid is not None:
-            hidden = hidden & tokens.valid  # a void token is never hidden: there is nothing to predict
+        Slots holding a void token (spare slots) have an index but are never scored. BERT style
+        encodes ``seen`` (default: the policy's corruption drawn from ``generator``)."""
+        hidden = scored_mask(hidden, tokens.valid)  # a void token is never hidden: there is nothing to predict
         if self.style == "mae":
             return self.forward_mae(tokens, hidden, num_hidden)
-        return self.forward_bert(tokens, hidden, num_hidden, generator)
+        if seen is None:
+            seen = self.corrupted(tokens, hidden, generator)
+        return self.forward_bert(tokens, hidden, num_hidden, seen)
 
     def forward_mae(self, tokens: Tokens, hidden: Tensor, num_hidden: int) -> tuple[Tensor, Tensor]:
         order = mae_order(hidden, tokens.valid)  # [B, N] visible, then void, then hidden
@@ -240,11 +268,7 @@ class MaskedModel(ModelFolder):
                      structure_of(self.embedder, tokens, hidden), self.embedder.decoder_positions(tokens))
         return self.head(y), order[:, tokens.num_tokens - num_hidden:]
 
-    def forward_bert(
-        self, tokens: Tokens, hidden: Tensor, num_hidden: int, generator: torch.Generator | None
-    ) -> tuple[Tensor, Tensor]:
-        corrupt = getattr(self.policy, "corrupt", None)
-        seen = corrupt(tokens, hidden, generator) if corrupt is not None else tokens
+    def forward_bert(self, tokens: Tokens, hidden: Tensor, num_hidden: int, seen: Tokens) -> tuple[Tensor, Tensor]:
         x = self.encoder(self.embedder(seen, hidden), tokens.valid, structure=structure_of(self.embedder, tokens, hidden))
         index = hidden.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :num_hidden]  # hidden first
         states = x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))  # [B, K, D]
@@ -303,7 +327,7 @@ def score_slots(target: Any, scorer: Any, name: str, tokens: Tokens, hidden: Ten
     with torch.no_grad():  # a target is data, even when a frozen network computes it
         values = target(tokens)  # [B, N, ...]
     values = values.gather(1, index.view(*index.shape, *([1] * (values.dim() - 2))).expand(-1, -1, *values.shape[2:]))
-    scored = hidden if tokens.valid is None else hidden & tokens.valid
+    scored = scored_mask(hidden, tokens.valid)
     weight = scored.gather(1, index).to(torch.float32)  # [B, K]
     losses = scorer.loss(pred, values)  # [B, K] float32, or {part: [B, K]}
     names = loss_part_names(scorer, name)
@@ -316,6 +340,11 @@ def score_slots(target: Any, scorer: Any, name: str, tokens: Tokens, hidden: Ten
     token_loss = sum(parts.values())
     loss = (token_loss * weight).sum() / weight.sum().clamp_min(1.0)
     return MaskedOutput(loss, token_loss, weight, pred, index, hidden, tokens, parts)
+
+
+def scored_mask(hidden: Tensor, valid: Tensor | None) -> Tensor:
+    """hidden ∩ valid: the tokens predicted and scored."""
+    return hidden if valid is None else hidden & valid
 
 
 def mae_order(hidden: Tensor, valid: Tensor | None) -> Tensor:

@@ -175,11 +175,14 @@ def setup(cfg: DictConfig, resume: bool, overwrite: bool = False) -> Run:
         log_with=list(t.trackers) or None,
         project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")),
         step_scheduler_with_optimizer=False,
-        dynamo_backend="inductor" if t.compile else None,
+        dynamo_backend="no",  # train.compile compiles the model's step alone, after the eager mask draws
     )
     lock = claim_folder(accelerator, out_dir, resume, overwrite)
     try:
-        return build_run(cfg, accelerator, lock, resume)
+        run = build_run(cfg, accelerator, lock, resume)
+        if t.compile:  # one graph per step: forward draws masks outside it (docs/design.md)
+            accelerator.unwrap_model(run.model).compile_step()
+        return run
     except BaseException:
         if lock is not None:
             lock.release()

@@ -48,7 +48,8 @@ def test_not_text_and_gzip(tmp_path):
 
 def test_esm2_alphabet_ids():
     tok = ProteinTokenizer()
-    ids = tok.collate([{"sequence": "LAGCXBUZO<mask>"}])["ids"][0].tolist()
+    batch = tok.collate([{"sequence": "LAGCXBUZO<mask>"}])
+    ids = batch["ids"][0][batch["valid"][0]].tolist()  # padded to 16 (a multiple of 8) with void tokens
     assert ids == [4, 5, 6, 23, 24, 25, 26, 27, 28, 32]  # ESM-2: L=4 A=5 G=6 C=23, X B U Z O = 24-28, <mask>=32
     assert (tok.vocab_size, tok.pad_id, tok.mask_id) == (33, 1, 32)
     with pytest.raises(DataError, match=r"sample 1: holds 'J', not an amino acid"):

@@ -20,10 +20,10 @@ def test_bert_vocab_txt_folder(tmp_path):
     tok = TextTokenizer(path=str(write_vocab(tmp_path / "bert")))
     assert (tok.vocab_size, tok.mask_id, tok.pad_id) == (len(BERT_VOCAB), 4, 0)
     batch = tok.collate([{"text": "The cat sat on the [MASK]."}, {"text": "Unbelievably, the cat"}])
-    assert batch["ids"][0].tolist() == [5, 6, 7, 8, 5, 4, 10]  # lowercased, [MASK] kept whole
+    assert batch["ids"][0].tolist() == [5, 6, 7, 8, 5, 4, 10, 0]  # lowercased, [MASK] kept whole; padded to 8
     assert batch["ids"][1, :5].tolist() == [11, 12, 13, 14, 5]
-    assert batch["word_ids"][1].tolist() == [0, 0, 0, 1, 2, 3, -1]  # pieces of "unbelievably" share a word
-    assert batch["valid"][1].tolist() == [True] * 6 + [False]
+    assert batch["word_ids"][1].tolist() == [0, 0, 0, 1, 2, 3, -1, -1]  # pieces of "unbelievably" share a word
+    assert batch["valid"][1].tolist() == [True] * 6 + [False] * 2
     assert tok.render([5, 6, 7, 8, 5, 4, 10]) == "the cat sat on the [MASK]."
 
 
@@ -57,7 +57,8 @@ def test_truncation_and_prompt_limits(tok):
     with pytest.raises(DataError, match="prompt is 50 tokens long; accepted: at most 32"):
         tok.parse_prompt(long)
     batch = tok.collate([{"text": "cat"}, {"text": "the cat"}])
-    assert "valid" in batch and "valid" not in tok.collate([{"text": "cat"}, {"text": "mat"}])
+    assert "valid" in batch and "valid" not in tok.collate([{"text": " ".join(["cat"] * 8)}, {"text": " ".join(["mat"] * 8)}])
+    assert batch["ids"].shape == (2, 8)  # padded to a multiple of 8, so compiled shapes repeat
 
 
 def test_errors_name_what_and_accepted(tmp_path):
@@ -87,7 +88,7 @@ def test_real_bert_uncased_vocabulary():
     tok = TextTokenizer(path=str(folder))
     assert (tok.vocab_size, tok.mask_id, tok.pad_id) == (30522, 103, 0)
     ids = tok.collate([{"text": "The [MASK] sat on the mat."}])["ids"][0].tolist()
-    assert ids == [1996, 103, 2938, 2006, 1996, 13523, 1012]
+    assert ids == [1996, 103, 2938, 2006, 1996, 13523, 1012, 0]  # padded to a multiple of 8
     assert tok.tokenize(tok.collate([{"text": "a"}])).meta["generate_ids"] == (104, 30522)
 
 

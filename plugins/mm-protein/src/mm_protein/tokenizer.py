@@ -1,4 +1,5 @@
-"""Protein sequences ↔ ESM-2 ids, padded per batch (padding is void: never attended to nor scored)."""
+"""Protein sequences ↔ ESM-2 ids, padded per batch to a multiple of 8 (up to max_length), so a compiled step
+sees few shapes; padding is void: never attended to nor scored."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .alphabet import ACCEPTED, MASK, PAD, STANDARD, TOKENS, encode
 from .fasta import parse_fasta
 
 MASK_TOKEN = "<mask>"
+PAD_MULTIPLE = 8  # batches pad to a multiple of this (up to max_length), so compiled shapes repeat
 
 
 @dataclass
@@ -49,6 +51,7 @@ class ProteinTokenizer:
         """{"sequence": str} samples → ids [B, N] and valid [B, N] (only if padded); cut at max_length."""
         rows = [self.ids(s["sequence"], s.get("name", f"sample {i}"))[: self.max_length] for i, s in enumerate(samples)]
         N = max(1, max(len(r) for r in rows))
+        N = min(-(-N // PAD_MULTIPLE) * PAD_MULTIPLE, self.max_length)  # compiled shapes repeat
         ids = torch.full((len(rows), N), PAD, dtype=torch.long)
         valid = torch.zeros((len(rows), N), dtype=torch.bool)
         for i, r in enumerate(rows):

@@ -1,8 +1,10 @@
 """Text ↔ word-piece ids through a Hugging Face `tokenizers` vocabulary.
 
-Batches are padded to their longest sample; padding is void (``valid`` False),
-so it is never attended to nor scored. Texts longer than ``max_length``
-tokens are cut there (the readers split long documents into chunks first).
+Batches are padded to their longest sample, rounded up to a multiple of 8 (up
+to ``max_length``) so that a compiled step sees few shapes; padding is void
+(``valid`` False), so it is never attended to nor scored. Texts longer than
+``max_length`` tokens are cut there (the readers split long documents into
+chunks first).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from mmcore.errors import ConfigError, DataError
 
 from .files import read_documents
 from .vocab import KINDS, load_tokenizer, plain, special_ids, train_tokenizer
+
+PAD_MULTIPLE = 8  # batches pad to a multiple of this (up to max_length), so compiled shapes repeat
 
 
 @dataclass
@@ -93,6 +97,7 @@ class TextTokenizer:
         encodings = self.encode([s["text"] for s in samples])
         rows = [(e.ids[: self.max_length], word_numbers(e.word_ids[: self.max_length])) for e in encodings]
         N = max(1, max(len(ids) for ids, _ in rows))
+        N = min(-(-N // PAD_MULTIPLE) * PAD_MULTIPLE, self.max_length)  # compiled shapes repeat
         ids = torch.full((len(rows), N), self.pad_id, dtype=torch.long)
         words = torch.full((len(rows), N), -1, dtype=torch.long)
         valid = torch.zeros((len(rows), N), dtype=torch.bool)
