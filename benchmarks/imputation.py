@@ -93,7 +93,7 @@ def mmcore_impute(incomplete, workdir: Path, steps: int | None, seed: int, ratio
     """Train the tabular-remask recipe on the incomplete CSV, then `mm impute` it; the filled cells."""
     from mmcore.config import load_recipe
     from mmcore.plugins import get_registry
-    from mmcore.train import train
+    from mmcore.executor import train
 
     data = workdir / "incomplete.csv"
     write_table(incomplete, data)

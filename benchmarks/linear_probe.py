@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     from mmcore.model import MaskedModel
     from mmcore.plugins import get_registry
     from mmcore.probe import probe_encoder, probe_scores, probe_table
-    from mmcore.train import train
+    from mmcore.executor import train
 
     out = Path(args.out)
     overrides = [f"output_dir={out}", *args.overrides]

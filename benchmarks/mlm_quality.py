@@ -30,7 +30,7 @@ from mmcore.discrete import BertMasking
 from mmcore.model import build_part
 from mmcore.plugins import get_registry
 from mmcore.sampling import hidden_logits
-from mmcore.train import train
+from mmcore.executor import train
 
 RECIPES = {"text": "text-mlm", "protein": "protein-mlm"}
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     import mmcore
     from mmcore.config import load_recipe
     from mmcore.joint import JointModel
-    from mmcore.train import train
+    from mmcore.executor import train
 
     overrides = [f"output_dir={args.out}"] + ([f"train.steps={args.steps}"] if args.steps else [])
     cfg = load_recipe(RECIPE, overrides)

@@ -33,7 +33,7 @@ from mmcore import from_pretrained
 from mmcore.config import load_recipe
 from mmcore.model import MaskedModel
 from mmcore.probe import probe_encoder
-from mmcore.train import train
+from mmcore.executor import train
 from mm_pointcloud import ShapesDemo
 
 

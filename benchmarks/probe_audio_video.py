@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     from mmcore.model import MaskedModel
     from mmcore.plugins import get_registry
     from mmcore.probe import probe_encoder, probe_table
-    from mmcore.train import train
+    from mmcore.executor import train
 
     recipe = RECIPES[args.modality]
     out = Path(args.out or f"runs/probe-{args.modality}")

@@ -6,12 +6,9 @@ what it wrote, `features` turns samples or files into the ``X`` of scikit-learn.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import os
-import sys
-import types
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +45,7 @@ def train(recipe: str | Path, *, resume: bool = False, overwrite: bool = False, 
     dotted keys work as a dict, ``train(recipe, **{"train.steps": 300})``.
     """
     from mmcore.config import load_recipe
-    from mmcore.train import train as run
+    from mmcore.executor import train as run
 
     lines = [f"{key.replace('__', '.')}={json.dumps(value, default=str)}" for key, value in overrides.items()]
     return run(load_recipe(recipe, lines), resume=resume, overwrite=overwrite)
@@ -86,33 +83,3 @@ def _to(batch: Any, device: Any) -> Any:
     if isinstance(batch, dict):
         return {k: _to(v, device) for k, v in batch.items()}
     return batch.to(device) if hasattr(batch, "to") and hasattr(batch, "device") else batch
-
-
-# ``mmcore.train`` names both the function above and the executor module ``mmcore/train.py``
-# (``import mmcore.train``, ``from mmcore.train import train``). The attribute is the module,
-# made callable as the function, so every one of these keeps working.
-
-class _Executor(types.ModuleType):
-    def __call__(self, recipe: str | Path, **kwargs: Any) -> Path:
-        return train(recipe, **kwargs)  # the function of this file: the property below hides it from attribute access
-
-
-def _executor() -> types.ModuleType:
-    module = sys.modules.get(f"{__name__}.train") or importlib.import_module(f"{__name__}.train")
-    module.__class__ = _Executor
-    return module
-
-
-class _Package(types.ModuleType):
-    @property
-    def train(self) -> types.ModuleType:
-        return _executor()
-
-    @train.setter
-    def train(self, module: types.ModuleType) -> None:  # the import system binds the loaded submodule here
-        if not isinstance(module, types.ModuleType):
-            raise TypeError("mmcore.train is the executor module (callable as mmcore.train(recipe, ...)); it cannot be replaced")
-        module.__class__ = _Executor
-
-
-sys.modules[__name__].__class__ = _Package

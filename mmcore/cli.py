@@ -178,7 +178,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.dry_run:
         return cmd_validate(args)
     from mmcore.config import load_recipe
-    from mmcore.train import train
+    from mmcore.executor import train
 
     train(load_recipe(args.recipe, args.overrides), resume=args.resume, overwrite=args.overwrite)
 

@@ -41,7 +41,7 @@ class MaskedOutput:
 
     ``loss`` is this micro-batch's own mean, for evaluation and quick use; a
     training step reduces ``loss_terms`` instead, over every micro-batch and
-    process at once (`mmcore.train.LossReducer`).
+    process at once (`mmcore.executor.LossReducer`).
     """
 
     loss: Tensor  # [] mean loss over hidden ∩ valid tokens of this micro-batch

@@ -65,7 +65,7 @@ def build_model(style: str):
 
 def step_gradients(accelerator: Accelerator, style: str, micro: list[list[dict]]) -> dict[str, torch.Tensor]:
     """{parameter: gradient} after one step over the micro-batches ``micro`` (this process's share)."""
-    from mmcore.train import LossReducer, accumulate_gradients
+    from mmcore.executor import LossReducer, accumulate_gradients
 
     model = build_model(style)
     model = accelerator.prepare(model)

@@ -17,13 +17,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from toy import ToyPlugin  # noqa: E402
 
-import mmcore.train  # noqa: E402
+import mmcore.executor  # noqa: E402
 from mmcore import cli, plugins  # noqa: E402
 
 
 def kill_at(step: int) -> None:
     target = os.getppid() if "LOCAL_RANK" in os.environ else os.getpid()
-    after_step = mmcore.train.StepLog.after_step
+    after_step = mmcore.executor.StepLog.after_step
 
     def after_step_then_kill(self, loss):
         after_step(self, loss)
@@ -31,7 +31,7 @@ def kill_at(step: int) -> None:
             os.kill(target, signal.SIGKILL)
             time.sleep(3)  # a worker that outlived its launcher would go on from here
 
-    mmcore.train.StepLog.after_step = after_step_then_kill
+    mmcore.executor.StepLog.after_step = after_step_then_kill
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from PIL import Image
 
 from mmcore.config import is_joint, load_recipe, model_dict
 from mmcore.plugins import get_registry
-from mmcore.train import build_joint, build_single
+from mmcore.executor import build_joint, build_single
 
 TINY = ["model.encoder.dim=32", "model.encoder.depth=1", "model.encoder.heads=2", "model.decoder.dim=16",
         "model.decoder.depth=1", "model.decoder.heads=2", "data.batch_size=2", "data.num_workers=0"]

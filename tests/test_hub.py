@@ -30,7 +30,7 @@ from mmcore.errors import DataError, PluginError  # noqa: E402
 from mmcore.hub import HubError, check_weights, pull, push  # noqa: E402
 from mmcore.model import MaskedModel, record_sources  # noqa: E402
 from mmcore.testing import tiny_config  # noqa: E402
-from mmcore.train import save_model_folder  # noqa: E402
+from mmcore.executor import save_model_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_test_write"

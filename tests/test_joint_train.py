@@ -10,7 +10,7 @@ from mmcore.config import load_recipe
 from mmcore.errors import ConfigError
 from mmcore.joint import JointModel
 from mmcore.model import MaskedModel
-from mmcore.train import train
+from mmcore.executor import train
 from toy import WordPlugin, train_recipe
 
 RECIPE = """

@@ -173,7 +173,7 @@ def test_a_full_disk_during_a_checkpoint_leaves_the_previous_one_intact(recipe, 
 def test_a_full_disk_while_writing_the_model_folder_keeps_the_old_one(recipe, tmp_path, monkeypatch):
     import errno
 
-    import mmcore.train as train_module
+    import mmcore.executor as train_module
 
     run(recipe, tmp_path / "run")
     old = snapshot(tmp_path / "run" / "model")

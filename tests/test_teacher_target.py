@@ -17,7 +17,7 @@ from mmcore import plugins
 from mmcore.config import load_recipe
 from mmcore.errors import ConfigError
 from mmcore.model import MaskedModel
-from mmcore.train import param_groups, train
+from mmcore.executor import param_groups, train
 
 SENTENCES = [
     "The cat sat on the mat.",

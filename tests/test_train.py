@@ -53,7 +53,7 @@ def test_damaged_checkpoint_falls_back_to_the_previous(recipe, tmp_path):
 
 
 def test_a_failed_run_leaves_no_model_folder(recipe, tmp_path, monkeypatch):
-    import mmcore.train as train_module
+    import mmcore.executor as train_module
 
     def broken_card(*args, **kwargs):
         raise OSError("disk full")

@@ -317,7 +317,7 @@ def train_recipe(recipe, out, resume=False, overwrite=False, kill_at=None, overr
     """Train ``recipe`` into ``out`` in this process; returns {step: loss}. ``options``: more
     ``key=value`` overrides written as keywords (``**{"train.grad_accum": 2}``)."""
     from mmcore.config import load_recipe
-    from mmcore.train import train
+    from mmcore.executor import train
 
     losses = {}
 

@@ -64,7 +64,7 @@ def test_head_scores_numeric_by_mse_and_categorical_by_cross_entropy(tokenizer_o
 
 
 def test_loss_parts_are_weighed_by_the_recipe(tokenizer_options, samples):
-    from mmcore.train import check_loss_weights
+    from mmcore.executor import check_loss_weights
 
     torch.manual_seed(0)
     model = MaskedModel(tiny_config("tabular", "remask", tokenizer=tokenizer_options))

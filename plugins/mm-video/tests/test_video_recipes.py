@@ -6,7 +6,7 @@ import pytest
 
 from mmcore.config import load_recipe
 from mmcore.errors import ConfigError
-from mmcore.train import train
+from mmcore.executor import train
 
 TINY = ["model.encoder.dim=32", "model.encoder.depth=1", "model.encoder.heads=2", "model.decoder.dim=16",
         "model.decoder.depth=1", "model.decoder.heads=2", "data.batch_size=4", "data.eval_batches=1",
