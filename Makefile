@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed
 # huggingface_hub 0.36 / 1.x without torch, to run the Hub-protocol round trip with each.
 HUB_VENVS := .venv-olah/.installed .venv-hub036/.installed .venv-hub1/.installed
 
-.PHONY: demo test install clean hub-venvs
+.PHONY: demo test install clean hub-venvs docs
 
 demo: $(STAMP)
 	$(VENV)/bin/mm train image-mae-demo --overwrite
@@ -22,6 +22,17 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]" $(addprefix -e ,$(PLUGINS))
+	touch $@
+
+# The documentation site (mkdocs.yml) into site/; --strict: any warning (a broken link, a docstring
+# mkdocstrings cannot render) fails the build. Needs no network: no web fonts, no remote inventories.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[docs]"
 	touch $@
 
 hub-venvs: $(HUB_VENVS)
