@@ -14,18 +14,15 @@ names, and may build its structured policies on `PatchMasking`.
 
 from __future__ import annotations
 
-import warnings
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmcore.contract import Embedder, Head, Tokens
-from mmcore.errors import ConfigError, DataError
+from mmcore.errors import ConfigError
+from mmcore.folders import keep_readable, list_class_folder, refusal  # noqa: F401  (moved; importable from here)
 from mmcore.masking import hide_fraction_of_valid, hide_lowest, uniform_noise
 
 EPS = 1e-6  # added to a patch's variance before the square root: flat patches stay finite
@@ -181,77 +178,3 @@ class RandomMasking(PatchMasking):
         noise = uniform_noise((tokens.batch_size, tokens.num_tokens), tokens.values.device, generator)
         return self.hide(tokens, noise)
 
-
-# -- folders of files ------------------------------------------------------------------
-
-def list_class_folder(path: str, extensions: list[str], noun: str, example: str,
-                      readable: list[str] | tuple[str, ...] = ()) -> tuple[list[Path], list[int], list[str]]:
-    """Files under ``path`` with one of ``extensions``, searched recursively, hidden ones skipped.
-
-    First-level subfolders are classes (sorted names; label = index), files
-    directly in ``path`` get label -1. Returns sorted files, their labels and
-    the class names; ``noun`` ("image", "audio", ...) and ``example`` (a path)
-    word the errors. Files with an extension in ``readable`` (what the
-    modality's reader also understands) but not in ``extensions`` are left
-    out with a warning that counts them per extension, so none is ignored
-    without a word.
-    """
-    if not path or path == "???":
-        raise ConfigError(f"data.dataset.path is required; accepted: a folder of {noun} files, e.g. data.dataset.path={example}")
-    root = Path(path).expanduser().absolute()
-    exts = sorted({"." + e.lower().lstrip(".") for e in extensions})
-    what = f"{', '.join(exts)} files (data.dataset.extensions), optionally one subfolder per class"
-    if not root.is_dir():
-        raise DataError(f"{noun} folder {root} does not exist or is not a folder; accepted: a folder of {what}")
-    every = [f for f in root.rglob("*") if not any(s.startswith(".") for s in f.relative_to(root).parts) and f.is_file()]
-    files = sorted(f for f in every if f.suffix.lower() in exts)
-    others = {"." + e.lower().lstrip(".") for e in readable} - set(exts)
-    left = sorted(f for f in every if f.suffix.lower() in others)
-    if left:
-        counts = Counter(f.suffix.lower() for f in left)
-        warnings.warn(f"{noun} folder {root}: left out {len(left)} file(s) whose extension is not in data.dataset.extensions "
-                      f"({', '.join(f'{n} {e}' for e, n in sorted(counts.items()))}, e.g. {left[0].relative_to(root)}); "
-                      f"add the extension to data.dataset.extensions to use them", stacklevel=3)
-    if not files:
-        raise DataError(f"{noun} folder {root} holds no {noun} files; accepted: {what}")
-    parts = [f.relative_to(root).parts for f in files]
-    classes = sorted({p[0] for p in parts if len(p) > 1})
-    ids = {c: i for i, c in enumerate(classes)}
-    return files, [ids[p[0]] if len(p) > 1 else -1 for p in parts], classes
-
-
-def refusal(message: str, reason: str) -> DataError:
-    """A DataError that `keep_readable` counts under ``reason`` (a few words: "truncated", "16-bit mode")."""
-    error = DataError(message)
-    error.reason = reason
-    return error
-
-
-def keep_readable(files: list[Path], labels: list[int], probe: Callable[[Path], object], noun: str,
-                  path: str, accepted: str) -> tuple[list[Path], list[int]]:
-    """The files ``probe`` accepts (``on_error=skip``), warning once: a count per reason, then the messages.
-
-    A DataError made by `refusal` is counted under its reason, any other one
-    as "unreadable"; the first ten messages follow in file order (the full
-    list of a large folder would drown the line). Call it from the dataset's
-    ``build`` so the warning points at the caller of ``build``.
-    """
-    root = Path(path).expanduser().absolute()
-    kept, bad, messages = [], {}, []
-    for f, label in zip(files, labels):
-        try:
-            probe(f)
-            kept.append((f, label))
-        except DataError as exc:
-            name = f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)
-            bad.setdefault(getattr(exc, "reason", None) or "unreadable", []).append(name)
-            messages.append(str(exc))
-    if bad:
-        groups = ", ".join(f"{len(names)} {reason} ({', '.join(names[:5])}{', ...' * (len(names) > 5)})"
-                           for reason, names in bad.items())
-        more = f" | ... and {len(messages) - 10} more" if len(messages) > 10 else ""
-        warnings.warn(f"skipped {len(messages)} of {len(files)} {noun} files (data.dataset.on_error=skip): {groups} | "
-                      + " | ".join(messages[:10]) + more, stacklevel=3)
-    if not kept:
-        raise DataError(f"none of the {len(files)} {noun} files under {path} is readable; accepted: {accepted}")
-    return [f for f, _ in kept], [label for _, label in kept]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import sys
 import traceback
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -30,10 +31,16 @@ from mmcore.contract import Modality
 from mmcore.errors import PluginError
 
 ENTRY_POINT_GROUP = "mmcore"
-CORE_RECIPES = Path(__file__).parent / "recipes"
 HOOKS = ("register_modalities", "register_masking_policies", "register_targets", "register_datasets", "register_recipes",
          "register_commands")
 KINDS = ("modalities", "policies", "targets", "datasets", "recipes", "commands")
+
+
+def recipes_in(package: str) -> list[tuple[str, Path]]:
+    """(name, path) of each ``recipes/*.yaml`` beside ``package``'s ``__init__.py``, by name: a plugin's
+    ``register_recipes`` hook passes them on (``for name, path in recipes_in(__name__): register(name, path)``)."""
+    folder = Path(sys.modules[package].__file__).parent / "recipes"
+    return [(path.stem, path) for path in sorted(folder.glob("*.yaml"))]
 
 
 @dataclass
@@ -70,9 +77,9 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self.owner: dict[tuple[str, Any], str] = {}  # (kind, key) -> plugin name
         self.items: dict[str, dict[Any, Any]] = {k: {} for k in KINDS}
-        for path in sorted(CORE_RECIPES.glob("*.yaml")):  # recipes that span plugins (joint models) ship with the core
-            self.items["recipes"][path.stem] = str(path)
-            self.owner[("recipes", path.stem)] = "mmcore"
+        for name, path in recipes_in("mmcore"):  # recipes that span plugins (joint models) ship with the core
+            self.items["recipes"][name] = str(path)
+            self.owner[("recipes", name)] = "mmcore"
 
     # -- loading ---------------------------------------------------------
     def load_entry_points(self) -> None:

@@ -1,14 +1,13 @@
 """Plugin discovery: isolation of broken plugins, duplicates, the load filter."""
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from mmcore import Modality, hookimpl
+from mmcore import Modality, hookimpl, plugins
+from mmcore.cli import main
 from mmcore.errors import PluginError
 from mmcore.plugins import Registry
 
@@ -29,7 +28,9 @@ GOOD = """
 
 
 @pytest.fixture
-def plugin_path(tmp_path):
+def plugin_path(tmp_path, monkeypatch):
+    """Three installed distributions on sys.path, found through their entry points by this process's registry
+    (``importlib.metadata`` reads sys.path on each call, so no fresh interpreter is needed)."""
     write_dist(tmp_path, "mm-good", "mm_good", GOOD, target="mm_good:plugin")
     write_dist(tmp_path, "mm-broken", "mm_broken", "raise ImportError('libfoo.so: cannot open shared object file')\n")
     write_dist(tmp_path, "mm-hookfail", "mm_hookfail", """
@@ -38,19 +39,25 @@ def plugin_path(tmp_path):
         def register_masking_policies(register):
             raise RuntimeError("policy table is corrupt")
     """)
-    tests_dir = os.path.dirname(__file__)
-    return f"{tmp_path}{os.pathsep}{tests_dir}"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.reset_registry()
+    yield tmp_path
+    plugins.reset_registry()
+    for module in ("mm_good", "mm_broken", "mm_hookfail"):
+        sys.modules.pop(module, None)
 
 
-def run_mm(args, pythonpath, **env):
-    full_env = {**os.environ, "PYTHONPATH": pythonpath, **env}
-    return subprocess.run([sys.executable, "-m", "mmcore", *args], capture_output=True, text=True, env=full_env, timeout=120)
+def run_mm(capsys, args):
+    """``mm`` in this process: (exit code, stdout, stderr)."""
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_broken_plugins_are_listed_and_others_still_work(plugin_path):
-    result = run_mm(["plugins"], plugin_path)
-    assert result.returncode == 0, result.stderr
-    listed = {p["name"]: p for p in json.loads(result.stdout)}
+def test_broken_plugins_are_listed_and_others_still_work(plugin_path, capsys):
+    code, out, err = run_mm(capsys, ["plugins"])
+    assert code == 0, err
+    listed = {p["name"]: p for p in json.loads(out)}
     assert listed["mm_broken"]["status"] == "broken"
     assert "libfoo.so" in listed["mm_broken"]["error"] and "import failed" in listed["mm_broken"]["error"]
     assert listed["mm_hookfail"]["status"] == "broken"
@@ -61,18 +68,17 @@ def test_broken_plugins_are_listed_and_others_still_work(plugin_path):
     assert "signal:waves" in good["datasets"]
 
 
-def test_load_filter_restricts_plugins(plugin_path):
-    only = run_mm(["plugins"], plugin_path, MMCORE_LOAD_PLUGINS="mm-good")
-    assert [p["name"] for p in json.loads(only.stdout)] == ["mm_good"]
-    none = run_mm(["plugins"], plugin_path, MMCORE_LOAD_PLUGINS="")
-    assert json.loads(none.stdout) == []
+def test_load_filter_restricts_plugins(plugin_path, capsys, monkeypatch):
+    monkeypatch.setenv("MMCORE_LOAD_PLUGINS", "mm-good")
+    assert [p["name"] for p in json.loads(run_mm(capsys, ["plugins"])[1])] == ["mm_good"]
+    plugins.reset_registry()
+    monkeypatch.setenv("MMCORE_LOAD_PLUGINS", "")
+    assert json.loads(run_mm(capsys, ["plugins"])[1]) == []
 
 
 def test_unknown_modality_names_broken_plugins(plugin_path):
-    code = "from mmcore.plugins import get_registry; get_registry().modality('sonar')"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": plugin_path})
-    assert "unknown modality 'sonar'" in result.stderr and "mm_broken" in result.stderr
+    with pytest.raises(PluginError, match="unknown modality 'sonar'.*mm_broken"):
+        plugins.get_registry().modality("sonar")
 
 
 def test_failing_hook_rolls_back_what_the_plugin_registered():

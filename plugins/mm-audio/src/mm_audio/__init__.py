@@ -6,13 +6,12 @@ This module holds only the hook implementations mmcore discovers through the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmcore.contract import Modality
 from mmcore.continuous import PatchEmbedder
 from mmcore.continuous import PatchTarget as FbankTarget
 from mmcore.continuous import RegressionHead as PatchHead
 from mmcore.hookspecs import hookimpl
+from mmcore.plugins import recipes_in
 
 from .data import AudioFolder, SpokenDigits
 from .files import read_audio_file
@@ -24,9 +23,6 @@ __all__ = [
     "AudioFolder", "FbankTarget", "FbankTokenizer", "FrequencyMasking", "PatchEmbedder", "PatchHead", "RandomMasking",
     "SpokenDigits", "TimeFrequencyMasking", "TimeMasking", "read_audio_file", "spectrogram_grid",
 ]
-
-RECIPES = Path(__file__).parent / "recipes"
-
 
 @hookimpl
 def register_modalities(register):
@@ -67,5 +63,5 @@ def register_datasets(register):
 
 @hookimpl
 def register_recipes(register):
-    for path in sorted(RECIPES.glob("*.yaml")):
-        register(path.stem, path)
+    for name, path in recipes_in(__name__):
+        register(name, path)

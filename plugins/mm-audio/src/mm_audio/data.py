@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mmcore.continuous import keep_readable, list_class_folder
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
+from mmcore.folders import keep_readable, list_class_folder
+from mmcore.splits import check_test_fraction, split_indices
 
 from .demo import RATE, load_or_generate
 from .files import ACCEPTED, probe_audio, read_audio, resample
@@ -29,13 +30,6 @@ def random_crop(wave: torch.Tensor, tokenizer, generator: torch.Generator | None
         return wave
     start = int(torch.randint(len(wave) - length + 1, (), generator=generator))
     return wave[start: start + length]
-
-
-def _split(count: int, test_fraction: float, split: str) -> list[int]:
-    """Indices of one split from a fixed-seed permutation (the same on every run and rank)."""
-    order = np.random.default_rng(0).permutation(count)
-    num_test = int(round(test_fraction * count))
-    return sorted((order[:num_test] if split == "test" else order[num_test:]).tolist())
 
 
 class _Clips(Dataset):
@@ -82,7 +76,7 @@ class SpokenDigits:
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
         data = load_or_generate(self.num_clips, self.cache_dir)
-        chosen = _split(self.num_clips, self.test_fraction, split)
+        chosen = split_indices(self.num_clips, self.test_fraction, split)
         return _Clips(data["audio"], data["offsets"], data["labels"], chosen, tokenizer)
 
 
@@ -147,8 +141,7 @@ class AudioFolder:
     on_error: str = "raise"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        check_test_fraction(self.test_fraction)
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
@@ -157,5 +150,5 @@ class AudioFolder:
         files, labels, classes = list_class_folder(self.path, self.extensions, "audio", "./clips")
         if self.on_error == "skip":
             files, labels = keep_readable(files, labels, probe_audio, "audio", self.path, ACCEPTED)
-        chosen = _split(len(files), self.test_fraction, split)
+        chosen = split_indices(len(files), self.test_fraction, split)
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")

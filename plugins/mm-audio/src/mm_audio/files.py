@@ -22,7 +22,7 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from mmcore.continuous import refusal
+from mmcore.folders import refusal
 from mmcore.errors import DataError
 
 ACCEPTED = "WAV, FLAC or OGG (Vorbis/Opus) audio readable by libsndfile"

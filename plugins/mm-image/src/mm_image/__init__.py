@@ -6,12 +6,11 @@ This module holds only the hook implementations mmcore discovers through the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmcore.contract import Modality
 from mmcore.continuous import PatchTarget as PixelTarget
 from mmcore.continuous import RegressionHead as PixelHead
 from mmcore.hookspecs import hookimpl
+from mmcore.plugins import recipes_in
 
 from .data import ImageFolder, MnistDemo
 from .embedder import PatchEmbedder
@@ -24,9 +23,6 @@ __all__ = [
     "BlockMasking", "ImageFolder", "ImageTokenizer", "MnistDemo", "PatchEmbedder", "PixelHead",
     "PixelTarget", "RandomMasking", "SimMIMMasking", "read_image_file", "reconstruction_grid",
 ]
-
-RECIPES = Path(__file__).parent / "recipes"
-
 
 @hookimpl
 def register_modalities(register):
@@ -66,5 +62,5 @@ def register_datasets(register):
 
 @hookimpl
 def register_recipes(register):
-    for path in sorted(RECIPES.glob("*.yaml")):
-        register(path.stem, path)
+    for name, path in recipes_in(__name__):
+        register(name, path)

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from mmcore.continuous import keep_readable, list_class_folder
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
+from mmcore.folders import keep_readable, list_class_folder
+from mmcore.splits import check_test_fraction, split_indices
 
 from .files import ACCEPTED, EXTENSIONS, fit_crop, load_image, probe_image, readable_extensions, to_tensor
 
@@ -127,8 +128,7 @@ class ImageFolder:
     on_error: str = "raise"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        check_test_fraction(self.test_fraction)
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
@@ -138,7 +138,5 @@ class ImageFolder:
         if self.on_error == "skip":
             probe = functools.partial(probe_image, channels=tokenizer.channels, convert=self.convert)
             files, labels = keep_readable(files, labels, probe, "image", self.path, ACCEPTED)
-        order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0)).tolist()
-        num_test = int(round(self.test_fraction * len(files)))
-        chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
+        chosen = split_indices(len(files), self.test_fraction, split, rng="torch")
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from mmcore.continuous import refusal
+from mmcore.folders import refusal
 from mmcore.errors import DataError
 
 from .tokenizer import nearest_multiple

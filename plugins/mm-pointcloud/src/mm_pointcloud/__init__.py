@@ -6,10 +6,9 @@ This module holds only the hook implementations mmcore discovers through the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmcore.contract import Modality
 from mmcore.hookspecs import hookimpl
+from mmcore.plugins import recipes_in
 
 from .data import SHAPES, PointFolder, ShapesDemo, make_shape
 from .embedder import PointGroupEmbedder, max_mean_pool
@@ -26,9 +25,6 @@ __all__ = [
     "RandomMasking", "ShapesDemo", "chamfer", "farthest_point_sample", "knn", "make_shape", "max_mean_pool", "normalise_unit_sphere",
     "point_cloud_grid", "read_point_file", "read_points",
 ]
-
-RECIPES = Path(__file__).parent / "recipes"
-
 
 @hookimpl
 def register_modalities(register):
@@ -68,5 +64,5 @@ def register_datasets(register):
 
 @hookimpl
 def register_recipes(register):
-    for path in sorted(RECIPES.glob("*.yaml")):
-        register(path.stem, path)
+    for name, path in recipes_in(__name__):
+        register(name, path)

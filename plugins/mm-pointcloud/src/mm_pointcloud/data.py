@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from mmcore.continuous import keep_readable, list_class_folder
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
+from mmcore.folders import keep_readable, list_class_folder
+from mmcore.splits import check_test_fraction, split_indices
 
 from .files import ACCEPTED, MESH_FORMATS, POINT_FORMATS, SAMPLING, probe_points, read_points, sample_mesh
 
@@ -147,8 +148,7 @@ class PointFolder:
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLING:
             raise ConfigError(f"data.dataset.sampling {self.sampling!r} is unknown; accepted: {', '.join(SAMPLING)}")
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        check_test_fraction(self.test_fraction)
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
@@ -158,7 +158,5 @@ class PointFolder:
                                              POINT_FORMATS + MESH_FORMATS)
         if self.on_error == "skip":
             files, labels = keep_readable(files, labels, probe_points, "point-cloud", self.path, ACCEPTED)
-        order = np.random.default_rng(0).permutation(len(files))
-        num_test = int(round(self.test_fraction * len(files)))
-        chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
+        chosen = split_indices(len(files), self.test_fraction, split)
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], tokenizer.num_points, self)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcore.continuous import refusal
+from mmcore.folders import refusal
 from mmcore.errors import ConfigError, DataError
 
 from .ply import read_ply

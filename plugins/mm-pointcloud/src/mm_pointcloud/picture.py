@@ -8,11 +8,11 @@ the points that differ from the original (the predicted groups).
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image
 from torch import Tensor
+
+from mmcore.pictures import figure_to_image, pyplot
 
 
 def _unique_rows(points: np.ndarray) -> np.ndarray:
@@ -21,11 +21,7 @@ def _unique_rows(points: np.ndarray) -> np.ndarray:
 
 
 def point_cloud_grid(original: Tensor, masked: Tensor, reconstruction: Tensor, max_rows: int = 4) -> Image.Image:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     clouds = [t[:max_rows].detach().float().cpu().numpy() for t in (original, masked, reconstruction)]
     rows = len(clouds[0])
     fig = plt.figure(figsize=(7.5, 2.5 * rows), dpi=72)
@@ -42,8 +38,4 @@ def point_cloud_grid(original: Tensor, masked: Tensor, reconstruction: Tensor, m
             if i == 0:
                 ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
+    return figure_to_image(fig)

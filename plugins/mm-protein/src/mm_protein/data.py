@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from mmcore.continuous import keep_readable, refusal
-from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
+from mmcore.folders import keep_readable, refusal, visible_files
+from mmcore.splits import check_test_fraction, split_indices
 
 from .fasta import Record, parse_fasta
 
@@ -47,10 +47,7 @@ class Proteins(Dataset):
 
 
 def split_records(records: list[Record], test_fraction: float, split: str, max_length: int) -> Proteins:
-    check_split(split)
-    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(0)).tolist()
-    num_test = int(round(test_fraction * len(records)))
-    chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
+    chosen = split_indices(len(records), test_fraction, split, rng="torch")
     return Proteins([records[i] for i in chosen], max_length, random_crop=split == "train")
 
 
@@ -60,8 +57,7 @@ def fasta_files(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise DataError(f"FASTA path {root} does not exist; accepted: a FASTA file or a folder of {', '.join(EXTENSIONS)} files")
-    files = sorted(f for f in root.rglob("*") if f.is_file() and f.name.lower().endswith(EXTENSIONS)
-                   and not any(part.startswith(".") for part in f.relative_to(root).parts))  # hidden: ._x.fa, .git
+    files = [f for f in visible_files(root) if f.name.lower().endswith(EXTENSIONS)]
     if not files:
         raise DataError(f"folder {root} holds no FASTA file; accepted: {', '.join(EXTENSIONS)}")
     return files
@@ -84,8 +80,7 @@ class FastaFiles:
     on_error: str = "raise"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        check_test_fraction(self.test_fraction)
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 

@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcore.continuous import refusal
+from mmcore.folders import refusal
 
 from .alphabet import ACCEPTED, GAPS, NUCLEOTIDES, RESIDUES
 

@@ -6,10 +6,9 @@ This module holds only the hook implementations mmcore discovers through the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmcore.contract import Modality
 from mmcore.hookspecs import hookimpl
+from mmcore.plugins import recipes_in
 
 from .commands import IMPUTE_COMMAND
 from .data import DemoTable, TableFile, demo_table, remove_cells
@@ -27,9 +26,6 @@ __all__ = [
     "TableTokenizer", "demo_table", "impute_file", "impute_table", "read_table", "remove_cells", "table_grid",
     "write_table",
 ]
-
-RECIPES = Path(__file__).parent / "recipes"
-
 
 @hookimpl
 def register_modalities(register):
@@ -67,8 +63,8 @@ def register_datasets(register):
 
 @hookimpl
 def register_recipes(register):
-    for path in sorted(RECIPES.glob("*.yaml")):
-        register(path.stem, path)
+    for name, path in recipes_in(__name__):
+        register(name, path)
 
 
 @hookimpl

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
+from mmcore.splits import check_test_fraction, split_indices
 
 from .table_io import Table, read_table
 
@@ -30,14 +31,6 @@ class TableRows(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"cells": self.rows[i], "where": f"{self.source}, row {self.numbers[i]}", "label": -1}
-
-
-def split_rows(n: int, test_fraction: float, split: str) -> list[int]:
-    """A fixed-seed permutation: the first ``round(test_fraction * n)`` rows are the test split."""
-    order = list(range(n))
-    random.Random(0).shuffle(order)
-    num_test = int(round(test_fraction * n))
-    return sorted(order[:num_test] if split == "test" else order[num_test:])
 
 
 def remove_cells(table: Table, fraction: float, seed: int) -> tuple[Table, list[tuple[int, int]]]:
@@ -88,13 +81,12 @@ class DemoTable:
             raise ConfigError(f"data.dataset.table {self.table!r} is unknown; accepted: {', '.join(DEMO_TABLES)}")
         if not 0.0 <= self.missing_fraction < 1.0:
             raise ConfigError(f"data.dataset.missing_fraction {self.missing_fraction!r} is out of range; accepted: 0 <= x < 1")
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= x < 1")
+        check_test_fraction(self.test_fraction)
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
         table, _ = remove_cells(demo_table(self.table), self.missing_fraction, self.seed)
-        return TableRows(table, split_rows(len(table.rows), self.test_fraction, split))
+        return TableRows(table, split_indices(len(table.rows), self.test_fraction, split, rng="python"))
 
 
 @dataclass
@@ -109,8 +101,7 @@ class TableFile:
     test_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= x < 1")
+        check_test_fraction(self.test_fraction)
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
@@ -119,4 +110,4 @@ class TableFile:
         table = read_table(self.path)
         if not table.rows:
             raise DataError(f"table {self.path} has a header but no rows; accepted: at least one data row")
-        return TableRows(table, split_rows(len(table.rows), self.test_fraction, split))
+        return TableRows(table, split_indices(len(table.rows), self.test_fraction, split, rng="python"))

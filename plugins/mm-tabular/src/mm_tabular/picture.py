@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image
 from torch import Tensor
 
+from mmcore.pictures import figure_to_image, pyplot
+
 
 def table_grid(original: Tensor, masked: Tensor, reconstruction: Tensor, max_rows: int = 16) -> Image.Image:
     """Rows are samples, columns are table columns (numbers normalised, categories as their index)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = [t[:max_rows].detach().float().cpu().numpy() for t in (original, masked, reconstruction)]
     lo, hi = np.nanpercentile(panels[0], 2), np.nanpercentile(panels[0], 98)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2), dpi=80)
@@ -25,8 +21,4 @@ def table_grid(original: Tensor, masked: Tensor, reconstruction: Tensor, max_row
         ax.set_xlabel("column", fontsize=8)
         ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
+    return figure_to_image(fig)

@@ -8,20 +8,16 @@ target and the BERT/span/diffusion policies are the discrete-token parts of
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmcore.contract import Modality
 from mmcore.discrete import FILL_COMMAND, BertMasking, DiffusionMasking, SpanMasking, TokenEmbedder, TokenIdTarget, VocabHead
 from mmcore.hookspecs import hookimpl
+from mmcore.plugins import recipes_in
 
 from .data import DigitWords, TextDemo, TextFiles, demo_paragraphs
 from .masking import WholeWordMasking
 from .tokenizer import TextTokenizer
 
 __all__ = ["DigitWords", "TextDemo", "TextFiles", "TextTokenizer", "WholeWordMasking", "demo_paragraphs"]
-
-RECIPES = Path(__file__).parent / "recipes"
-
 
 @hookimpl
 def register_modalities(register):
@@ -62,8 +58,8 @@ def register_datasets(register):
 
 @hookimpl
 def register_recipes(register):
-    for path in sorted(RECIPES.glob("*.yaml")):
-        register(path.stem, path)
+    for name, path in recipes_in(__name__):
+        register(name, path)
 
 
 @hookimpl

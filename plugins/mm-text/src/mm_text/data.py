@@ -11,12 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch.utils.data import Dataset
 
-from mmcore.continuous import keep_readable
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError
+from mmcore.folders import keep_readable
+from mmcore.splits import check_test_fraction, split_indices
 
 from .files import Document, chunk_words, corpus_files, read_nonempty, report_skipped
 
@@ -37,10 +37,7 @@ class Texts(Dataset):
 
 
 def split_documents(docs: list[Document], test_fraction: float, split: str, words: int) -> Texts:
-    check_split(split)
-    order = torch.randperm(len(docs), generator=torch.Generator().manual_seed(0)).tolist()
-    num_test = int(round(test_fraction * len(docs)))
-    chosen = sorted(order[:num_test] if split == "test" else order[num_test:])
+    chosen = split_indices(len(docs), test_fraction, split, rng="torch")
     return Texts([piece for i in chosen for piece in chunk_words(docs[i], words)])
 
 
@@ -66,8 +63,7 @@ class TextFiles:
     on_error: str = "raise"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        check_test_fraction(self.test_fraction)
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
         if self.chunk_words < 1:

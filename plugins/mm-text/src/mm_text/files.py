@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcore.continuous import refusal
+from mmcore.folders import refusal, visible_files
 from mmcore.errors import ConfigError, DataError
 
 log = logging.getLogger("mm_text")
@@ -122,8 +122,7 @@ def corpus_files(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise DataError(f"text corpus {root} does not exist; accepted: a .txt/.jsonl file or a folder of them")
-    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file()
-                   and not any(part.startswith(".") for part in f.relative_to(root).parts))
+    files = [f for f in visible_files(root) if f.suffix.lower() in EXTENSIONS]
     if not files:
         raise DataError(f"text corpus folder {root} holds no .txt or .jsonl file; accepted: {', '.join(EXTENSIONS)}")
     return files

@@ -6,13 +6,12 @@ This module holds only the hook implementations mmcore discovers through the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmcore.contract import Modality
 from mmcore.continuous import PatchEmbedder
 from mmcore.continuous import PatchTarget as PixelTarget
 from mmcore.continuous import RegressionHead as PatchHead
 from mmcore.hookspecs import hookimpl
+from mmcore.plugins import recipes_in
 
 from .data import MovingDigits, VideoFolder
 from .files import read_video, read_video_file
@@ -24,9 +23,6 @@ __all__ = [
     "MovingDigits", "PatchEmbedder", "PatchHead", "PixelTarget", "RandomMasking", "TubeMasking", "VideoFolder",
     "VideoTokenizer", "frame_strip", "read_video", "read_video_file",
 ]
-
-RECIPES = Path(__file__).parent / "recipes"
-
 
 @hookimpl
 def register_modalities(register):
@@ -65,5 +61,5 @@ def register_datasets(register):
 
 @hookimpl
 def register_recipes(register):
-    for path in sorted(RECIPES.glob("*.yaml")):
-        register(path.stem, path)
+    for name, path in recipes_in(__name__):
+        register(name, path)

@@ -7,13 +7,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mmcore.continuous import keep_readable, list_class_folder
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
+from mmcore.folders import keep_readable, list_class_folder
+from mmcore.splits import check_test_fraction, split_indices
 
 from .demo import DIGIT, clip_tensor, mnist, moving_digit
 from .files import ACCEPTED, READABLE, frames_needed, probe_video, read_video
@@ -123,8 +123,7 @@ class VideoFolder:
         if not isinstance(self.min_stride, int) or not 1 <= self.min_stride <= self.stride:
             raise ConfigError(f"data.dataset.min_stride {self.min_stride!r} is invalid; accepted: an integer from 1 to "
                               f"data.dataset.stride ({self.stride})")
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"data.dataset.test_fraction {self.test_fraction!r} is out of range; accepted: 0 <= test_fraction < 1")
+        check_test_fraction(self.test_fraction)
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
 
@@ -134,7 +133,5 @@ class VideoFolder:
         if self.on_error == "skip":
             probe = functools.partial(probe_video, needed=frames_needed(tokenizer.num_frames, self.min_stride))
             files, labels = keep_readable(files, labels, probe, "video", self.path, ACCEPTED)
-        order = np.random.default_rng(0).permutation(len(files))
-        num_test = int(round(self.test_fraction * len(files)))
-        chosen = sorted((order[:num_test] if split == "test" else order[num_test:]).tolist())
+        chosen = split_indices(len(files), self.test_fraction, split)
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmcore.continuous import refusal
+from mmcore.folders import refusal
 
 ACCEPTED = "MP4 (H.264/MPEG-4), WebM (VP8/VP9), AVI, MKV or MOV video that FFmpeg (PyAV) decodes"
 # containers FFmpeg also reads: `VideoFolder` warns about files with these extensions it was not told to read

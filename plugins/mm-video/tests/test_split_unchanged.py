@@ -1,0 +1,25 @@
+"""VideoFolder's train/test split is the one it drew inline before mmcore.splits (a numpy permutation, seed 0)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mm_video import VideoFolder
+
+
+def old_split(n, fraction, split):  # mm_video/data.py VideoFolder.build, before mmcore.splits
+    order = np.random.default_rng(0).permutation(n)
+    num_test = int(round(fraction * n))
+    return sorted((order[:num_test] if split == "test" else order[num_test:]).tolist())
+
+
+@pytest.mark.parametrize("count, fraction", [(7, 0.3), (40, 0.25), (101, 0.1)])
+def test_video_folder_split_is_unchanged(tmp_path, count, fraction):
+    for i in range(count):  # listing and splitting decode nothing: empty files will do
+        (tmp_path / f"{i:03}.mp4").touch()
+    files = sorted(tmp_path.glob("*.mp4"))
+    tokenizer = SimpleNamespace(num_frames=4, image_size=[8, 8], channels=1)
+    for split in ("train", "test"):
+        built = VideoFolder(path=str(tmp_path), test_fraction=fraction).build(tokenizer, split)
+        assert built.files == [files[i] for i in old_split(count, fraction, split)]
