@@ -17,21 +17,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcore.errors import ConfigError
+
 
 @dataclass
 class TransformerConfig:
     """Width, blocks (0: none, the final norm alone), heads (dividing ``dim``), MLP width / ``dim``.
-    Their bounds are in `mmcore.config.BOUNDS`, checked before a block is built."""
+    Their bounds are in `mmcore.config.BOUNDS`, checked before a block is built.
+
+    ``class_token`` and ``norm_eps`` exist so that peers' weights (timm, transformers: `mmcore.interop`)
+    give the same outputs here: a learned token prepended inside the encoder (its output is dropped, so
+    the token count callers see is unchanged), and every LayerNorm's epsilon."""
 
     dim: int = 192
     depth: int = 12
     heads: int = 3
     mlp_ratio: float = 4.0
+    class_token: bool = False
+    norm_eps: float = 1e-6
 
     def num_params(self) -> int:
         """Weights of the blocks and final norm, computed without building them (the size guard)."""
         d, hidden = self.dim, int(self.dim * self.mlp_ratio)
-        return self.depth * (4 * d * d + 2 * d * hidden + 9 * d + hidden) + 2 * d
+        return self.depth * (4 * d * d + 2 * d * hidden + 9 * d + hidden) + 2 * d + d * bool(self.class_token)
 
 
 class Attention(nn.Module):
@@ -62,12 +70,12 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, eps: float = 1e-6) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
     def forward(self, x: Tensor, attn_mask: Tensor | None, queries: int | None = None) -> Tensor:
@@ -83,17 +91,29 @@ class Transformer(nn.Module):
     ``keep_last=K`` returns only the last K rows [B, K, dim]: the final block
     then computes queries, projection and MLP for those rows alone (the MAE
     decoder needs outputs at hidden tokens only).
+
+    With ``class_token`` a learned token is prepended (allowed to attend and be attended by all
+    valid tokens) and dropped from the output, as timm's ``forward_features(x)[:, 1:]``.
     """
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
+        if not 0 < config.norm_eps < 1:
+            raise ConfigError(f"norm_eps {config.norm_eps!r} is out of range; accepted: 0 < norm_eps < 1, such as 1e-6")
         self.config = config
-        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio) for _ in range(config.depth))
-        self.norm = nn.LayerNorm(config.dim, eps=1e-6)
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, config.norm_eps)
+                                    for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.dim, eps=config.norm_eps)
         self.apply(_init_weights)
+        if config.class_token:  # created only when asked: existing models keep their weights' keys
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
+            nn.init.normal_(self.cls_token, std=0.02)
 
     def forward(self, x: Tensor, key_valid: Tensor | None = None, keep_last: int | None = None,
                 structure: Tensor | None = None) -> Tensor:
+        prefix = 1 if self.config.class_token else 0
+        if prefix:
+            x, key_valid, structure = with_prefix(self.cls_token.to(x.dtype), x, key_valid, structure)
         attn_mask = attention_mask(key_valid, structure)
         last_mask = attn_mask
         if keep_last is not None and attn_mask is not None and attn_mask.shape[-2] > 1:
@@ -103,7 +123,24 @@ class Transformer(nn.Module):
             x = block(x, last_mask if last else attn_mask, keep_last if last else None)
         if keep_last is not None and not self.blocks:
             x = x[:, x.shape[1] - keep_last :]
-        return self.norm(x)
+        x = self.norm(x)
+        return x[:, prefix:] if keep_last is None else x
+
+
+def with_prefix(tokens: Tensor, x: Tensor, key_valid: Tensor | None,
+                structure: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``tokens`` [1, P, D] prepended to ``x`` [B, N, D]; ``key_valid`` and ``structure`` grown to match:
+    the prefix is valid, may attend every key and be attended by every query (bias 0)."""
+    B, P = x.shape[0], tokens.shape[1]
+    x = torch.cat([tokens.expand(B, -1, -1), x], dim=1)
+    if key_valid is not None:
+        key_valid = torch.cat([key_valid.new_ones(B, P), key_valid], dim=1)
+    if structure is not None:
+        N = structure.shape[-1] + P
+        grown = structure.new_full((*structure.shape[:-2], N, N), True if structure.dtype == torch.bool else 0)
+        grown[..., P:, P:] = structure
+        structure = grown
+    return x, key_valid, structure
 
 
 def attention_mask(key_valid: Tensor | None, structure: Tensor | None) -> Tensor | None:

@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reconstruct)
 
     add_hub_commands(sub)
+    add_interop_commands(sub)
     add_plugin_commands(sub)
     return parser
 
@@ -172,6 +173,45 @@ def add_hub_commands(sub) -> None:
     p.add_argument("--dataset", help="dataset the model was trained on")
     p.add_argument("--description", help="a paragraph under the title")
     p.set_defaults(func=cmd_card)
+
+
+def add_interop_commands(sub) -> None:
+    """export, import: weights to and from peer libraries, only where outputs stay equal (mmcore.interop)."""
+    p = add_command(sub, "export", "write a model's encoder in a peer library's format, outputs checked equal",
+                    usage="mm export MODEL --to timm -o DIR",
+                    examples=["mm export runs/image-mae-demo --to timm -o exports/mae-timm",
+                              "python -c \"import timm; timm.create_model('local-dir:exports/mae-timm', pretrained=True)\""])
+    p.add_argument("model", help="a model folder, a run folder with model/ inside, or a Hub repo id")
+    p.add_argument("--to", required=True, choices=["timm", "transformers"], help="the peer library")
+    p.add_argument("-o", "--output", required=True, help="folder to create (must not exist)")
+    p.set_defaults(func=cmd_export)
+
+    p = add_command(sub, "import", "turn a peer library's folder into an mmcore model, outputs checked equal",
+                    usage="mm import DIR --from timm -o OUT",
+                    examples=["mm import exports/vit-timm --from timm -o models/vit-mae",
+                              "mm export models/vit-mae --to timm -o exports/vit-again   # and back out, still equal"])
+    p.add_argument("folder", help="a timm folder: config.json with 'architecture' and model.safetensors")
+    p.add_argument("--from", dest="source", required=True, choices=["timm", "transformers"], help="the peer library")
+    p.add_argument("-o", "--output", required=True, help="model folder to create (must not exist)")
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from mmcore.interop import export_model
+
+    folder, diff = export_model(args.model, args.to, args.output)
+    print(f"exact: max abs difference {diff:.3g} between the encoders on random images", file=sys.stderr)
+    print(folder)
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from mmcore.interop import import_model
+
+    folder, diff, notes = import_model(args.folder, args.source, args.output)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"exact: max abs difference {diff:.3g} between the encoders on random images", file=sys.stderr)
+    print(folder)
 
 
 def cmd_train(args: argparse.Namespace) -> None:

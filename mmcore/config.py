@@ -130,7 +130,7 @@ BOUNDS: dict[type, dict[str, Bound]] = {
     StreamConfig: {"role": OneOf(ROLES)},
     # depth 0: no blocks, the final norm alone; the upper bounds keep building the blocks quick
     TransformerConfig: {"dim": integers(1, 65536), "depth": integers(0, 1024), "heads": integers(1, 1024),
-                        "mlp_ratio": numbers(0, 64, low_open=True)},
+                        "mlp_ratio": numbers(0, 64, low_open=True), "norm_eps": numbers(0, 1, low_open=True)},
 }
 MAX_PARAMS = 20_000_000_000  # encoder + decoder: 80 GB of float32 weights, far beyond any recipe here
 SECTIONS = ("model", "data", "train")  # mappings that may be left out but not null; the parts may be null

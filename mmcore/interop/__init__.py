@@ -1,0 +1,147 @@
+"""Weights out to peer libraries and back in, only where outputs stay equal.
+
+`export_model` writes an mmcore model in a peer's own folder format and
+`import_model` turns a peer's folder into an mmcore model folder. Neither
+converts approximately: an architecture the peer cannot reproduce is refused
+with what differs (`NoExactPeer`), and every conversion is checked on random
+inputs before anything is written — the measured max abs difference is
+returned. Output folders are written beside their place and renamed into it,
+so a refusal or a crash leaves nothing half-written. Peers now: timm's
+``VisionTransformer`` for image encoders (`mmcore.interop.timm_vit`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmcore.errors import ConfigError, DataError, MMCoreError
+from mmcore.interop.timm_vit import NoExactPeer
+
+PEERS = ("timm", "transformers")
+TOLERANCE = 1e-4  # max abs difference the commands accept on random inputs (fp32; tiny models reach ~1e-6)
+
+NOT_YET = {  # (peer, modality) → why there is no exact mapping yet
+    ("transformers", "image"): "transformers' ViTModel always prepends a class token and its mapping is not written "
+                               "yet; use --to timm (timm's VisionTransformer matches exactly)",
+    ("transformers", "text"): "BERT-family encoders are post-norm (a LayerNorm after each residual) with learned "
+                              "positions and token types; mmcore's backbone is pre-norm",
+    ("transformers", "protein"): "ESM encoders use rotary positions and their own token layout; mmcore has neither yet",
+}
+
+__all__ = ["PEERS", "NoExactPeer", "export_model", "import_model"]
+
+
+def export_model(model: Any, to: str, output: str | os.PathLike[str]) -> tuple[Path, float]:
+    """Write ``model`` (an mmcore model, folder or Hub id) as a ``to`` peer folder at ``output``.
+
+    Returns (the folder, max abs difference between the two encoders' outputs on random inputs)."""
+    from mmcore.interop import timm_vit
+
+    check_peer(to)
+    model = load_mmcore(model)
+    modality = model.config.get("modality")
+    if "modalities" in model.config:
+        raise NoExactPeer(f"no exact {to} peer for a joint model (streams {sorted(model.config['modalities'])}): "
+                          "peers hold one modality's encoder")
+    if to != "timm" or modality != "image":
+        reason = NOT_YET.get((to, modality), "mmcore maps only image encoders, onto timm's VisionTransformer")
+        raise NoExactPeer(f"no exact {to} peer for modality {modality!r} yet: {reason}")
+    out = free_output(output)
+    peer, data = timm_vit.to_timm(model)
+    diff = encoder_difference(model, peer, data["mean"], data["std"])
+    write_atomic(out, lambda tmp: timm_vit.save_timm(peer, data, tmp))
+    return out, diff
+
+
+def import_model(folder: str | os.PathLike[str], source: str, output: str | os.PathLike[str]) -> tuple[Path, float, list[str]]:
+    """An mmcore image MAE folder at ``output`` whose encoder holds the ``source`` peer folder's weights.
+
+    Returns (the folder, max abs encoder difference on random inputs, notes such as what was left out)."""
+    from mmcore.config import ModelConfig, check_model_config
+    from mmcore.interop import timm_vit
+    from mmcore.model import MaskedModel, record_sources
+
+    check_peer(source)
+    if source != "timm":
+        raise NoExactPeer("no exact import from transformers yet: ViTMAEForPreTraining stores 2-D sin-cos positions "
+                          "column-first (mmcore's are row-first) and a class token; a learned-position option for "
+                          "mmcore's image embedder is needed first")
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"no peer folder at {folder}: expected a folder with config.json and model.safetensors")
+    out = free_output(output)
+    peer, cfg = timm_vit.load_timm(folder)
+    config, state, notes = timm_vit.from_timm(peer, cfg)
+    config["decoder"] = dataclasses.asdict(ModelConfig().decoder)  # the recipes' default MAE decoder, fresh
+    config.update(record_sources(config))
+    config = check_model_config(config, f"the model built from {folder}")
+    model = MaskedModel(config).eval()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    left = [k for k in missing if k.startswith(("embedder.", "encoder."))]
+    if unexpected or left:  # a mapping bug, never the user's: say it plainly
+        raise MMCoreError(f"internal: timm weights map onto unknown {unexpected[:3]} or leave {left[:3]} unset")
+    diff = encoder_difference(model, peer, model.tokenizer.mean, model.tokenizer.std)
+    write_atomic(out, model.save_pretrained)
+    return out, diff, notes
+
+
+# -- small pieces ------------------------------------------------------------------
+
+def check_peer(peer: str) -> None:
+    if peer not in PEERS:
+        raise ConfigError(f"unknown peer library {peer!r}; accepted: {', '.join(PEERS)}")
+
+
+def load_mmcore(model: Any) -> Any:
+    """A model as given, or loaded from a model folder (a run folder's ``model/`` too) or Hub id."""
+    if isinstance(model, torch.nn.Module):
+        return model
+    from mmcore import from_pretrained
+
+    path = Path(model).expanduser()
+    if (path / "model" / "config.json").is_file() and not (path / "config.json").is_file():
+        path = path / "model"
+    return from_pretrained(str(path) if path.exists() else model)
+
+
+def encoder_difference(model: Any, peer: torch.nn.Module, mean: Any, std: Any, batch: int = 2) -> float:
+    """Max abs difference of patch-token states on seeded random [0, 1] images; refused above `TOLERANCE`."""
+    from mmcore.interop.timm_vit import peer_states
+
+    tok = model.tokenizer
+    images = torch.rand(batch, tok.channels, *tok.image_size, generator=torch.Generator().manual_seed(0))
+    ours, _ = model.encode({"images": images})
+    diff = (ours - peer_states(peer, images, mean, std)).abs().max().item()
+    if not diff <= TOLERANCE:
+        raise NoExactPeer(f"the converted encoders disagree: max abs difference {diff:.3g} on random images "
+                          f"(accepted: <= {TOLERANCE}); nothing written")
+    return diff
+
+
+def free_output(output: str | os.PathLike[str]) -> Path:
+    """``output`` as a path that is free (or an empty folder): exports never merge into or replace a folder."""
+    out = Path(output).expanduser()
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise DataError(f"output {out} already exists; accepted: a new folder path (nothing is overwritten)")
+    return out
+
+
+def write_atomic(out: Path, fill: Callable[[Path], Any]) -> None:
+    """``fill(tmp)`` writes a folder beside ``out``, renamed into place only once it is whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        fill(tmp)
+        if out.is_dir():
+            out.rmdir()  # empty (free_output checked): rename replaces it
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
