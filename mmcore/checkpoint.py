@@ -195,7 +195,9 @@ def mismatch(state: dict[str, Any], expected: dict[str, Any]) -> list[str]:
 
 
 def tensor_mismatch(path: Path, model_tensors: dict[str, tuple[str, list[int]]]) -> list[str]:
-    """Weights whose keys, dtypes or shapes differ from the model's (read from the safetensors header)."""
+    """Weights whose keys, dtypes or shapes differ from the model's (read from the safetensors header).
+    Only a plain full state has one: under FSDP Accelerate writes ``pytorch_model_fsdp_0/`` (sharded) or
+    ``pytorch_model_fsdp.bin`` instead, and then there is nothing to compare here (its loader checks)."""
     if not path.is_file():
         return []
     with path.open("rb") as f:  # the safetensors header: 8-byte length, then JSON {key: {dtype, shape, ...}}

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, broadcast_object_list, gather_object, set_seed
+from accelerate.utils import DistributedType, ProjectConfiguration, broadcast_object_list, gather_object, set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -48,7 +48,8 @@ from mmcore.config import is_joint, model_dict
 from mmcore.errors import ConfigError, DivergedError
 from mmcore.joint import JointCollate, JointModel
 from mmcore.joint_data import PairedDatasets
-from mmcore.model import MaskedModel, MaskedOutput, build_part, record_joint_sources, record_sources
+from mmcore.model import (MaskedModel, MaskedOutput, ModelFolder, build_part, model_class, record_joint_sources,
+                          record_sources)
 from mmcore.plugins import get_registry
 from mmcore.run_folder import RunLock, existing_run_files, move_aside, refuse_unless_fresh
 from mmcore.watchdog import stop_with_launcher
@@ -177,6 +178,7 @@ def setup(cfg: DictConfig, resume: bool, overwrite: bool = False) -> Run:
         step_scheduler_with_optimizer=False,
         dynamo_backend="no",  # train.compile compiles the model's step alone, after the eager mask draws
     )
+    refuse_unsupported_fsdp(accelerator)
     lock = claim_folder(accelerator, out_dir, resume, overwrite)
     try:
         run = build_run(cfg, accelerator, lock, resume)
@@ -224,6 +226,19 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
     run.generator = torch.Generator(device=device)  # re-seeded for every micro-batch: no state to checkpoint
     run.nonfinite, run.streak = torch.zeros((), device=device), torch.zeros((), device=device)
     return run
+
+
+def refuse_unsupported_fsdp(accelerator: Accelerator) -> None:
+    """An accelerate config with ``distributed_type: FSDP`` reaches the workers as ACCELERATE_USE_FSDP=true.
+    Accelerate honours it only on GPUs (and other accelerators); on the CPU it silently trains with DDP
+    instead. Running something other than what was asked is refused, before the run folder is touched."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() != "true" or is_sharded(accelerator):
+        return
+    why = ("this machine has no CUDA GPU and Accelerate runs FSDP on GPUs only (on the CPU it would silently "
+           "train with DDP instead)" if not torch.cuda.is_available() else
+           f"Accelerate did not enable it (distributed type {accelerator.distributed_type.value})")
+    raise ConfigError(f"the accelerate config asks for FSDP (distributed_type: FSDP, as recipes/accelerate/fsdp.yaml) "
+                      f"but {why}; launch with recipes/accelerate/cpu-2proc.yaml here, or fsdp.yaml on GPUs")
 
 
 def claim_folder(accelerator: Accelerator, out_dir: Path, resume: bool, overwrite: bool) -> RunLock | None:
@@ -368,8 +383,10 @@ class StepLog:
         self.bar.update(1)
         if run.step % t.log_every == 0 or run.step == t.steps:
             self.write()
-        if t.picture_every and run.step % t.picture_every == 0 and run.accelerator.is_main_process:
-            log_picture(run.accelerator, draw(run.accelerator.unwrap_model(run.model), run.shown), run.step)
+        if t.picture_every and run.step % t.picture_every == 0:
+            model = full_model(run)  # on every rank: under FSDP gathering the parameters is collective
+            if run.accelerator.is_main_process:
+                log_picture(run.accelerator, draw(model, run.shown), run.step)
 
     def write(self) -> None:
         run, accelerator = self.run, self.run.accelerator
@@ -416,9 +433,12 @@ def stop_if_diverged(run: Run) -> None:
 
 
 def check_finite_weights(run: Run, what: str) -> None:
-    """Never save non-finite weights (one device reduction, at checkpoints and the end only)."""
+    """Never save non-finite weights (at checkpoints and the end only). Each rank checks the values it holds
+    (its shards under FSDP, its replica otherwise) and one reduction over ranks and parameters decides."""
     params = dict(run.accelerator.unwrap_model(run.model).named_parameters())
-    finite = torch.stack([torch.isfinite(p).all() for p in params.values()]).cpu()
+    local = [p.to_local() if hasattr(p, "to_local") else p for p in params.values()]  # FSDP2: DTensor shards
+    nonfinite = torch.stack([(~torch.isfinite(p.detach())).any() for p in local]).float()
+    finite = (run.accelerator.reduce(nonfinite, reduction="sum") == 0).cpu()
     if not finite.all():
         bad = [name for name, ok in zip(params, finite.tolist()) if not ok]
         raise DivergedError(f"weights became non-finite by step {run.step} ({', '.join(bad[:3])}"
@@ -437,11 +457,12 @@ def finish(run: Run) -> Path:
     """Check the ranks agree, evaluate, and write the model folder; returns it."""
     accelerator, cfg, t = run.accelerator, run.cfg, run.cfg.train
     check_finite_weights(run, "the model folder")
-    check_ranks_in_sync(accelerator, run.model, run.out_dir, run.step)
+    state = accelerator.get_state_dict(run.model)  # every rank: under FSDP the gather is collective
+    check_ranks_in_sync(accelerator, run.model, state, run.out_dir, run.step)
+    unwrapped = full_model(run, state)
     folder = run.out_dir / "model"
 
     def write() -> None:
-        unwrapped = accelerator.unwrap_model(run.model)
         info = dict(
             steps=t.steps, effective_batch=run.effective_batch, batch_size=cfg.data.batch_size,
             grad_accum=t.grad_accum, world_size=accelerator.num_processes, base_lr=t.base_lr, lr=run.lr,
@@ -484,17 +505,44 @@ def keep_metrics_until(path: Path, step: int) -> None:
         os.replace(tmp, path)
 
 
-def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, out_dir: Path, step: int) -> None:
-    """Every rank must end with bit-identical parameters; a silent desync is an error."""
+def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, state: dict[str, torch.Tensor],
+                        out_dir: Path, step: int) -> None:
+    """Every rank must end with bit-identical parameters; a silent desync is an error. ``state`` is
+    `Accelerator.get_state_dict`'s: each rank's replica, or under FSDP the full state gathered on the main
+    process only (one copy, in sync by construction: its hash is recorded, there is nothing to compare)."""
+    names = {name for name, _ in accelerator.unwrap_model(model).named_parameters()}
     digest = hashlib.sha256()
-    for p in accelerator.unwrap_model(model).parameters():
-        digest.update(p.detach().float().cpu().numpy().tobytes())
-    digests = gather_object([digest.hexdigest()])
+    for name, value in state.items():
+        if name in names:
+            digest.update(value.detach().float().cpu().numpy().tobytes())
+    sharded = is_sharded(accelerator)
+    digests = [digest.hexdigest()] if sharded else gather_object([digest.hexdigest()])
     if accelerator.is_main_process:
         write_json_atomic(out_dir / "ranks.json", {"step": step, "world_size": accelerator.num_processes,
-                                                   "parameter_sha256": digests})
+                                                   "parameter_sha256": digests, "sharded": sharded})
     if len(set(digests)) > 1:
         raise RuntimeError(f"ranks ended with different parameters ({digests}): the processes trained unsynchronised")
+
+
+def is_sharded(accelerator: Accelerator) -> bool:
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def full_model(run: Run, state: dict[str, torch.Tensor] | None = None) -> torch.nn.Module | None:
+    """The model with whole parameters, for forwards outside training (pictures, evaluation): the trained
+    module itself, except under FSDP, where each rank holds shards and only ``forward`` gathers them; there
+    a copy is built on the main process from the full state (`Accelerator.get_state_dict`, collective: call
+    on every rank). None on the other ranks under FSDP."""
+    accelerator = run.accelerator
+    model = accelerator.unwrap_model(run.model)
+    if not is_sharded(accelerator):
+        return model
+    state = accelerator.get_state_dict(run.model) if state is None else state
+    if not accelerator.is_main_process:
+        return None
+    copy = model_class(model.config, ModelFolder)(model.config)  # the plain class: FSDP2 subclasses it
+    copy.load_state_dict(state)
+    return copy.to(accelerator.device)
 
 
 def evaluate(model: MaskedModel | JointModel, cfg: DictConfig, test_set, collate, metrics_file: Path) -> dict[str, float]:
@@ -596,6 +644,8 @@ def warmup_cosine(optimizer, warmup: int, total: int, min_factor: float) -> torc
 
 def skip_if_nonfinite(optimizer, grad_norm: torch.Tensor) -> torch.Tensor:
     """Fused AdamW skips its update on the device when ``found_inf`` is 1: no host sync. Returns it."""
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2: the norm is a DTensor; its full value is the global norm
+        grad_norm = grad_norm.full_tensor()
     optimizer.optimizer.found_inf = (~torch.isfinite(grad_norm)).to(torch.float32)
     return optimizer.optimizer.found_inf
 
