@@ -14,6 +14,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mm train image-mae-demo --overwrite
 
 test: $(STAMP) $(HUB_VENVS)
+	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -q
 
 install: $(STAMP)

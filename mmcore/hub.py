@@ -36,7 +36,8 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from mmcore.card import card_info, render_card
 from mmcore.errors import DataError, MMCoreError

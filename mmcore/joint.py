@@ -284,7 +284,7 @@ class JointModel(ModelFolder):
     def embed(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], seen: dict[str, Tokens] | None = None) -> Tensor:
         """[B, N, D]: every stream's embedding plus its modality embedding, concatenated along N."""
         parts = []
-        for name, t in tokens.items():
+        for name in tokens:
             x = self.embedders[name]((seen or tokens)[name], masks[name])
             parts.append(x + self.modality_embed[self.row[name]].to(x.dtype))
         return torch.cat(parts, dim=1)
@@ -329,7 +329,7 @@ class JointModel(ModelFolder):
                          structure=joint_structure(tokens, self.embedders, masks))
         offsets = stream_offsets(tokens)
         out = {}
-        for name, t in tokens.items():
+        for name in tokens:
             index = masks[name].to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, : budgets[name]]
             states = x.gather(1, (index + offsets[name])[..., None].expand(-1, -1, x.shape[-1]))
             out[name] = (self.heads[name](states), index)

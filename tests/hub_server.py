@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -105,7 +105,7 @@ class Repo:
 
     def commit_date(self, commit: str) -> str:
         stamp = int(self.git("show", "-s", "--format=%ct", commit).strip())
-        return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
     def lfs_patterns(self, commit: str) -> list[str]:
         text = self.git("show", f"{commit}:.gitattributes", check=False)

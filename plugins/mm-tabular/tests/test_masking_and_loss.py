@@ -53,7 +53,7 @@ def test_void_cells_change_neither_the_loss_nor_the_predictions(tokenizer_option
 
 def test_head_scores_numeric_by_mse_and_categorical_by_cross_entropy(tokenizer_options):
     model = MaskedModel(tiny_config("tabular", "remask", tokenizer=tokenizer_options))
-    head, tok = model.head, model.tokenizer
+    head = model.head
     pred = torch.zeros(1, 2, head.proj.out_features)
     pred[0, 0, 0] = 1.5  # numeric column 0 predicts 1.5, truth 0.5
     target = torch.tensor([[[0.5, 0.0], [2.0, 1.0]]])  # column 1 (3 categories), truth category 2

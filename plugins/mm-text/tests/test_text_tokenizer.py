@@ -2,7 +2,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 
 from mm_text import TextDemo, TextTokenizer
 from mmcore.errors import ConfigError, DataError
@@ -43,7 +42,7 @@ def test_tokenizer_json_file_and_restore(tmp_path, tiny_json, sentences):
 def test_fit_learns_a_vocabulary_on_the_corpus(kind):
     tok = TextTokenizer(train=kind, train_vocab_size=400)
     with pytest.raises(ConfigError, match="no vocabulary yet"):
-        tok.vocab_size
+        _ = tok.vocab_size
     tok.fit(TextDemo().build(tok, "train"))
     assert tok.vocab_size == 400 and tok.tokenizer_json
     ids = tok.encode(["The assignment statement binds a name."])[0].ids

@@ -83,7 +83,7 @@ class SpokenDigits:
 class _Files(Dataset):
     """Lazy: files are decoded in ``__getitem__``, so DataLoader workers share the work."""
 
-    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: "AudioFolder", train: bool) -> None:
+    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: AudioFolder, train: bool) -> None:
         self.files, self.labels, self.classes, self.tokenizer = files, labels, classes, tokenizer
         self.resample, self.on_error, self.crop = options.resample, options.on_error, options.random_crop and train
         self.skipped: list[str] = []  # files skipped in this process (on_error=skip)

@@ -74,7 +74,8 @@ def generate(num_clips: int, path: Path) -> None:
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise DataError("the spoken-digits demo is synthesised with espeak-ng, which is not installed; "
-                        "accepted: install it (Debian/Ubuntu: apt-get install espeak-ng), or train on clips of yours: mm train audio-mae-folder data.dataset.path=./clips")
+                        "accepted: install it (Debian/Ubuntu: apt-get install espeak-ng), or train on clips of "
+                        "yours: mm train audio-mae-folder data.dataset.path=./clips")
     with ThreadPoolExecutor(max_workers=4) as pool:
         waves = list(pool.map(lambda i: synthesise(i, espeak), range(num_clips)))
     offsets = np.cumsum([0] + [len(w) for w in waves])

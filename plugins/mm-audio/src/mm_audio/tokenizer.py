@@ -52,7 +52,8 @@ class FbankTokenizer:
                               "are invalid; accepted: 0 < frame_shift_ms <= frame_length_ms (e.g. 10 and 25)")
         size = list(self.patch_size) if not isinstance(self.patch_size, (str, int)) else None
         if size is None or len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-            raise ConfigError(f"model.tokenizer.patch_size {self.patch_size!r} is invalid; accepted: [time, frequency] positive integers such as [16, 16]")
+            raise ConfigError(f"model.tokenizer.patch_size {self.patch_size!r} is invalid; "
+                              f"accepted: [time, frequency] positive integers such as [16, 16]")
         self.patch_size = [int(s) for s in size]
         pt, pf = self.patch_size
         if self.target_frames % pt or self.num_mel_bins % pf:

@@ -60,7 +60,8 @@ class MnistDemo:
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_train < MNIST_SIZE:
-            raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
+            raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; "
+                              f"accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
@@ -72,7 +73,7 @@ class MnistDemo:
 class _Files(Dataset):
     """Lazy: files are decoded in ``get``, so DataLoader workers share the work."""
 
-    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: "ImageFolder", train: bool) -> None:
+    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: ImageFolder, train: bool) -> None:
         self.files, self.labels, self.classes = files, labels, classes
         self.size, self.channels, self.convert = tokenizer.image_size, tokenizer.channels, options.convert
         self.hflip, self.on_error = options.hflip and train, options.on_error

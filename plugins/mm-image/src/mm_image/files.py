@@ -163,7 +163,8 @@ def read_image_file(tokenizer, path: str | Path, size: list[int] | None = None, 
     if size is not None:
         H, W = (int(s) for s in size)
         if H % p or W % p or H < 1 or W < 1:
-            raise DataError(f"size [{H}, {W}] for {path} is not a multiple of the patch size {p}; accepted: multiples of {p} such as {[nearest_multiple(H, p), nearest_multiple(W, p)]}")
+            raise DataError(f"size [{H}, {W}] for {path} is not a multiple of the patch size {p}; "
+                            f"accepted: multiples of {p} such as {[nearest_multiple(H, p), nearest_multiple(W, p)]}")
         img = img.resize((W, H), Image.BICUBIC)
     W, H = img.size
     if H % p or W % p:

@@ -50,7 +50,8 @@ class BlockMasking(PatchMasking):
         if self.num_blocks < 1:
             raise ConfigError(f"block masking num_blocks {self.num_blocks!r} is invalid; accepted: an integer >= 1")
         if not 0.0 < self.min_area <= self.max_area <= 1.0:
-            raise ConfigError(f"block masking min_area {self.min_area!r} / max_area {self.max_area!r} are invalid; accepted: 0 < min_area <= max_area <= 1")
+            raise ConfigError(f"block masking min_area {self.min_area!r} / max_area {self.max_area!r} are invalid; "
+                              f"accepted: 0 < min_area <= max_area <= 1")
         if not 0.0 < self.min_aspect <= 1.0:
             raise ConfigError(f"block masking min_aspect {self.min_aspect!r} is invalid; accepted: 0 < min_aspect <= 1")
 
@@ -87,7 +88,8 @@ class SimMIMMasking(PatchMasking):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mask_patch_size < 1:
-            raise ConfigError(f"simmim masking mask_patch_size {self.mask_patch_size!r} is invalid; accepted: a positive multiple of the patch size")
+            raise ConfigError(f"simmim masking mask_patch_size {self.mask_patch_size!r} is invalid; "
+                              "accepted: a positive multiple of the patch size")
 
     def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor:
         gh, gw = tokens.meta["grid"]

@@ -102,7 +102,7 @@ class _Files(Dataset):
     """Lazy: files are read in ``__getitem__``, so data-loader workers share the work. Meshes are
     sampled with a fixed seed, so an item is a function of its index alone (no generator needed)."""
 
-    def __init__(self, files: list[Path], labels: list[int], num_points: int, options: "PointFolder") -> None:
+    def __init__(self, files: list[Path], labels: list[int], num_points: int, options: PointFolder) -> None:
         self.files, self.labels, self.num_points = files, labels, num_points
         self.sampling, self.on_error = options.sampling, options.on_error
         self.skipped: list[str] = []  # files skipped in this process (on_error=skip)

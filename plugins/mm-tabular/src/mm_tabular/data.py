@@ -43,7 +43,7 @@ def remove_cells(table: Table, fraction: float, seed: int) -> tuple[Table, list[
     return Table(table.path, list(table.columns), rows), removed
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def demo_table(name: str) -> Table:
     """A complete table that ships with an installed package: sklearn's wine, breast_cancer,
     diabetes and iris (class labels as category names), palmerpenguins (rows with gaps dropped)."""

@@ -46,7 +46,8 @@ def decode(path: Path, encoding: str = "utf-8") -> str:
             f"{encoding} text (convert it, e.g. iconv -f latin1 -t utf-8, or set data.dataset.encoding=latin-1)",
             "not text") from None
     except LookupError:
-        raise ConfigError(f"data.dataset.encoding {encoding!r} is unknown; accepted: a Python codec name such as utf-8 or latin-1") from None
+        raise ConfigError(f"data.dataset.encoding {encoding!r} is unknown; "
+                          f"accepted: a Python codec name such as utf-8 or latin-1") from None
 
 
 def read_documents(path: Path, unit: str = "paragraph", field: str = "text", encoding: str = "utf-8",

@@ -47,7 +47,8 @@ class MovingDigits:
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_train < MNIST_SIZE:
-            raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
+            raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; "
+                              f"accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
@@ -60,7 +61,7 @@ class MovingDigits:
 class _Files(Dataset):
     """Lazy: videos are decoded in ``get``, so DataLoader workers share the work."""
 
-    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: "VideoFolder", train: bool) -> None:
+    def __init__(self, files: list[Path], labels: list[int], classes: list[str], tokenizer, options: VideoFolder, train: bool) -> None:
         self.files, self.labels, self.classes, self.tokenizer = files, labels, classes, tokenizer
         self.stride, self.min_stride, self.on_error = options.stride, options.min_stride, options.on_error
         self.start = "random" if train else "center"
