@@ -187,10 +187,12 @@ def add_interop_commands(sub) -> None:
     p.set_defaults(func=cmd_export)
 
     p = add_command(sub, "import", "turn a peer library's folder into an mmcore model, outputs checked equal",
-                    usage="mm import DIR --from timm -o OUT",
+                    usage="mm import DIR --from timm|transformers -o OUT",
                     examples=["mm import exports/vit-timm --from timm -o models/vit-mae",
+                              "mm import vit-mae-base --from transformers -o models/mae   # a ViTMAEForPreTraining folder",
                               "mm export models/vit-mae --to timm -o exports/vit-again   # and back out, still equal"])
-    p.add_argument("folder", help="a timm folder: config.json with 'architecture' and model.safetensors")
+    p.add_argument("folder", help="a timm folder (config.json with 'architecture') or a transformers ViTMAE folder, "
+                                  "with model.safetensors")
     p.add_argument("--from", dest="source", required=True, choices=["timm", "transformers"], help="the peer library")
     p.add_argument("-o", "--output", required=True, help="model folder to create (must not exist)")
     p.set_defaults(func=cmd_import)

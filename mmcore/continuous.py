@@ -51,7 +51,7 @@ def sincos(positions: Tensor, dim: int) -> Tensor:
 # -- embedder, head, target --------------------------------------------------------
 
 class PatchEmbedder(Embedder):
-    """Linear patch projection plus fixed sin-cos positions (MAE style).
+    """Linear patch projection plus positions: fixed sin-cos by default (MAE style).
 
     The input size is the tokenizer's ``patch_dim``. ``axes`` (set by a
     subclass) is the position dimensionality to check widths against: a
@@ -59,15 +59,24 @@ class PatchEmbedder(Embedder):
     ConfigError; with None the leftover features are zero. The mask vector
     exists only in BERT style (``decoder_dim`` None), since DDP rejects
     parameters that never get a gradient.
+
+    A tokenizer with ``positions`` "learned" or "fixed" (and a ``grid``, its trained
+    patch grid) gets position tables instead, for the encoder and the MAE decoder,
+    so peers' checkpoints load (timm's learned ``pos_embed``, ViTMAE's column-first
+    sin-cos): "learned" trains them, "fixed" keeps them (a buffer). Fresh tables
+    start at the sin-cos values, so a new model begins where the default does;
+    they cover the trained grid only.
     """
 
     axes: int | None = None
 
     def __init__(self, tokenizer, dim: int, decoder_dim: int | None) -> None:
         super().__init__()
-        self._check_dim("encoder.dim", dim)
-        if decoder_dim is not None:
-            self._check_dim("decoder.dim", decoder_dim)
+        self.positions = getattr(tokenizer, "positions", "sincos")
+        if self.positions == "sincos":
+            self._check_dim("encoder.dim", dim)
+            if decoder_dim is not None:
+                self._check_dim("decoder.dim", decoder_dim)
         self.dim, self.decoder_dim = dim, decoder_dim
         self.proj = nn.Linear(tokenizer.patch_dim, dim)
         nn.init.xavier_uniform_(self.proj.weight)  # MAE treats the patch projection like a linear layer
@@ -75,6 +84,19 @@ class PatchEmbedder(Embedder):
         if decoder_dim is None:  # BERT/SimMIM style: hidden patches become a learned vector
             self.mask_token = nn.Parameter(torch.empty(dim))
             nn.init.normal_(self.mask_token, std=0.02)
+        if self.positions != "sincos":  # created only when asked: existing models keep their weights' keys
+            self.grid = tuple(int(g) for g in tokenizer.grid)
+            coords = torch.stack(torch.meshgrid(*(torch.arange(g, dtype=torch.float32) for g in self.grid),
+                                                indexing="ij"), dim=-1).reshape(1, -1, len(self.grid))
+            self._table("pos_embed", sincos(coords, dim))
+            if decoder_dim is not None:
+                self._table("decoder_pos_embed", sincos(coords, decoder_dim))
+
+    def _table(self, name: str, values: Tensor) -> None:
+        if self.positions == "learned":
+            setattr(self, name, nn.Parameter(values))
+        else:
+            self.register_buffer(name, values)
 
     def _check_dim(self, name: str, dim: int) -> None:
         step = 2 * self.axes if self.axes else 1
@@ -82,13 +104,29 @@ class PatchEmbedder(Embedder):
             raise ConfigError(f"model.{name} {dim} is not divisible by {step}, which {self.axes}-D sin-cos positions need; "
                               f"accepted: multiples of {step} such as {max(step, dim // step * step)}")
 
+    def position_rows(self, tokens: Tokens, table: Tensor) -> Tensor:
+        """[B or 1, N, D] rows of a position table at the tokens' grid coordinates."""
+        grid = tokens.meta.get("grid")
+        if grid is not None and tuple(grid) != self.grid:
+            raise ValueError(f"a batch with a {tuple(grid)} patch grid; this model's position table "
+                             f"(tokenizer.positions={self.positions!r}) covers the trained grid {self.grid} only")
+        strides = [1] * len(self.grid)
+        for i in range(len(self.grid) - 2, -1, -1):
+            strides[i] = strides[i + 1] * self.grid[i + 1]
+        index = (tokens.positions.long() * tokens.positions.new_tensor(strides, dtype=torch.long)).sum(-1)
+        return table[0][index]
+
     def forward(self, tokens: Tokens, hidden: Tensor | None = None) -> Tensor:
         x = self.proj(tokens.values)  # [B, N, dim]
         if hidden is not None and self.decoder_dim is None:  # BERT/SimMIM style: a learned vector where hidden
             x = torch.where(hidden[..., None], self.mask_token.to(x.dtype), x)
+        if self.positions != "sincos":
+            return x + self.position_rows(tokens, self.pos_embed).to(x.dtype)
         return x + sincos(tokens.positions, self.dim).to(x.dtype)
 
     def decoder_positions(self, tokens: Tokens) -> Tensor:
+        if self.positions != "sincos":
+            return self.position_rows(tokens, self.decoder_pos_embed)
         return sincos(tokens.positions, self.decoder_dim)  # [1, N, decoder_dim]
 
 

@@ -1,4 +1,4 @@
-"""Weights out to timm and back in (mmcore.interop), with equal outputs; tiny random peers, no download."""
+"""Weights out to timm and back in, ViTMAE in (mmcore.interop), with equal outputs; tiny random peers, no download."""
 
 import json
 import subprocess
@@ -21,9 +21,9 @@ from timm.models import save_for_hf
 ATOL = 1e-5
 
 
-def image_mae(channels=3, class_token=False, mean=None, std=None, **encoder):
-    config = {"modality": "image", "tokenizer": {"image_size": [32, 24], "patch_size": 8, "channels": channels,
-                                                  "mean": mean, "std": std},
+def image_mae(channels=3, class_token=False, mean=None, std=None, positions=None, **encoder):
+    tokenizer = {"image_size": [32, 24], "patch_size": 8, "channels": channels, "mean": mean, "std": std}
+    config = {"modality": "image", "tokenizer": {**tokenizer, **({"positions": positions} if positions else {})},
               "masking": {"name": "random"}, "target": {"name": "pixels"},
               "encoder": {"dim": 32, "depth": 2, "heads": 2, "class_token": class_token, **encoder},
               "decoder": {"dim": 16, "depth": 1, "heads": 2}}
@@ -107,7 +107,6 @@ def test_import_timm_native_vit_folds_class_position_and_layer_scale(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, says", [
-    ({}, "learned positions"),  # pos_embed left random
     ({"reg_tokens": 2}, "register tokens"),
     ({"qk_norm": True}, "qk_norm"),
     ({"global_pool": "avg"}, "fc_norm"),
@@ -115,9 +114,6 @@ def test_import_timm_native_vit_folds_class_position_and_layer_scale(tmp_path):
 ])
 def test_import_refuses_what_differs_and_writes_nothing(tmp_path, kwargs, says):
     peer = timm_vit(**kwargs)
-    if not kwargs:
-        with torch.no_grad():
-            peer.pos_embed.normal_()
     with pytest.raises(NoExactPeer, match=says) as info:
         import_model(saved(peer, tmp_path / "vit"), "timm", tmp_path / "out")
     assert "\n" not in str(info.value)
@@ -143,7 +139,7 @@ def test_import_refuses_missing_or_foreign_weights(tmp_path):
 
 
 def test_export_refuses_what_has_no_exact_peer(tmp_path, toy_registry):
-    with pytest.raises(NoExactPeer, match="transformers' ViTModel always prepends a class token"):
+    with pytest.raises(NoExactPeer, match="decoder reads the encoder's class-token output"):
         export_model(image_mae(), "transformers", tmp_path / "x")
     with pytest.raises(NoExactPeer, match="norm_eps"):
         export_model(image_mae(norm_eps=1e-12), "timm", tmp_path / "x")
@@ -189,5 +185,111 @@ def test_cli_export_and_import(tmp_path):
     done = run("import", str(tmp_path / "timm"), "--from", "timm", "-o", str(tmp_path / "back"))
     assert done.returncode == 0 and "note: decoder" in done.stderr
     done = run("import", str(tmp_path / "timm"), "--from", "transformers", "-o", str(tmp_path / "x"))
-    assert done.returncode == 2 and done.stderr.startswith("mm: error: no exact import from transformers yet")
+    assert done.returncode == 2 and done.stderr.startswith("mm: error: ") and "'vit_mae'" in done.stderr
     assert done.stderr.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+# -- position tables (tokenizer.positions) -----------------------------------------
+
+def test_positions_default_to_sincos_and_tables_start_equal():
+    plain = image_mae()
+    assert plain.config["tokenizer"]["positions"] == "sincos"  # config.json gains the option, with its default
+    assert not any("pos_embed" in k for k in plain.state_dict())  # existing models keep their weights' keys
+    x = images(plain)
+    for positions in ("learned", "fixed"):
+        model = image_mae(positions=positions)
+        assert (model.encode({"images": x})[0] - plain.encode({"images": x})[0]).abs().max() == 0
+        g = torch.Generator().manual_seed(0)
+        assert model({"images": x}, generator=g).loss == plain({"images": x}, generator=torch.Generator().manual_seed(0)).loss
+        params = {n for n, _ in model.named_parameters()}
+        assert ("embedder.pos_embed" in params) == (positions == "learned")
+        assert {"embedder.pos_embed", "embedder.decoder_pos_embed"} <= set(model.state_dict())
+    with pytest.raises(ValueError, match=r"covers the trained grid \(4, 3\) only"):
+        model.encode({"images": torch.rand(1, 3, 16, 24)})
+    with pytest.raises(Exception, match="positions 'table' is invalid; accepted: sincos, learned, fixed"):
+        image_mae(positions="table")
+
+
+@pytest.mark.parametrize("no_embed_class", [False, True])
+def test_import_timm_learned_positions_exactly_and_back(tmp_path, no_embed_class):
+    peer = timm_vit(no_embed_class=no_embed_class)
+    with torch.no_grad():
+        peer.pos_embed.normal_()  # a learned table, the class token's own row too unless no_embed_class
+    folder, diff, notes = import_model(saved(peer, tmp_path / "vit"), "timm", tmp_path / "mae")
+    assert diff <= ATOL and any("learned positions" in n for n in notes)
+    model = mmcore.from_pretrained(folder)
+    assert model.config["tokenizer"]["positions"] == "learned"
+    x = torch.rand(2, 3, 16, 24)
+    mean, std = list(peer.pretrained_cfg["mean"]), list(peer.pretrained_cfg["std"])
+    with torch.no_grad():
+        theirs = peer.forward_features(normalised(x, mean, std))[:, 1:]
+    assert (model.encode({"images": x})[0] - theirs).abs().max() <= ATOL
+    out, diff = export_model(model, "timm", tmp_path / "again")  # the table goes back out as pos_embed
+    again = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    with torch.no_grad():
+        assert (again.forward_features(normalised(x, mean, std))[:, 1:] - theirs).abs().max() <= ATOL
+
+
+# -- transformers ViTMAE -----------------------------------------------------------
+
+def vitmae(**kwargs):
+    """A tiny random ViTMAEForPreTraining, as save_pretrained writes it (its fixed position tables kept)."""
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    args = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 64, "decoder_hidden_size": 16, "decoder_num_hidden_layers": 1,
+            "decoder_num_attention_heads": 2, "decoder_intermediate_size": 32, "norm_pix_loss": True}
+    torch.manual_seed(5)
+    peer = ViTMAEForPreTraining(ViTMAEConfig(**{**args, **kwargs})).eval()
+    with torch.no_grad():
+        for name, p in peer.named_parameters():
+            if "pos_embed" not in name and "position_embeddings" not in name:
+                p.normal_(std=0.2)
+    return peer
+
+
+def test_import_vitmae_encoder_exactly_for_a_fixed_visible_set(tmp_path):
+    pytest.importorskip("transformers")
+    peer = vitmae()
+    peer.save_pretrained(tmp_path / "hf")
+    (tmp_path / "hf" / "preprocessor_config.json").write_text(json.dumps(
+        {"do_normalize": True, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}))
+    folder, diff, notes = import_model(tmp_path / "hf", "transformers", tmp_path / "mae")
+    assert diff <= ATOL and any("class-token output" in n for n in notes)
+    model = mmcore.from_pretrained(folder)
+    c = model.config
+    assert c["encoder"]["norm_eps"] == 1e-12 and c["encoder"]["class_token"] and c["target"]["norm_pix"]
+    assert c["tokenizer"]["positions"] == "fixed" and c["tokenizer"]["std"] == [0.229, 0.224, 0.225]
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    noise = torch.rand(2, 16, generator=torch.Generator().manual_seed(3))  # fixes ViTMAE's mask
+    keep = noise.argsort(dim=1)[:, :4]  # its visible patches, in its order (mask_ratio 0.75 of 16)
+    with torch.no_grad():
+        out = peer(pixel_values=normalised(x, c["tokenizer"]["mean"], c["tokenizer"]["std"]), noise=noise)
+        theirs = peer.vit(pixel_values=normalised(x, c["tokenizer"]["mean"], c["tokenizer"]["std"]),
+                          noise=noise).last_hidden_state[:, 1:]
+        embedded = model.embedder(model.tokenizer.tokenize({"images": x}))
+        ours = model.encoder(embedded.gather(1, keep[..., None].expand(-1, -1, 32)))
+    assert (ours - theirs).abs().max() <= ATOL
+    hidden = out.mask.bool()  # the same mask through mmcore's MAE: it continues pretraining
+    loss = model({"images": x}, hidden=hidden).loss
+    assert torch.isfinite(loss) and "embedder.pos_embed" not in dict(model.named_parameters())
+
+
+def test_vitmae_refusals_write_nothing(tmp_path):
+    pytest.importorskip("transformers")
+    vitmae(hidden_act="gelu_new").save_pretrained(tmp_path / "tanh")
+    with pytest.raises(NoExactPeer, match="hidden_act 'gelu_new'; mmcore's MLP uses exact GELU") as info:
+        import_model(tmp_path / "tanh", "transformers", tmp_path / "out")
+    assert "\n" not in str(info.value)
+    saved(timm_vit(), tmp_path / "vit")
+    with pytest.raises(NoExactPeer, match="model_type None; mmcore imports transformers' ViTMAE only"):
+        import_model(tmp_path / "vit", "transformers", tmp_path / "out")
+    vitmae().save_pretrained(tmp_path / "cut")
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if k != "vit.encoder.layer.1.output.dense.weight"},
+              str(tmp_path / "cut" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(DataError, match=r"do not match ViTMAEForPreTraining: missing \['vit.layers.1.mlp.fc2.weight'\]"):
+        import_model(tmp_path / "cut", "transformers", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

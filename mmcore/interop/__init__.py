@@ -7,7 +7,8 @@ with what differs (`NoExactPeer`), and every conversion is checked on random
 inputs before anything is written — the measured max abs difference is
 returned. Output folders are written beside their place and renamed into it,
 so a refusal or a crash leaves nothing half-written. Peers now: timm's
-``VisionTransformer`` for image encoders (`mmcore.interop.timm_vit`).
+``VisionTransformer`` for image encoders both ways (`mmcore.interop.timm_vit`),
+and transformers' ViTMAE encoder in (`mmcore.interop.hf_vitmae`).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ PEERS = ("timm", "transformers")
 TOLERANCE = 1e-4  # max abs difference the commands accept on random inputs (fp32; tiny models reach ~1e-6)
 
 NOT_YET = {  # (peer, modality) → why there is no exact mapping yet
-    ("transformers", "image"): "transformers' ViTModel always prepends a class token and its mapping is not written "
-                               "yet; use --to timm (timm's VisionTransformer matches exactly)",
+    ("transformers", "image"): "ViTMAEForPreTraining's decoder reads the encoder's class-token output as its first "
+                               "token (mmcore's MAE decoder sees patch tokens only), and the ViTModel mapping is not "
+                               "written yet; use --to timm (timm's VisionTransformer matches the encoder exactly)",
     ("transformers", "text"): "BERT-family encoders are post-norm (a LayerNorm after each residual) with learned "
                               "positions and token types; mmcore's backbone is pre-norm",
     ("transformers", "protein"): "ESM encoders use rotary positions and their own token layout; mmcore has neither yet",
@@ -56,7 +58,7 @@ def export_model(model: Any, to: str, output: str | os.PathLike[str]) -> tuple[P
         raise NoExactPeer(f"no exact {to} peer for modality {modality!r} yet: {reason}")
     out = free_output(output)
     peer, data = timm_vit.to_timm(model)
-    diff = encoder_difference(model, peer, data["mean"], data["std"])
+    diff = encoder_difference(model, lambda x: timm_vit.peer_states(peer, x, data["mean"], data["std"]))
     write_atomic(out, lambda tmp: timm_vit.save_timm(peer, data, tmp))
     return out, diff
 
@@ -66,29 +68,32 @@ def import_model(folder: str | os.PathLike[str], source: str, output: str | os.P
 
     Returns (the folder, max abs encoder difference on random inputs, notes such as what was left out)."""
     from mmcore.config import ModelConfig, check_model_config
-    from mmcore.interop import timm_vit
+    from mmcore.interop import hf_vitmae, timm_vit
     from mmcore.model import MaskedModel, record_sources
 
     check_peer(source)
-    if source != "timm":
-        raise NoExactPeer("no exact import from transformers yet: ViTMAEForPreTraining stores 2-D sin-cos positions "
-                          "column-first (mmcore's are row-first) and a class token; a learned-position option for "
-                          "mmcore's image embedder is needed first")
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"no peer folder at {folder}: expected a folder with config.json and model.safetensors")
     out = free_output(output)
-    peer, cfg = timm_vit.load_timm(folder)
-    config, state, notes = timm_vit.from_timm(peer, cfg)
-    config["decoder"] = dataclasses.asdict(ModelConfig().decoder)  # the recipes' default MAE decoder, fresh
+    if source == "timm":
+        peer, cfg = timm_vit.load_timm(folder)
+        config, state, notes = timm_vit.from_timm(peer, cfg)
+        config["decoder"] = dataclasses.asdict(ModelConfig().decoder)  # the recipes' default MAE decoder, fresh
+        theirs = timm_vit.peer_states
+    else:
+        peer, processor = hf_vitmae.load_vitmae(folder)
+        config, state, notes = hf_vitmae.from_vitmae(peer, processor)
+        theirs = hf_vitmae.peer_states
     config.update(record_sources(config))
     config = check_model_config(config, f"the model built from {folder}")
     model = MaskedModel(config).eval()
     missing, unexpected = model.load_state_dict(state, strict=False)
-    left = [k for k in missing if k.startswith(("embedder.", "encoder."))]
+    left = [k for k in missing if k.startswith(("embedder.", "encoder.")) and k != "embedder.decoder_pos_embed"]
     if unexpected or left:  # a mapping bug, never the user's: say it plainly
-        raise MMCoreError(f"internal: timm weights map onto unknown {unexpected[:3]} or leave {left[:3]} unset")
-    diff = encoder_difference(model, peer, model.tokenizer.mean, model.tokenizer.std)
+        raise MMCoreError(f"internal: {source} weights map onto unknown {unexpected[:3]} or leave {left[:3]} unset")
+    tok = model.tokenizer
+    diff = encoder_difference(model, lambda x: theirs(peer, x, tok.mean, tok.std))
     write_atomic(out, model.save_pretrained)
     return out, diff, notes
 
@@ -112,14 +117,13 @@ def load_mmcore(model: Any) -> Any:
     return from_pretrained(str(path) if path.exists() else model)
 
 
-def encoder_difference(model: Any, peer: torch.nn.Module, mean: Any, std: Any, batch: int = 2) -> float:
-    """Max abs difference of patch-token states on seeded random [0, 1] images; refused above `TOLERANCE`."""
-    from mmcore.interop.timm_vit import peer_states
-
+def encoder_difference(model: Any, theirs: Callable[[torch.Tensor], torch.Tensor], batch: int = 2) -> float:
+    """Max abs difference of patch-token states (``theirs(images)``: the peer's [B, N, D]) on seeded random
+    [0, 1] images; refused above `TOLERANCE`."""
     tok = model.tokenizer
     images = torch.rand(batch, tok.channels, *tok.image_size, generator=torch.Generator().manual_seed(0))
     ours, _ = model.encode({"images": images})
-    diff = (ours - peer_states(peer, images, mean, std)).abs().max().item()
+    diff = (ours - theirs(images)).abs().max().item()
     if not diff <= TOLERANCE:
         raise NoExactPeer(f"the converted encoders disagree: max abs difference {diff:.3g} on random images "
                           f"(accepted: <= {TOLERANCE}); nothing written")

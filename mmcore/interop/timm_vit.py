@@ -3,12 +3,12 @@
 Why the two can match exactly: both are pre-norm ViTs with a fused qkv
 projection, exact GELU and LayerNorm, so only layouts differ. mmcore flattens
 a patch as (row, col, channel) for a linear layer where timm convolves
-[D, C, p, p]; mmcore computes 2-D sin-cos positions where timm stores a
-``pos_embed`` table (filled with the same values on export); timm's class
-token (``encoder.class_token`` here) carries its position folded in. timm's
-layer scale is folded into the projection before it. What cannot be folded
-(registers, qk-norm, a norm after pooling, learned positions, other
-activations) is refused by name, never converted approximately.
+[D, C, p, p]; timm's ``pos_embed`` table is mmcore's sin-cos (computed) when
+its values are those, else a learned table (``tokenizer.positions: learned``);
+timm's class token (``encoder.class_token`` here) carries its position folded
+in. timm's layer scale is folded into the projection before it. What cannot be
+folded (registers, qk-norm, a norm after pooling, other activations) is refused
+by name, never converted approximately.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def check_exportable(model: Any) -> None:
     embedder = model.embedder
     if type(embedder).forward is not PatchEmbedder.forward or not isinstance(embedder, PatchEmbedder):
         raise NoExactPeer(f"the image embedder {type(embedder).__name__} is not mmcore's linear patch embedder "
-                          "with sin-cos positions, which timm's PatchEmbed + pos_embed reproduce")
+                          "with sin-cos or table positions, which timm's PatchEmbed + pos_embed reproduce")
     enc = model.encoder.config
     if enc.norm_eps != 1e-6:
         raise NoExactPeer(f"encoder.norm_eps is {enc.norm_eps}; timm's VisionTransformer config names its "
@@ -75,7 +75,7 @@ def to_timm(model: Any) -> tuple[nn.Module, dict[str, Any]]:
     state = {
         "patch_embed.proj.weight": ours["embedder.proj.weight"].reshape(D, p, p, C).permute(0, 3, 1, 2),
         "patch_embed.proj.bias": ours["embedder.proj.bias"],
-        "pos_embed": sincos(grid_positions(H // p, W // p), D),
+        "pos_embed": position_table(model),
         "norm.weight": ours["encoder.norm.weight"], "norm.bias": ours["encoder.norm.bias"],
     }
     if enc.class_token:
@@ -97,6 +97,14 @@ BLOCK_KEYS = {  # mmcore block parameter → timm block parameter
     "mlp.0.weight": "mlp.fc1.weight", "mlp.0.bias": "mlp.fc1.bias",
     "mlp.2.weight": "mlp.fc2.weight", "mlp.2.bias": "mlp.fc2.bias",
 }
+
+
+def position_table(model: Any) -> Tensor:
+    """[1, N, D] the encoder's patch positions at the trained size: its table, or the sin-cos it computes."""
+    embedder, tok = model.embedder, model.tokenizer
+    if embedder.positions != "sincos":
+        return embedder.pos_embed.detach()
+    return sincos(grid_positions(*tok.grid), embedder.dim)
 
 
 def grid_positions(h: int, w: int) -> Tensor:
@@ -208,12 +216,16 @@ def differences(peer: nn.Module) -> list[str]:
             break
     if not out and peer.blocks and int(peer.embed_dim * mlp_ratio_of(peer)) != peer.blocks[0].mlp.fc1.out_features:
         out.append(f"MLP width {peer.blocks[0].mlp.fc1.out_features} is not int(dim x ratio) for any ratio")
-    if not out and peer.pos_embed is not None:
-        diff = (patch_positions(peer) - sincos(grid_positions(*peer.patch_embed.grid_size), peer.embed_dim)).abs().max()
-        if diff > POSITION_ATOL:
-            out.append(f"its pos_embed holds learned positions (they differ from 2-D sin-cos by up to {diff:.3g}); "
-                       "mmcore's image embedder computes fixed sin-cos positions and has no learned table yet")
     return out
+
+
+def is_sincos(peer: nn.Module) -> bool:
+    """Whether timm's patch positions are mmcore's 2-D sin-cos values (then mmcore computes them)."""
+    grid = peer.patch_embed.grid_size
+    if peer.embed_dim % 4:
+        return False
+    diff = (patch_positions(peer) - sincos(grid_positions(*grid), peer.embed_dim)).abs().max()
+    return bool(diff <= POSITION_ATOL)
 
 
 def mlp_ratio_of(peer: nn.Module) -> float:
@@ -238,10 +250,12 @@ def from_timm(peer: nn.Module, cfg: dict[str, Any]) -> tuple[dict[str, Any], dic
     plain = mean == [0.0] * C and std == [1.0] * C
     depth = len(peer.blocks)
     eps = peer.norm.eps
+    sincos_positions = is_sincos(peer)
     config = {
         "modality": "image", "style": "mae",
         "tokenizer": {"image_size": [H, W], "patch_size": p, "channels": C,
-                      "mean": None if plain else mean, "std": None if plain else std},
+                      "mean": None if plain else mean, "std": None if plain else std,
+                      "positions": "sincos" if sincos_positions else "learned"},
         "masking": {"name": "random"}, "target": {"name": "pixels"},
         "encoder": {"dim": D, "depth": depth, "heads": peer.blocks[0].attn.num_heads if depth else 1,
                     "mlp_ratio": mlp_ratio_of(peer) if depth else 4.0, "class_token": peer.has_class_token,
@@ -251,10 +265,12 @@ def from_timm(peer: nn.Module, cfg: dict[str, Any]) -> tuple[dict[str, Any], dic
     state = {"embedder.proj.weight": conv.weight.detach().permute(0, 2, 3, 1).reshape(D, p * p * C),
              "embedder.proj.bias": src.get("patch_embed.proj.bias", torch.zeros(D)),
              "encoder.norm.weight": src["norm.weight"], "encoder.norm.bias": src["norm.bias"]}
+    if not sincos_positions:
+        state["embedder.pos_embed"] = patch_positions(peer)
     if peer.has_class_token:  # its position row is a constant: folded into the token
         cls = src["cls_token"]
         state["encoder.cls_token"] = cls if peer.no_embed_class else cls + src["pos_embed"][:, :1]
-    for i, block in enumerate(peer.blocks):
+    for i in range(len(peer.blocks)):
         for ours, theirs in BLOCK_KEYS.items():
             value = src.get(f"blocks.{i}.{theirs}")
             if value is None:  # a bias the peer was built without (qkv_bias=False): zeros are the same layer
@@ -266,6 +282,9 @@ def from_timm(peer: nn.Module, cfg: dict[str, Any]) -> tuple[dict[str, Any], dic
                 state[f"encoder.blocks.{i}.{linear}.weight"] = gamma[:, None] * state[f"encoder.blocks.{i}.{linear}.weight"]
                 state[f"encoder.blocks.{i}.{linear}.bias"] = gamma * state[f"encoder.blocks.{i}.{linear}.bias"]
     notes = ["decoder and pixel head freshly initialised (timm holds an encoder only)"]
+    if not sincos_positions:
+        notes.append("learned positions (tokenizer.positions: learned) cover the trained grid "
+                     f"{tuple(peer.patch_embed.grid_size)} only; decoder positions start at sin-cos values")
     if peer.num_classes:
         notes.append(f"classifier head ({peer.num_classes} classes) left out")
     if peer.global_pool == "token":
@@ -275,10 +294,15 @@ def from_timm(peer: nn.Module, cfg: dict[str, Any]) -> tuple[dict[str, Any], dic
 
 def peer_states(peer: nn.Module, images: Tensor, mean: list[float] | None, std: list[float] | None) -> Tensor:
     """timm's patch-token outputs [B, N, D] for [0, 1] images, normalised as its data config says."""
-    if mean is not None or std is not None:
-        C = images.shape[1]
-        m = images.new_tensor(mean or [0.0] * C).view(1, -1, 1, 1)
-        s = images.new_tensor(std or [1.0] * C).view(1, -1, 1, 1)
-        images = (images - m) / s
     with torch.no_grad():
-        return peer.forward_features(images)[:, peer.num_prefix_tokens:]
+        return peer.forward_features(normalise(images, mean, std))[:, peer.num_prefix_tokens:]
+
+
+def normalise(images: Tensor, mean: list[float] | None, std: list[float] | None) -> Tensor:
+    """[B, C, H, W] images less ``mean`` over ``std`` per channel (as given when both are None)."""
+    if mean is None and std is None:
+        return images
+    C = images.shape[1]
+    m = images.new_tensor(mean or [0.0] * C).view(1, -1, 1, 1)
+    s = images.new_tensor(std or [1.0] * C).view(1, -1, 1, 1)
+    return (images - m) / s

@@ -1,4 +1,4 @@
-"""Linear patch embedding plus fixed 2-D sin-cos positions (MAE style), from the core."""
+"""Linear patch embedding plus 2-D positions (fixed sin-cos by default, MAE style), from the core."""
 
 from __future__ import annotations
 

@@ -12,6 +12,9 @@ from mmcore.contract import Tokens
 from mmcore.errors import ConfigError, DataError
 
 
+POSITIONS = ("sincos", "learned", "fixed")
+
+
 def nearest_multiple(n: int, p: int) -> int:
     """The multiple of ``p`` closest to ``n`` (at least ``p``), for size hints."""
     return max(p, int(round(n / p)) * p)
@@ -25,6 +28,10 @@ class ImageTokenizer:
     order within a patch; positions are each patch's (row, col) on the grid.
     The grid is read from the batch, so one model serves any size whose
     sides are multiples of ``patch_size``.
+
+    ``positions`` is how the embedder places patches: "sincos" (computed, any
+    size), or a table for the trained grid only, "learned" (trained) or "fixed"
+    (kept as loaded): the form peers' checkpoints need (`mmcore.interop`).
     """
 
     image_size: list[int] = field(default_factory=lambda: [224, 224])  # [H, W] of training data
@@ -32,6 +39,7 @@ class ImageTokenizer:
     channels: int = 3
     mean: list[float] | None = None
     std: list[float] | None = None
+    positions: str = "sincos"
 
     def __post_init__(self) -> None:
         p = self.patch_size
@@ -39,7 +47,8 @@ class ImageTokenizer:
             raise ConfigError(f"model.tokenizer.patch_size {p!r} is invalid; accepted: a positive integer such as 16")
         size = list(self.image_size) if not isinstance(self.image_size, (str, int)) else None  # also OmegaConf lists
         if size is None or len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-            raise ConfigError(f"model.tokenizer.image_size {self.image_size!r} is invalid; accepted: [height, width] of positive integers such as [224, 224]")
+            raise ConfigError(f"model.tokenizer.image_size {self.image_size!r} is invalid; "
+                              "accepted: [height, width] of positive integers such as [224, 224]")
         if size[0] % p or size[1] % p:
             hint = [nearest_multiple(s, p) for s in size]
             raise ConfigError(
@@ -62,6 +71,14 @@ class ImageTokenizer:
             if name == "std" and min(value) <= 0:
                 raise ConfigError(f"model.tokenizer.std {value} has a value <= 0; accepted: positive numbers")
             setattr(self, name, value)
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"model.tokenizer.positions {self.positions!r} is invalid; accepted: "
+                              f"{', '.join(POSITIONS)}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, cols) of patches at ``image_size``: what a position table covers."""
+        return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
 
     @property
     def patch_dim(self) -> int:
@@ -77,7 +94,8 @@ class ImageTokenizer:
         """Stack samples {"image": [C, H, W] in [0, 1], "label": int} into a batch."""
         shapes = {tuple(s["image"].shape) for s in samples}
         if len(shapes) > 1:
-            raise DataError(f"a batch holds images of different shapes {sorted(shapes)}; accepted: one shape per batch (resize or crop them)")
+            raise DataError(f"a batch holds images of different shapes {sorted(shapes)}; "
+                            "accepted: one shape per batch (resize or crop them)")
         images = torch.stack([torch.as_tensor(s["image"], dtype=torch.float32) for s in samples])  # [B, C, H, W]
         labels = torch.tensor([int(s.get("label", -1)) for s in samples], dtype=torch.long)  # [B]
         return {"images": images, "labels": labels}
