@@ -1,10 +1,10 @@
 """Weights out to timm and back in, ViTMAE in (mmcore.interop), with equal outputs; tiny random peers, no download."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from mmcore.cli import main
 import torch
 
 import mmcore
@@ -175,18 +175,23 @@ def test_class_token_and_norm_eps_defaults_leave_models_unchanged():
     assert with_cls.encoder.cls_token.grad is not None
 
 
-def test_cli_export_and_import(tmp_path):
+def test_cli_export_and_import(tmp_path, capsys):
     model = image_mae()
     model.save_pretrained(tmp_path / "model")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "mmcore", *a], check=False, capture_output=True, text=True)
-    done = run("export", str(tmp_path / "model"), "--to", "timm", "-o", str(tmp_path / "timm"))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(tmp_path / "timm") and "exact: max abs difference" in done.stderr
-    done = run("import", str(tmp_path / "timm"), "--from", "timm", "-o", str(tmp_path / "back"))
-    assert done.returncode == 0 and "note: decoder" in done.stderr
-    done = run("import", str(tmp_path / "timm"), "--from", "transformers", "-o", str(tmp_path / "x"))
-    assert done.returncode == 2 and done.stderr.startswith("mm: error: ") and "'vit_mae'" in done.stderr
-    assert done.stderr.count("\n") == 1 and not (tmp_path / "x").exists()
+
+    def run(*args):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = run("export", str(tmp_path / "model"), "--to", "timm", "-o", str(tmp_path / "timm"))
+    assert code == 0, err
+    assert out.strip() == str(tmp_path / "timm") and "exact: max abs difference" in err
+    code, out, err = run("import", str(tmp_path / "timm"), "--from", "timm", "-o", str(tmp_path / "back"))
+    assert code == 0 and "note: decoder" in err
+    code, out, err = run("import", str(tmp_path / "timm"), "--from", "transformers", "-o", str(tmp_path / "x"))
+    assert code == 2 and err.startswith("mm: error: ") and "'vit_mae'" in err
+    assert err.count("\n") == 1 and not (tmp_path / "x").exists()
 
 
 # -- position tables (tokenizer.positions) -----------------------------------------
