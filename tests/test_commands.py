@@ -108,6 +108,6 @@ def test_text_protein_and_tabular_own_their_commands(toy_registry):
 
     assert toy_registry.command("fill") is FILL_COMMAND and toy_registry.command("impute") is IMPUTE_COMMAND
     summaries = {p.name: p.summary() for p in toy_registry.plugins.values()}
-    assert summaries["text"]["commands"] == summaries["protein"]["commands"] == ["fill"]
+    assert summaries["text"]["commands"] == ["fill"] and summaries["protein"]["commands"] == ["fill", "score"]
     assert summaries["tabular"]["commands"] == ["impute"]
     assert summaries["toy"]["commands"] == []

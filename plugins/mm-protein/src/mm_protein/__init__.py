@@ -7,20 +7,16 @@ parts of `mmcore.discrete`, shared with other discrete modalities.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmcore.contract import Modality
 from mmcore.discrete import FILL_COMMAND, BertMasking, DiffusionMasking, SpanMasking, TokenEmbedder, TokenIdTarget, VocabHead
 from mmcore.hookspecs import hookimpl
+from mmcore.plugins import recipes_in
 
 from .data import FastaFiles, ProteinDemo, demo_records
 from .fasta import Record, parse_fasta
 from .tokenizer import ProteinTokenizer
 
 __all__ = ["FastaFiles", "ProteinDemo", "ProteinTokenizer", "Record", "demo_records", "parse_fasta"]
-
-RECIPES = Path(__file__).parent / "recipes"
-
 
 @hookimpl
 def register_modalities(register):
@@ -59,10 +55,13 @@ def register_datasets(register):
 
 @hookimpl
 def register_recipes(register):
-    for path in sorted(RECIPES.glob("*.yaml")):
-        register(path.stem, path)
+    for name, path in recipes_in(__name__):
+        register(name, path)
 
 
 @hookimpl
 def register_commands(register):
     register(FILL_COMMAND)  # mm fill, shared with the other discrete modalities
+    from .commands import SCORE_COMMAND  # mm score: variant effects (ESM-1v scores)
+
+    register(SCORE_COMMAND)
