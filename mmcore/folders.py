@@ -91,3 +91,19 @@ def keep_readable(files: list[Path], labels: list[int], probe: Callable[[Path], 
     if not kept:
         raise DataError(f"none of the {len(files)} {noun} files under {path} is readable; accepted: {accepted}")
     return [f for f, _ in kept], [label for _, label in kept]
+
+
+def read_or_next(files: list[Path], index: int, load: Callable[[int], dict], on_error: str, skipped: list[str],
+                 noun: str, accepted: str) -> dict:
+    """``load(index)``; with ``on_error=skip`` a file that fails stands aside for the next readable one,
+    recorded in ``skipped`` and said in a warning, so one bad file cannot stop a long run."""
+    if on_error == "raise":
+        return load(index)
+    for k in range(len(files)):
+        j = (index + k) % len(files)
+        try:
+            return load(j)
+        except DataError as exc:
+            skipped.append(str(files[j]))
+            warnings.warn(f"skipped {noun} file ({len(skipped)} so far in this process): {exc}", stacklevel=3)
+    raise DataError(f"no readable {noun} file among the {len(files)} files; accepted: {accepted}")

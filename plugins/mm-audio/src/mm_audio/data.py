@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from torch.utils.data import Dataset
 
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
-from mmcore.folders import keep_readable, list_class_folder
+from mmcore.folders import keep_readable, list_class_folder, read_or_next
 from mmcore.splits import check_test_fraction, split_indices
 
 from .demo import RATE, load_or_generate
@@ -108,16 +107,7 @@ class _Files(Dataset):
     def get(self, index: int, generator: torch.Generator | None) -> dict:
         """Item ``index`` with every random choice (the crop) drawn from ``generator``, so a run resumed
         with the same generator per (seed, epoch, index) sees the same crops; None: the global RNG."""
-        if self.on_error == "raise":
-            return self.load(index, generator)
-        for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
-            j = (index + k) % len(self.files)
-            try:
-                return self.load(j, generator)
-            except DataError as exc:
-                self.skipped.append(str(self.files[j]))
-                warnings.warn(f"skipped audio file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
-        raise DataError(f"no readable audio file among the {len(self.files)} files; accepted: {ACCEPTED}")
+        return read_or_next(self.files, index, lambda j: self.load(j, generator), self.on_error, self.skipped, "audio", ACCEPTED)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from mmcore.contract import check_split
-from mmcore.errors import ConfigError, DataError
-from mmcore.folders import keep_readable, list_class_folder
+from mmcore.errors import ConfigError
+from mmcore.folders import keep_readable, list_class_folder, read_or_next
 from mmcore.splits import check_test_fraction, split_indices
 
 from .files import ACCEPTED, EXTENSIONS, fit_crop, load_image, probe_image, readable_extensions, to_tensor
@@ -92,16 +91,7 @@ class _Files(Dataset):
     def get(self, i: int, generator: torch.Generator | None) -> dict:
         """Item ``i`` with every random draw (the flip) taken from ``generator`` (None: the global one),
         so a run resumed with the same generators sees the same samples."""
-        if self.on_error == "raise":
-            return self.load(i, generator)
-        for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
-            j = (i + k) % len(self.files)
-            try:
-                return self.load(j, generator)
-            except DataError as exc:
-                self.skipped.append(str(self.files[j]))
-                warnings.warn(f"skipped image file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
-        raise DataError(f"no readable image among the {len(self.files)} files; accepted: {ACCEPTED}")
+        return read_or_next(self.files, i, lambda j: self.load(j, generator), self.on_error, self.skipped, "image", ACCEPTED)
 
     def __getitem__(self, i: int) -> dict:
         return self.get(i, None)

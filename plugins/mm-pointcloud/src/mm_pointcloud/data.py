@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from mmcore.contract import check_split
-from mmcore.errors import ConfigError, DataError
-from mmcore.folders import keep_readable, list_class_folder
+from mmcore.errors import ConfigError
+from mmcore.folders import keep_readable, list_class_folder, read_or_next
 from mmcore.splits import check_test_fraction, split_indices
 
 from .files import ACCEPTED, MESH_FORMATS, POINT_FORMATS, SAMPLING, probe_points, read_points, sample_mesh
@@ -115,16 +114,7 @@ class _Files(Dataset):
         return {"points": points, "label": self.labels[i], "where": str(self.files[i])}
 
     def __getitem__(self, i: int) -> dict:
-        if self.on_error == "raise":
-            return self.load(i)
-        for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
-            j = (i + k) % len(self.files)
-            try:
-                return self.load(j)
-            except DataError as exc:
-                self.skipped.append(str(self.files[j]))
-                warnings.warn(f"skipped point-cloud file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
-        raise DataError(f"no readable point-cloud file among the {len(self.files)} files; accepted: {ACCEPTED}")
+        return read_or_next(self.files, i, self.load, self.on_error, self.skipped, "point-cloud", ACCEPTED)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 from mmcore.contract import check_split
-from mmcore.errors import ConfigError, DataError
-from mmcore.folders import keep_readable, list_class_folder
+from mmcore.errors import ConfigError
+from mmcore.folders import keep_readable, list_class_folder, read_or_next
 from mmcore.splits import check_test_fraction, split_indices
 
 from .demo import DIGIT, clip_tensor, mnist, moving_digit
@@ -79,16 +78,7 @@ class _Files(Dataset):
     def get(self, i: int, generator: torch.Generator | None) -> dict:
         """Item ``i`` with the random window drawn from ``generator`` (None: the global one), so a run
         resumed with the same generators sees the same clips."""
-        if self.on_error == "raise":
-            return self.load(i, generator)
-        for k in range(len(self.files)):  # skip: the next readable file stands in, and the skip is said out loud
-            j = (i + k) % len(self.files)
-            try:
-                return self.load(j, generator)
-            except DataError as exc:
-                self.skipped.append(str(self.files[j]))
-                warnings.warn(f"skipped video file ({len(self.skipped)} so far in this process): {exc}", stacklevel=2)
-        raise DataError(f"no readable video among the {len(self.files)} files; accepted: {ACCEPTED}")
+        return read_or_next(self.files, i, lambda j: self.load(j, generator), self.on_error, self.skipped, "video", ACCEPTED)
 
     def __getitem__(self, i: int) -> dict:
         return self.get(i, None)
