@@ -12,6 +12,8 @@ so a third-party dataset that draws from ``torch.rand`` resumes exactly too.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,14 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 class DataPosition:
     epoch: int = 0
     batch: int = 0  # batches of this epoch already consumed by this rank
+    stream: dict[str, Any] | None = None  # a streamed dataset's loader state (`iterate_stream`), refreshed by `snapshot`
+    loader: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a checkpoint stores for this rank (JSON)."""
+        if self.loader is not None:
+            self.stream = self.loader.state_dict()
+        return {"epoch": self.epoch, "batch": self.batch, **({"stream": self.stream} if self.stream is not None else {})}
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -91,3 +101,21 @@ def iterate_batches(dataset, collate, batch_size: int, num_workers: int, seed: i
             position.batch += 1
             yield batch
         position.epoch, position.batch = position.epoch + 1, 0
+
+
+def iterate_stream(stream, collate, batch_size: int, num_workers: int, seed: int, accelerator: Accelerator,
+                   position: DataPosition) -> Iterator:
+    """Endless batches of a streamed dataset (`mmcore.streams`) for this rank, through torchdata's
+    ``StatefulDataLoader``: it keeps each loader worker's stream position with every batch, so
+    ``position.snapshot()`` is exactly what this rank has consumed, prefetched batches excluded."""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    stream.place(seed, accelerator.process_index, accelerator.num_processes)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "'set_vital' is deprecated")  # torchdata 0.11 on torch ≥ 2.9
+        loader = StatefulDataLoader(stream, batch_size=batch_size, collate_fn=collate, num_workers=num_workers,
+                                    drop_last=True, pin_memory=accelerator.device.type == "cuda")
+    if position.stream is not None:
+        loader.load_state_dict(position.stream)
+    position.loader = loader
+    yield from loader

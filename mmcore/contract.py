@@ -244,6 +244,17 @@ class Modality:
                 turning encoder states into one feature vector per sample for
                 `MaskedModel.features` (probes); None (default) = mean over
                 valid tokens, F = D.
+    from_record: optional ``(tokenizer, record, generator) -> sample``: one
+                record of a streamed dataset as an item ``tokenizer.collate``
+                accepts. With it, the core's ``hf`` (Hugging Face datasets) and
+                ``webdataset`` (tar shards) datasets work for the modality
+                (`mmcore.streams`). ``record`` is a dict as the engine yields
+                it, undecoded: column → value from datasets (str, numbers,
+                lists, ``{"bytes", "path"}`` for Image/Audio columns) or
+                extension → bytes from a tar shard (``png``, ``cls``, ``txt``;
+                ``__key__``); `mmcore.records` reads either form. Every random
+                draw comes from ``generator``; a record it cannot use is a
+                `DataError` (the core adds the shard and record number).
     Masking policies, targets and datasets are registered separately, keyed
     by the modality's name, so other plugins can add to them.
     """
@@ -259,6 +270,7 @@ class Modality:
     read_file: Callable[..., Any] | None = None
     description: str = ""
     pool: Callable[..., Any] | None = None
+    from_record: Callable[..., Any] | None = None
 
 
 SPLITS = ("train", "test")

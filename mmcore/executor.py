@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from mmcore.batches import DataPosition, iterate_batches
+from mmcore.batches import DataPosition, iterate_batches, iterate_stream
 from mmcore.card import render_card
 from mmcore.checkpoint import list_checkpoints, load_latest, save_checkpoint, together, write_json_atomic
 from mmcore.config import is_joint, model_dict
@@ -52,6 +52,7 @@ from mmcore.model import (MaskedModel, MaskedOutput, ModelFolder, build_part, mo
                           record_sources)
 from mmcore.plugins import get_registry
 from mmcore.run_folder import RunLock, existing_run_files, move_aside, refuse_unless_fresh
+from mmcore.streams import FIT_RECORDS, SampleList, is_stream
 from mmcore.watchdog import stop_with_launcher
 
 
@@ -201,7 +202,8 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
     check_loss_weights(dict(t.loss_weights), model.loss_parts())
     world = accelerator.num_processes
     effective_batch = cfg.data.batch_size * t.grad_accum * world
-    if len(train_set) < cfg.data.batch_size * world:
+    streamed = is_stream(train_set)
+    if not streamed and len(train_set) < cfg.data.batch_size * world:
         raise ConfigError(f"data: {len(train_set)} training samples, fewer than one batch "
                           f"(data.batch_size {cfg.data.batch_size} × {world} processes)")
     lr = t.base_lr * effective_batch / 256
@@ -210,7 +212,8 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accelerator.init_trackers("mmcore", config=flat_config(cfg))
     accelerator.print(
-        f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(train_set)} samples, "
+        f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+        f"{'streamed samples' if streamed else f'{len(train_set)} samples'}, "
         f"effective batch {effective_batch} = {cfg.data.batch_size} per device × {t.grad_accum} accumulation × "
         f"{world} processes, lr {lr:.3g} = base_lr {t.base_lr:g} × {effective_batch} / 256, "
         f"precision {accelerator.mixed_precision}, device {accelerator.device}"
@@ -220,8 +223,9 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
     resume_or_start(run, resume)
     device = accelerator.device
     run.shown = picture_batch(collate, test_set if len(test_set) else train_set, device)
-    run.batches = iterate_batches(train_set, collate, cfg.data.batch_size, cfg.data.num_workers, t.seed,
-                                  accelerator, run.position)
+    iterate = iterate_stream if streamed else iterate_batches
+    run.batches = iterate(train_set, collate, cfg.data.batch_size, cfg.data.num_workers, t.seed, accelerator,
+                          run.position)
     run.reducer = LossReducer(dict(t.loss_weights), device)
     run.generator = torch.Generator(device=device)  # re-seeded for every micro-batch: no state to checkpoint
     run.nonfinite, run.streak = torch.zeros((), device=device), torch.zeros((), device=device)
@@ -270,8 +274,8 @@ def build_single(config: dict[str, Any], dataset_options: dict[str, Any]) -> tup
     tokenizer = registry.modality(config["modality"]).tokenizer(**config["tokenizer"])
     dataset = build_part(registry.dataset, config["modality"], dataset_options)
     train_set, test_set = dataset.build(tokenizer, "train"), dataset.build(tokenizer, "test")
-    if hasattr(tokenizer, "fit"):  # statistics or a vocabulary learned from the training split
-        tokenizer.fit(train_set)
+    if hasattr(tokenizer, "fit"):  # statistics or a vocabulary learned from the training split (a stream's head)
+        tokenizer.fit(SampleList(train_set.head(FIT_RECORDS)) if is_stream(train_set) else train_set)
         config["tokenizer"] = dataclasses.asdict(tokenizer)
     config.update(record_sources(config, dataset_options["name"]))
     return MaskedModel(config), train_set, test_set, tokenizer.collate
@@ -285,6 +289,9 @@ def build_joint(config: dict[str, Any], dataset_options: dict[str, Any]) -> tupl
     paired = PairedDatasets(**dataset_options)
     modalities = {s: e["modality"] for s, e in streams.items()}
     train_set, test_set = paired.build(tokenizers, modalities, "train"), paired.build(tokenizers, modalities, "test")
+    if any(is_stream(part) for part in train_set.parts.values()):
+        raise ConfigError("data.dataset.modalities: a joint model reads map-style datasets only (paired by index); "
+                          "streamed parts (name=hf or webdataset) are for single-modality recipes for now")
     for stream, tokenizer in tokenizers.items():
         if hasattr(tokenizer, "fit"):
             tokenizer.fit(train_set.parts[stream])
@@ -320,7 +327,8 @@ def resume_key(run: Run) -> dict[str, Any]:
     cfg = run.cfg
     return {"recipe": {"model": OmegaConf.to_container(cfg.model, resolve=True),
                        "data": {"batch_size": cfg.data.batch_size},
-                       "train": {"seed": cfg.train.seed, "grad_accum": cfg.train.grad_accum}},
+                       "train": {"seed": cfg.train.seed, "grad_accum": cfg.train.grad_accum},
+                       **({"stream": {"num_workers": cfg.data.num_workers}} if is_stream(run.train_set) else {})},
             "world_size": run.accelerator.num_processes}
 
 
@@ -414,7 +422,7 @@ def checkpoint_if_due(run: Run) -> None:
     t = run.cfg.train
     if run.step % t.checkpoint_every == 0 or run.step == t.steps:
         check_finite_weights(run, "a checkpoint")
-        positions = gather_object([dict(vars(run.position))])
+        positions = gather_object([run.position.snapshot()])
         state = {"step": run.step, "data": positions, "recipe": resume_key(run)["recipe"]}
         save_checkpoint(run.accelerator, run.checkpoints, state, t.keep_checkpoints)
 
@@ -567,7 +575,8 @@ def evaluate(model: MaskedModel | JointModel, cfg: DictConfig, test_set, collate
 
 def picture_batch(collate, dataset, device: torch.device, count: int = 8) -> dict[str, Any]:
     """A fixed handful of samples whose reconstructions are drawn during and after training."""
-    return to_device(collate([dataset[i] for i in range(min(count, len(dataset)))]), device)
+    samples = dataset.head(count) if is_stream(dataset) else [dataset[i] for i in range(min(count, len(dataset)))]
+    return to_device(collate(samples), device)
 
 
 def draw(model: MaskedModel, batch: dict[str, torch.Tensor]):

@@ -29,6 +29,7 @@ from mmcore import hookspecs
 from mmcore.commands import Command, check_command
 from mmcore.contract import Modality
 from mmcore.errors import PluginError
+from mmcore.streams import STREAMED, stream_dataset
 
 ENTRY_POINT_GROUP = "mmcore"
 HOOKS = ("register_modalities", "register_masking_policies", "register_targets", "register_datasets", "register_recipes",
@@ -146,7 +147,14 @@ class Registry:
         return self._get("targets", (modality, name), f"target {name!r} for modality {modality!r}")
 
     def dataset(self, modality: str, name: str) -> type:
+        """A plugin's dataset, or the core's streamed ``hf`` / ``webdataset`` for a modality with ``from_record``."""
+        if (modality, name) not in self.items["datasets"] and name in STREAMED and self.streams(modality):
+            return stream_dataset(name, modality)
         return self._get("datasets", (modality, name), f"dataset {name!r} for modality {modality!r}")
+
+    def streams(self, modality: str) -> bool:
+        found = self.items["modalities"].get(modality)
+        return found is not None and found.from_record is not None
 
     def recipe(self, name: str) -> str:
         return self._get("recipes", name, f"recipe {name!r}")
@@ -162,7 +170,8 @@ class Registry:
         keys = self.items[kind]
         if modality is None:
             return sorted(str(k) for k in keys)
-        return sorted(k[1] for k in keys if k[0] == modality)
+        extra = STREAMED if kind == "datasets" and self.streams(modality) else ()
+        return sorted({k[1] for k in keys if k[0] == modality} | set(extra))
 
     def _get(self, kind: str, key: Any, what: str) -> Any:
         if key in self.items[kind]:

@@ -1,6 +1,8 @@
 """SIGKILL and resume on real recipes whose datasets draw per-sample randomness (protein-mlm's random
-crops, an image folder's flips): the resumed run logs the uninterrupted run's losses exactly, with one
-process and with two (where the launcher itself is killed and its workers must end)."""
+crops, an image folder's flips) and on streamed datasets (protein sequences in parquet files read by
+Hugging Face datasets, images in webdataset tar shards read by a loader worker): the resumed run logs the
+uninterrupted run's losses exactly, with one process and with two (where the launcher itself is killed and
+its workers must end)."""
 
 import json
 import os
@@ -23,6 +25,13 @@ RECIPES = {
               "model.decoder.dim=16", "model.decoder.depth=1", "model.decoder.heads=2", "data.dataset.hflip=true",
               "data.dataset.test_fraction=0.2", "data.num_workers=1", *TINY],
 }
+STREAMS = {  # three shards: they do not divide between two ranks
+    "protein-hf": ["protein-mlm", "model.tokenizer.max_length=48", "data.dataset.name=hf", "data.dataset.path=parquet",
+                   "data.dataset.buffer_size=16", "data.dataset.test_records=8", *TINY],
+    "image-webdataset": ["image-mae", "model.tokenizer.image_size=[16,16]", "model.tokenizer.patch_size=4",
+                         "model.decoder.dim=16", "model.decoder.depth=1", "model.decoder.heads=2", "data.num_workers=1",
+                         "data.dataset.name=webdataset", "data.dataset.buffer_size=8", *TINY],
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +44,32 @@ def image_folder(tmp_path_factory):
             pixels = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
             pixels[:, :8] //= 4 if label == "left" else 1  # not flip-symmetric: a flip changes the loss
             Image.fromarray(pixels).save(root / label / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, image_folder):
+    """The image folder as three tar shards (png + cls), and 60 protein sequences as three parquet files."""
+    import io
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("shards")
+    files = sorted(image_folder.rglob("*.png"))
+    for shard in range(3):
+        with tarfile.open(root / f"images-{shard}.tar", "w") as tar:
+            for i, path in enumerate(files[shard::3]):
+                for ext, data in (("png", path.read_bytes()), ("cls", str(int(path.parent.name == "right")).encode())):
+                    info = tarfile.TarInfo(f"{shard}{i:04d}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    rng = np.random.default_rng(1)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    for shard in range(3):
+        sequences = ["".join(rng.choice(letters[: 8 + shard * 4], size=int(rng.integers(30, 90)))) for _ in range(20)]
+        pq.write_table(pa.table({"sequence": sequences}), root / f"proteins-{shard}.parquet")
     return root
 
 
@@ -65,6 +100,27 @@ def test_sigkill_and_resume_gives_the_uninterrupted_losses(tmp_path, image_folde
     killed = mm(tmp_path / "cut", args, processes, kill_at=5, port=port)
     assert killed.returncode != 0 and not (tmp_path / "cut" / "model").exists()
     assert max(losses(tmp_path / "cut")) == 5  # the kill landed after step 5, past the step-3 checkpoint
+    resumed = mm(tmp_path / "cut", args, processes, resume=True, port=port)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout and "step-00000003" in resumed.stdout
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full")
+    assert len(set(losses(tmp_path / "full").values())) == 8
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("name", ["protein-hf", "image-webdataset"])
+def test_sigkill_and_resume_of_a_stream_gives_the_uninterrupted_losses(tmp_path, shards, name, processes):
+    where = {"protein-hf": [f"data.dataset.data_files={shards}/proteins-*.parquet"],
+             "image-webdataset": [f"data.dataset.urls={shards}/images-{{0..2}}.tar"]}
+    args = STREAMS[name] + where[name]
+    port = 29550 + 2 * processes + (name == "image-webdataset")
+    full = mm(tmp_path / "full", args, processes, port=port)
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = mm(tmp_path / "cut", args, processes, kill_at=5, port=port)
+    assert killed.returncode != 0 and not (tmp_path / "cut" / "model").exists()
+    assert max(losses(tmp_path / "cut")) == 5
+    state = json.loads((tmp_path / "cut" / "checkpoints" / "step-00000003" / "trainer_state.json").read_text())
+    assert len(state["data"]) == processes and all("stream" in rank for rank in state["data"])
     resumed = mm(tmp_path / "cut", args, processes, resume=True, port=port)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stdout and "step-00000003" in resumed.stdout

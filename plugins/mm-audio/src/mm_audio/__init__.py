@@ -13,7 +13,7 @@ from mmcore.continuous import RegressionHead as PatchHead
 from mmcore.hookspecs import hookimpl
 from mmcore.plugins import recipes_in
 
-from .data import AudioFolder, SpokenDigits
+from .data import AudioFolder, SpokenDigits, from_record
 from .files import read_audio_file
 from .masking import FrequencyMasking, RandomMasking, TimeFrequencyMasking, TimeMasking
 from .picture import spectrogram_grid
@@ -37,6 +37,7 @@ def register_modalities(register):
             style="mae",
             picture=spectrogram_grid,
             read_file=read_audio_file,
+            from_record=from_record,
             description="Audio as Kaldi log-mel patches (AudioMAE): random 80%, time, frequency and time-frequency masking.",
         )
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from torch.utils.data import Dataset
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 from mmcore.folders import keep_readable, list_class_folder, read_or_next
+from mmcore.records import as_bytes, as_int
+from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
 from .demo import RATE, load_or_generate
-from .files import ACCEPTED, probe_audio, read_audio, resample
+from .files import ACCEPTED, RATES, Encoded, check_samples, conform_rate, load_audio, probe_audio, read_audio, resample
 
 ON_ERROR = ("raise", "skip")
 
@@ -29,6 +32,14 @@ def random_crop(wave: torch.Tensor, tokenizer, generator: torch.Generator | None
         return wave
     start = int(torch.randint(len(wave) - length + 1, (), generator=generator))
     return wave[start: start + length]
+
+
+def check_window(wave: torch.Tensor, tokenizer, path) -> None:
+    """At least one analysis window of samples, or a DataError naming ``path``."""
+    window = int(tokenizer.sample_rate * tokenizer.frame_length_ms / 1000)
+    if len(wave) < window:
+        raise DataError(f"audio {path} has {len(wave)} samples at {tokenizer.sample_rate} Hz, shorter than one "
+                        f"{tokenizer.frame_length_ms:g} ms analysis window; accepted: at least {window} samples")
 
 
 class _Clips(Dataset):
@@ -95,10 +106,7 @@ class _Files(Dataset):
                           hint="set data.dataset.resample=true to resample")
         if self.crop:
             wave = random_crop(wave, self.tokenizer, generator)
-        window = int(self.tokenizer.sample_rate * self.tokenizer.frame_length_ms / 1000)
-        if len(wave) < window:
-            raise DataError(f"audio {self.files[i]} has {len(wave)} samples at {self.tokenizer.sample_rate} Hz, shorter than one "
-                            f"{self.tokenizer.frame_length_ms:g} ms analysis window; accepted: at least {window} samples")
+        check_window(wave, self.tokenizer, self.files[i])
         return {"wave": wave, "label": self.labels[i]}
 
     def __getitem__(self, i: int) -> dict:
@@ -142,3 +150,46 @@ class AudioFolder:
             files, labels = keep_readable(files, labels, probe_audio, "audio", self.path, ACCEPTED)
         chosen = split_indices(len(files), self.test_fraction, split)
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")
+
+
+AUDIO_FIELDS = ("audio", "wav", "flac", "ogg", "mp3")
+LABEL_FIELDS = ("label", "cls")
+
+
+def _decoded(value: Mapping, name: str) -> tuple[torch.Tensor, int]:
+    """A datasets Audio value already decoded, ``{"array": [T] or [C, T], "sampling_rate": Hz}``: mono float32 [T], rate."""
+    try:
+        data = np.asarray(value["array"], dtype=np.float32)
+        rate = as_int(value["sampling_rate"], f"{name}.sampling_rate")
+    except (TypeError, ValueError, KeyError) as exc:  # a ragged or non-numeric array, or no sampling_rate
+        raise DataError(f"field {name!r} holds an audio array that cannot be read ({' '.join(str(exc).split())}); "
+                        "accepted: {'array': [samples] or [channels, samples], 'sampling_rate': Hz}") from None
+    if data.ndim not in (1, 2) or data.size == 0:
+        raise DataError(f"field {name!r} holds an audio array of shape {list(data.shape)}; accepted: [samples] or "
+                        "[channels, samples] with at least one sample")
+    if not RATES[0] <= rate <= RATES[1]:
+        raise DataError(f"field {name!r} has a sampling_rate of {rate} Hz; accepted: {RATES[0]} to {RATES[1]} Hz")
+    frames = data[:, None] if data.ndim == 1 else data.T  # [T, C], as the file reader checks it
+    check_samples(f"field {name!r}", frames, "array")
+    return torch.from_numpy(np.ascontiguousarray(frames.mean(axis=1))), rate
+
+
+def from_record(tokenizer, record, generator: torch.Generator | None = None) -> dict:
+    """A streamed record as the folder's sample ``{"wave": [T], "label": int}`` (`Modality.from_record`).
+
+    Reads the first of ``audio``, ``wav``, ``flac``, ``ogg``, ``mp3``: encoded bytes (or datasets'
+    ``{"bytes", "path"}``), decoded by the folder's reader, or a datasets Audio value already decoded
+    (``{"array", "sampling_rate"}``); the optional label from ``label`` or ``cls`` (-1 without one).
+    Channels are averaged, the rate resampled to the tokenizer's, and a clip longer than the crop is
+    cropped at a random window drawn from ``generator``, as the folder's training split does.
+    """
+    name, value = record_field(record, AUDIO_FIELDS)
+    if isinstance(value, Mapping) and value.get("array") is not None:
+        wave, rate = _decoded(value, name)
+    else:
+        wave, rate = load_audio(Encoded(as_bytes(value, name), name))
+    where = f"field {name!r}"
+    wave = random_crop(conform_rate(wave, rate, where, tokenizer.sample_rate, True, hint=""), tokenizer, generator)
+    check_window(wave, tokenizer, where)
+    label_name, label = record_field(record, LABEL_FIELDS, required=False)
+    return {"wave": wave, "label": -1 if label_name is None else as_int(label, label_name)}

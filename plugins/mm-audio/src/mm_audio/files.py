@@ -13,6 +13,7 @@ file; its power spectrum would overflow float32 further on).
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
@@ -37,6 +38,33 @@ BLOCK = 1 << 20  # samples decoded at a time: memory follows the data present, n
 _ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, MemoryError)
 
 
+class Encoded:
+    """An encoded file held in memory (a streamed record's field), read where a path would be;
+    messages name it as ``field 'wav'``."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data, self.name = data, name
+
+    def __str__(self) -> str:
+        return f"field {self.name!r}"
+
+
+class _Memory(io.BytesIO):
+    """BytesIO whose repr (what libsndfile's messages quote) is the field, not an object address."""
+
+    def __init__(self, data: bytes, label: str) -> None:
+        super().__init__(data)
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"<{self.label}>"
+
+
+def _source(path: str | Path | Encoded):
+    """What soundfile opens: the path as text, or a fresh in-memory file."""
+    return _Memory(path.data, str(path)) if isinstance(path, Encoded) else str(path)
+
+
 def _check_not_truncated(path: str | Path, info) -> None:
     """WAV readers silently return the samples present; a cut-off file is an error here."""
     found = _SHORT_CHUNK.search(info.extra_info or "")
@@ -47,10 +75,10 @@ def _check_not_truncated(path: str | Path, info) -> None:
                           f"are present; accepted: complete {ACCEPTED}", "truncated")
 
 
-def probe_audio(path: str | Path):
+def probe_audio(path: str | Path | Encoded):
     """Header only: (soundfile info) or a DataError naming the file. Cheap enough to run on every file."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(_source(path))
     except _ERRORS as exc:
         raise DataError(f"cannot decode audio {path}: {_one_line(exc)}; accepted: {ACCEPTED}") from None
     _check_not_truncated(path, info)
@@ -71,7 +99,7 @@ def _one_line(exc: BaseException) -> str:
 def _decode(path: str | Path, info) -> np.ndarray:
     """All frames as float32 [T, C], read block by block until the data ends."""
     blocks = []
-    with sf.SoundFile(str(path)) as f:
+    with sf.SoundFile(_source(path)) as f:
         while True:
             block = f.read(max(1, BLOCK // info.channels), dtype="float32", always_2d=True)
             if not len(block):
@@ -94,8 +122,8 @@ def check_samples(path: str | Path, data: np.ndarray, subtype: str) -> None:
                       f"({subtype}); accepted: samples within ±{MAX_FLOAT_PEAK:g} (full scale is ±1)", "samples out of range")
 
 
-def load_audio(path: str | Path) -> tuple[Tensor, int]:
-    """Decode ``path`` fully: (mono float32 [T], sample rate); channels are averaged.
+def load_audio(path: str | Path | Encoded) -> tuple[Tensor, int]:
+    """Decode ``path`` (a file, or `Encoded` bytes) fully: (mono float32 [T], sample rate); channels are averaged.
     Integer formats give [-1, 1); float formats their own values (see the module's note)."""
     info = probe_audio(path)
     try:
@@ -123,6 +151,11 @@ def resample(wave: Tensor, rate: int, target: int) -> Tensor:
 def read_audio(path: str | Path, sample_rate: int, convert_rate: bool, hint: str) -> Tensor:
     """Mono float32 [T] at ``sample_rate``; a different rate is resampled only if ``convert_rate``."""
     wave, rate = load_audio(path)
+    return conform_rate(wave, rate, path, sample_rate, convert_rate, hint)
+
+
+def conform_rate(wave: Tensor, rate: int, path, sample_rate: int, convert_rate: bool, hint: str) -> Tensor:
+    """``wave`` at ``rate`` Hz brought to ``sample_rate`` (resampled only if ``convert_rate``); errors name ``path``."""
     if rate != sample_rate and not convert_rate:
         raise DataError(f"audio {path} has sample rate {rate} Hz but the recipe expects {sample_rate} Hz "
                         f"(model.tokenizer.sample_rate); {hint}")

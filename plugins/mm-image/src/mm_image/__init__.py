@@ -14,7 +14,7 @@ from mmcore.plugins import recipes_in
 
 from .data import ImageFolder, MnistDemo
 from .embedder import PatchEmbedder
-from .files import read_image_file
+from .files import from_record, read_image_file
 from .masking import BlockMasking, RandomMasking, SimMIMMasking
 from .picture import reconstruction_grid
 from .tokenizer import ImageTokenizer
@@ -37,6 +37,7 @@ def register_modalities(register):
             style="mae",
             picture=reconstruction_grid,
             read_file=read_image_file,
+            from_record=from_record,
             description="Images as patch tokens: MAE random, BEiT block and SimMIM masking; pixel targets with norm_pix.",
         )
     )

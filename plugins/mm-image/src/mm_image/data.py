@@ -16,7 +16,7 @@ from mmcore.errors import ConfigError
 from mmcore.folders import keep_readable, list_class_folder, read_or_next
 from mmcore.splits import check_test_fraction, split_indices
 
-from .files import ACCEPTED, EXTENSIONS, fit_crop, load_image, probe_image, readable_extensions, to_tensor
+from .files import ACCEPTED, EXTENSIONS, probe_image, read_fitted, readable_extensions
 
 MNIST_SIZE = 5000
 ON_ERROR = ("raise", "skip")
@@ -82,8 +82,7 @@ class _Files(Dataset):
         return len(self.files)
 
     def load(self, i: int, generator: torch.Generator | None = None) -> dict:
-        img = load_image(self.files[i], self.channels, self.convert, hint="set data.dataset.convert=true to convert")
-        x = to_tensor(fit_crop(img, self.size), self.channels)  # [C, H, W]
+        x = read_fitted(self.files[i], self.size, self.channels, self.convert, hint="set data.dataset.convert=true to convert")
         if self.hflip and torch.rand((), generator=generator) < 0.5:
             x = x.flip(-1)
         return {"image": x, "label": self.labels[i]}

@@ -13,6 +13,7 @@ gray to 255 when converting it to 'L' or 'RGB' (an all-white picture).
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from mmcore.folders import refusal
 from mmcore.errors import DataError
+from mmcore.records import as_bytes, as_int, field
 
 from .tokenizer import nearest_multiple
 
@@ -41,12 +43,37 @@ def readable_extensions() -> list[str]:
     return sorted(e for e, f in Image.registered_extensions().items() if f in Image.OPEN and e not in _NOT_PICTURES)
 
 
+class Encoded:
+    """An encoded file held in memory (a streamed record's field), read where a path would be;
+    messages name it as ``field 'png'``."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data, self.name = data, name
+
+    def __str__(self) -> str:
+        return f"field {self.name!r}"
+
+    def open(self) -> io.BytesIO:
+        return _Memory(self.data, str(self))
+
+
+class _Memory(io.BytesIO):
+    """BytesIO whose repr (what decoder messages quote) is the field, not an object address."""
+
+    def __init__(self, data: bytes, label: str) -> None:
+        super().__init__(data)
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"<{self.label}>"
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or "no detail"
     return f"{type(exc).__name__}: {text}"
 
 
-def _open(path: str | Path, load: bool) -> Image.Image:
+def _open(path: str | Path | Encoded, load: bool) -> Image.Image:
     """Identify (and with ``load`` decode) ``path``; any failure becomes a DataError naming it.
 
     Pillow's decoders raise many types on damaged files (OSError, SyntaxError,
@@ -58,7 +85,7 @@ def _open(path: str | Path, load: bool) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's notes on damaged metadata name no file; what fails is refused below
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path.open() if isinstance(path, Encoded) else path) as img:
                 if load:
                     img.load()  # decode now, so a truncated file fails here and names itself
                 return img
@@ -108,8 +135,8 @@ def _high_depth(img: Image.Image, path) -> Image.Image:
                   f"white level; accepted: {accepted}; rescale the file", f"{kind} range unknown")
 
 
-def load_image(path: str | Path, channels: int, convert: bool, hint: str) -> Image.Image:
-    """Decode ``path`` fully and return it in mode 'L', 'RGB' or 'F' (gray, float in [0, 1]).
+def load_image(path: str | Path | Encoded, channels: int, convert: bool, hint: str) -> Image.Image:
+    """Decode ``path`` (a file, or `Encoded` bytes) fully and return it in mode 'L', 'RGB' or 'F' (gray, float in [0, 1]).
 
     Gray vs colour is a property of the data the recipe may not expect, so a
     mismatch is an error unless ``convert``; palette and alpha are encoding
@@ -146,6 +173,11 @@ def fit_crop(img: Image.Image, size: list[int]) -> Image.Image:
     return img.crop((left, top, left + W, top + H))
 
 
+def read_fitted(path: str | Path | Encoded, size: list[int], channels: int, convert: bool, hint: str) -> Tensor:
+    """`load_image` covering ``size`` [H, W], centre-cropped (`fit_crop`): [C, H, W] float32 in [0, 1]."""
+    return to_tensor(fit_crop(load_image(path, channels, convert, hint), size), channels)
+
+
 def to_tensor(img: Image.Image, channels: int | None = None) -> Tensor:
     """PIL image ('L', 'RGB' or 'F' in [0, 1]) → [C, H, W] float32 in [0, 1]; gray is repeated to ``channels``."""
     arr = np.array(img, dtype=np.float32)  # a copy: torch wants a writable array
@@ -177,3 +209,21 @@ def read_image_file(tokenizer, path: str | Path, size: list[int] | None = None, 
             + f"; resize it, or let mm reconstruct do it: --size {near[0]} {near[1]}"
         )
     return {"image": to_tensor(img, tokenizer.channels), "label": -1}
+
+
+IMAGE_FIELDS = ("image", "png", "jpg", "jpeg", "webp", "jfif", "bmp", "tif", "tiff", "gif")
+LABEL_FIELDS = ("label", "cls")
+
+
+def from_record(tokenizer, record, generator=None) -> dict:
+    """A streamed record as the folder's sample ``{"image": [C, H, W], "label": int}`` (`Modality.from_record`).
+
+    Reads the encoded image from the first of ``image``, ``png``, ``jpg``, ``jpeg``, ``webp`` (and the
+    other `EXTENSIONS`) and the optional label from ``label`` or ``cls`` (-1 without one). Decoded and
+    sized as `ImageFolder` does, at the tokenizer's ``image_size`` and ``channels``; gray and colour are
+    converted to ``channels`` (a stream has no ``convert`` option). Nothing is random: no flip.
+    """
+    name, value = field(record, IMAGE_FIELDS)
+    x = read_fitted(Encoded(as_bytes(value, name), name), tokenizer.image_size, tokenizer.channels, True, hint="")
+    label_name, label = field(record, LABEL_FIELDS, required=False)
+    return {"image": x, "label": -1 if label_name is None else as_int(label, label_name)}

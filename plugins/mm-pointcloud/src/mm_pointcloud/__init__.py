@@ -10,7 +10,7 @@ from mmcore.contract import Modality
 from mmcore.hookspecs import hookimpl
 from mmcore.plugins import recipes_in
 
-from .data import SHAPES, PointFolder, ShapesDemo, make_shape
+from .data import SHAPES, PointFolder, ShapesDemo, from_record, make_shape
 from .embedder import PointGroupEmbedder, max_mean_pool
 from .files import read_point_file, read_points
 from .geometry import farthest_point_sample, knn, normalise_unit_sphere
@@ -39,6 +39,7 @@ def register_modalities(register):
             style="mae",
             picture=point_cloud_grid,
             read_file=read_point_file,
+            from_record=from_record,
             pool=max_mean_pool,
             description="Point clouds as FPS + kNN point groups (Point-MAE): mini-PointNet, Chamfer loss, open3d readers.",
         )

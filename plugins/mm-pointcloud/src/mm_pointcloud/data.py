@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,11 +12,14 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from mmcore.contract import check_split
-from mmcore.errors import ConfigError
+from mmcore.errors import ConfigError, DataError
 from mmcore.folders import keep_readable, list_class_folder, read_or_next
+from mmcore.records import as_bytes, as_int
+from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
-from .files import ACCEPTED, MESH_FORMATS, POINT_FORMATS, SAMPLING, probe_points, read_points, sample_mesh
+from .files import (ACCEPTED, MESH_FORMATS, POINT_FORMATS, SAMPLING, check_finite, probe_points, read_point_bytes, read_points,
+                    sample_mesh)
 
 ON_ERROR = ("raise", "skip")
 SHAPES = ("sphere", "cube", "cylinder", "cone", "torus", "tetrahedron", "octahedron", "mobius")
@@ -150,3 +155,49 @@ class PointFolder:
             files, labels = keep_readable(files, labels, probe_points, "point-cloud", self.path, ACCEPTED)
         chosen = split_indices(len(files), self.test_fraction, split)
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], tokenizer.num_points, self)
+
+
+ARRAY_FIELDS = ("points", "npy")
+FILE_FIELDS = tuple(dict.fromkeys(s.lstrip(".") for s in POINT_FORMATS + MESH_FORMATS))  # ply, pcd, xyz, ..., obj, stl
+LABEL_FIELDS = ("label", "cls")
+
+
+def _array(value, name: str) -> np.ndarray:
+    """[P, 3] float64 xyz of an array field: a list or array [P, 3+] (extra columns dropped), or .npy bytes."""
+    try:
+        if isinstance(value, (bytes, bytearray, memoryview, Mapping)):
+            value = np.load(io.BytesIO(as_bytes(value, name)), allow_pickle=False)
+        points = np.asarray(value, dtype=np.float64)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types for ragged lists, text, damaged .npy
+        raise DataError(f"field {name!r} cannot be read as an array of points ({' '.join(str(exc).split())}); "
+                        "accepted: [P, 3+] numbers (x, y, z first), as a list, an array or .npy bytes") from None
+    if points.ndim != 2 or points.shape[1] < 3 or not len(points):
+        raise DataError(f"field {name!r} holds points of shape {list(points.shape)}; accepted: [P, 3+] numbers "
+                        "(x, y, z first) with at least one point")
+    points = np.ascontiguousarray(points[:, :3])
+    check_finite(points, f"field {name!r}", "point")
+    return points
+
+
+def from_record(tokenizer, record, generator=None) -> dict:
+    """A streamed record as the folder's sample ``{"points": [P, 3], "label": int, "where": str}`` (`Modality.from_record`).
+
+    Reads the first of ``points`` / ``npy`` (an array [P, 3+], as a list, an array or .npy bytes) or an
+    encoded file named by its extension: ``ply``, ``pcd``, ``xyz``, ``xyzn``, ``xyzrgb``, ``pts`` or
+    a mesh ``obj``, ``stl``, ``off``, ``gltf``, ``glb`` (bytes, or datasets' ``{"bytes", "path"}``), read
+    and checked as `PointFolder` does (meshes sampled uniformly to ``num_points``, seeded). The
+    optional label is ``label`` or ``cls`` (-1 without one). Nothing is random here (the tokenizer
+    resamples with a seed), so ``generator`` is not used.
+    """
+    name, value = record_field(record, ARRAY_FIELDS + FILE_FIELDS)
+    if name in ARRAY_FIELDS:
+        points = _array(value, name)
+    else:
+        points = read_point_bytes(as_bytes(value, name), f".{name}", f"field {name!r}", tokenizer.num_points,
+                                  PointFolder.sampling)
+    key = record.get("__key__")
+    label_name, label = record_field(record, LABEL_FIELDS, required=False)
+    return {"points": points, "label": -1 if label_name is None else as_int(label, label_name),
+            "where": f"record {key}, field {name!r}" if key else f"field {name!r}"}

@@ -13,6 +13,7 @@ index in range. Every failure is a DataError naming the file.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no detail'}"
 
 
-def _check_finite(points: np.ndarray, path, noun: str) -> None:
+def check_finite(points: np.ndarray, path, noun: str) -> None:
     bad = ~np.isfinite(points).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
@@ -95,25 +96,26 @@ def _header_counts(path: Path, suffix: str, data: bytes) -> tuple[dict[str, int]
     return {}, None
 
 
-def _decode(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray]:
-    """(points or vertices [P, 3] float64, triangles [T, 3] int64) of one file, counts checked."""
+def _decode(path: Path | None, suffix: str, name, data: bytes | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(points or vertices [P, 3] float64, triangles [T, 3] int64) of one file, counts checked; ``data``
+    are its bytes when already read (``path`` may then be None for a PLY), ``name`` what messages say."""
     import open3d as o3d
 
-    data = path.read_bytes()
+    data = path.read_bytes() if data is None else data
     if suffix == ".ply":
-        return read_ply(path, data)
-    declared, available = _header_counts(path, suffix, data)
+        return read_ply(name, data)
+    declared, available = _header_counts(name, suffix, data)
     wanted = sum(declared.values())
     if available is not None and available < wanted:
         what = " and ".join(f"{n} {k}" for k, n in declared.items())
-        raise refusal(f"{path}: the header declares {what} but the file holds only {available} complete rows; "
+        raise refusal(f"{name}: the header declares {what} but the file holds only {available} complete rows; "
                       "accepted: complete files (this one is truncated)", "truncated")
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         if suffix in MESH_FORMATS:
             mesh = o3d.io.read_triangle_mesh(str(path))
             vertices, triangles = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.triangles, np.int64)
             if "vertices" in declared and (len(vertices) != declared["vertices"] or len(triangles) < declared["faces"]):
-                raise refusal(f"{path}: the header declares {declared['vertices']} vertices and {declared['faces']} faces "
+                raise refusal(f"{name}: the header declares {declared['vertices']} vertices and {declared['faces']} faces "
                               f"but {len(vertices)} vertices and {len(triangles)} triangles were read; accepted: "
                               f"complete {ACCEPTED}", "count mismatch")
             if len(triangles) or suffix not in POINT_FORMATS:
@@ -121,7 +123,7 @@ def _decode(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray]:
         cloud = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
     points = np.asarray(cloud.points, dtype=np.float64)
     if "points" in declared and len(points) != declared["points"]:
-        raise refusal(f"{path}: the header declares {declared['points']} points but {len(points)} were read; "
+        raise refusal(f"{name}: the header declares {declared['points']} points but {len(points)} were read; "
                       f"accepted: complete {ACCEPTED}", "count mismatch")
     return points, np.zeros((0, 3), np.int64)
 
@@ -138,26 +140,50 @@ def load(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise refusal(f"{path} does not exist; accepted: {ACCEPTED}", "missing")
     if path.stat().st_size == 0:
         raise refusal(f"{path} is empty; accepted: {ACCEPTED}", "empty")
+    return _load(path, suffix, path)
+
+
+def load_bytes(data: bytes, suffix: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """`load` for a file's bytes held in memory (a streamed record's field) with the extension ``suffix``;
+    errors name ``name``. Formats other than PLY go through open3d, which reads only files: a temporary one."""
+    if suffix not in POINT_FORMATS + MESH_FORMATS:
+        raise refusal(f"{name}: unknown extension {suffix!r}; accepted: {ACCEPTED}", "unknown extension")
+    if not data:
+        raise refusal(f"{name} is empty; accepted: {ACCEPTED}", "empty")
+    if suffix == ".ply":
+        return _load(None, suffix, name, data)
+    with tempfile.TemporaryDirectory(prefix="mm-pointcloud-") as folder:
+        path = Path(folder) / f"record{suffix}"
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise refusal(f"cannot read {name}: a temporary copy for open3d cannot be written ({exc.strerror or exc}); "
+                          f"accepted: {ACCEPTED}", "cannot be read") from None
+        return _load(path, suffix, name, data)
+
+
+def _load(path: Path | None, suffix: str, name, data: bytes | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`_decode` and every check of `load`, messages naming ``name``."""
     try:
-        points, triangles = _decode(path, suffix)
+        points, triangles = _decode(path, suffix, name, data)
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - open3d and the OS raise many types for a damaged file
-        raise refusal(f"cannot read {path}: {_one_line(exc)}; accepted: {ACCEPTED}", "cannot be read") from None
+        raise refusal(f"cannot read {name}: {_one_line(exc)}; accepted: {ACCEPTED}", "cannot be read") from None
     if not len(triangles) and suffix not in POINT_FORMATS:
-        raise refusal(f"{path}: no triangles could be read; accepted: {ACCEPTED}", "no triangles")
+        raise refusal(f"{name}: no triangles could be read; accepted: {ACCEPTED}", "no triangles")
     if len(points) == 0:
-        raise refusal(f"{path}: no points could be read (empty or damaged file); accepted: {ACCEPTED}", "no points")
-    _check_finite(points, path, "vertex" if len(triangles) else "point")
+        raise refusal(f"{name}: no points could be read (empty or damaged file); accepted: {ACCEPTED}", "no points")
+    check_finite(points, name, "vertex" if len(triangles) else "point")
     if len(triangles):
         if triangles.min() < 0 or triangles.max() >= len(points):
-            raise refusal(f"{path}: a triangle refers to vertex {int(triangles.max())} of {len(points)}; accepted: "
+            raise refusal(f"{name}: a triangle refers to vertex {int(triangles.max())} of {len(points)}; accepted: "
                           f"complete {ACCEPTED}", "damaged mesh")
         corners = points[triangles]  # [T, 3, 3]
         with np.errstate(over="ignore", invalid="ignore"):  # huge coordinates: the area is inf, refused below
             area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1).sum()
         if not np.isfinite(area) or area <= 0:
-            raise refusal(f"{path}: the mesh's {len(triangles)} triangles have a total area of {area:g}; accepted: "
+            raise refusal(f"{name}: the mesh's {len(triangles)} triangles have a total area of {area:g}; accepted: "
                           "meshes with a finite, non-zero surface to sample", "no surface")
     return points, triangles
 
@@ -169,14 +195,23 @@ def probe_points(path: str | Path) -> None:
 
 def read_points(path: str | Path, num_points: int = 2048, sampling: str = "uniform") -> np.ndarray:
     """[P, 3] float64 finite points of a point-cloud file, or ``num_points`` sampled from a mesh file."""
+    return _sampled(*load(path), num_points, sampling, path)
+
+
+def read_point_bytes(data: bytes, suffix: str, name: str, num_points: int = 2048, sampling: str = "uniform") -> np.ndarray:
+    """`read_points` for a file's bytes held in memory with the extension ``suffix``; errors name ``name``."""
+    return _sampled(*load_bytes(data, suffix, name), num_points, sampling, name)
+
+
+def _sampled(points: np.ndarray, triangles: np.ndarray, num_points: int, sampling: str, name) -> np.ndarray:
+    """The points themselves, or ``num_points`` sampled (seeded) from a mesh's surface."""
     import open3d as o3d
 
-    points, triangles = load(path)
     if not len(triangles):
         return points
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(points), o3d.utility.Vector3iVector(triangles))
     points = sample_mesh(mesh, num_points, sampling)
-    _check_finite(points, path, "sampled point")
+    check_finite(points, name, "sampled point")
     return points
 
 

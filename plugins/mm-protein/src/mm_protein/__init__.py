@@ -12,7 +12,7 @@ from mmcore.discrete import FILL_COMMAND, BertMasking, DiffusionMasking, SpanMas
 from mmcore.hookspecs import hookimpl
 from mmcore.plugins import recipes_in
 
-from .data import FastaFiles, ProteinDemo, demo_records
+from .data import FastaFiles, ProteinDemo, demo_records, from_record
 from .fasta import Record, parse_fasta
 from .tokenizer import ProteinTokenizer
 
@@ -29,6 +29,7 @@ def register_modalities(register):
             default_policy="bert",
             default_target="ids",
             style="bert",
+            from_record=from_record,
             description="Protein sequences in the ESM-2 alphabet: BERT 80/10/10, span and masked-diffusion masking; "
                         "FASTA reader; infilling with mm fill --fasta.",
         )

@@ -16,13 +16,24 @@ from torch.utils.data import Dataset
 
 from mmcore.errors import ConfigError, DataError
 from mmcore.folders import keep_readable, refusal, visible_files
+from mmcore.records import as_int, as_text
+from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
-from .fasta import Record, parse_fasta
+from .fasta import Record, parse_fasta, read_sequence
 
 EXTENSIONS = (".fa", ".fasta", ".faa", ".fas", ".fa.gz", ".fasta.gz", ".faa.gz")
 ON_ERROR = ("raise", "skip")
 ACCEPTED_FILES = f"FASTA files ({', '.join(EXTENSIONS)}) of protein records"
+
+
+def crop(seq: str, max_length: int, random_crop: bool, generator: torch.Generator | None) -> str:
+    """``seq`` cut to ``max_length``: a random window drawn from ``generator`` (None: the global RNG), or the first."""
+    extra = len(seq) - max_length
+    if extra > 0:
+        start = int(torch.randint(extra + 1, (), generator=generator)) if random_crop else 0
+        seq = seq[start:start + max_length]
+    return seq
 
 
 class Proteins(Dataset):
@@ -38,12 +49,26 @@ class Proteins(Dataset):
     def get(self, index: int, generator: torch.Generator | None) -> dict:
         """Record ``index``, its crop window drawn from ``generator`` (None: the global RNG), so a run
         resumed with the same generator per (seed, epoch, index) sees the same windows."""
-        seq = self.records[index].sequence
-        extra = len(seq) - self.max_length
-        if extra > 0:
-            start = int(torch.randint(extra + 1, (), generator=generator)) if self.random_crop else 0
-            seq = seq[start:start + self.max_length]
-        return {"sequence": seq, "label": -1}
+        return {"sequence": crop(self.records[index].sequence, self.max_length, self.random_crop, generator), "label": -1}
+
+
+SEQUENCE_FIELDS = ("sequence", "seq", "fasta", "fa", "txt", "text")
+LABEL_FIELDS = ("label", "cls")
+
+
+def from_record(tokenizer, record, generator: torch.Generator | None = None) -> dict:
+    """A streamed record as the datasets' sample ``{"sequence": str, "label": int}`` (`Modality.from_record`).
+
+    Reads the sequence from the first of ``sequence``, ``seq``, ``fasta``, ``fa``, ``txt``, ``text`` (a
+    string or UTF-8 bytes; lines joined, one optional '>' header line dropped), its letters checked as
+    the FASTA reader does, and the optional label from ``label`` or ``cls`` (-1 without one). A sequence
+    longer than ``max_length`` is cut at a random window drawn from ``generator``, as in training.
+    """
+    name, value = record_field(record, SEQUENCE_FIELDS)
+    seq = read_sequence(as_text(value, name), f"field {name!r}")
+    label_name, label = record_field(record, LABEL_FIELDS, required=False)
+    return {"sequence": crop(seq, tokenizer.max_length, True, generator),
+            "label": -1 if label_name is None else as_int(label, label_name)}
 
 
 def split_records(records: list[Record], test_fraction: float, split: str, max_length: int) -> Proteins:

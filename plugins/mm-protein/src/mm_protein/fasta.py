@@ -84,11 +84,7 @@ def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] =
         if chunks and chunks[-1].endswith("*"):
             error = f"{path}: line {i}: record {name!r} continues after its '*' terminator; accepted: {ACCEPTED}"
             continue
-        body = line
-        for marker in allow:
-            body = body.replace(marker, "")
-        body = body[:-1] if body.endswith("*") else body
-        bad = next((c for c in body if c not in _ALLOWED), None)
+        bad = invalid_letter(line, allow)
         if bad is not None:
             column = raw.find(bad) + 1
             error = f"{path}: line {i}: column {column}: record {name!r} holds {bad!r}, not an amino acid; accepted: {ACCEPTED}"
@@ -105,6 +101,47 @@ def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] =
                       f"first: {nucleotide[0].name!r}, line {nucleotide[0].line}) and are read as protein; accepted: protein "
                       "sequences (translate nucleotide sequences first)", stacklevel=2)
     return records
+
+
+def invalid_letter(line: str, allow: tuple[str, ...] = ()) -> str | None:
+    """The first character of a sequence line outside the alphabet (markers in ``allow`` and a final
+    '*' terminator aside), or None when every letter is accepted."""
+    body = line
+    for marker in allow:
+        body = body.replace(marker, "")
+    body = body[:-1] if body.endswith("*") else body
+    return next((c for c in body if c not in _ALLOWED), None)
+
+
+def read_sequence(text: str, where: str) -> str:
+    """One sequence given as text (a streamed record's field): its lines joined, an optional '>' header
+    line and ';' comments dropped, a final '*' dropped, every letter checked as `parse_fasta` does;
+    upper case. Errors start with ``where``."""
+    lines = text.splitlines()
+    at = (lambda i: f"{where}: line {i}") if len(lines) > 1 else (lambda i: where)
+    chunks, header = [], False
+    for i, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith(";"):
+            continue
+        if line.startswith(">"):
+            if header or chunks:
+                raise refusal(f"{at(i)}: a second FASTA header; accepted: one sequence (with at most one '>' header "
+                              "line before it)", "invalid record")
+            header = True
+            continue
+        if chunks and chunks[-1].endswith("*"):
+            raise refusal(f"{at(i)}: the sequence continues after its '*' terminator; accepted: {ACCEPTED}", "invalid record")
+        bad = invalid_letter(line)
+        if bad is not None:
+            raise refusal(f"{at(i)}: column {raw.find(bad) + 1}: {bad!r} is not an amino acid; accepted: {ACCEPTED}",
+                          "invalid record")
+        chunks.append(line)
+    seq = "".join(chunks)
+    seq = seq[:-1] if seq.endswith("*") else seq
+    if not seq.strip(GAPS):
+        raise refusal(f"{where} holds no sequence (no residue); accepted: {ACCEPTED}", "invalid record")
+    return seq.upper()
 
 
 def looks_nucleotide(sequence: str) -> bool:

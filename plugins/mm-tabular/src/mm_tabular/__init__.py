@@ -11,7 +11,7 @@ from mmcore.hookspecs import hookimpl
 from mmcore.plugins import recipes_in
 
 from .commands import IMPUTE_COMMAND
-from .data import DemoTable, TableFile, demo_table, remove_cells
+from .data import DemoTable, TableFile, demo_table, from_record, remove_cells
 from .embedder import CellEmbedder
 from .head import CellHead
 from .impute import impute_file, impute_table
@@ -39,6 +39,7 @@ def register_modalities(register):
             default_target="cells",
             style="mae",
             picture=table_grid,
+            from_record=from_record,
             description="Tables, one token per cell: ReMasker re-masking (missing cells void), MSE + CE head, mm impute.",
         )
     )

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import functools
+import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from torch.utils.data import Dataset
 
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
+from mmcore.records import as_int, as_text
+from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
-from .table_io import Table, read_table
+from .table_io import Table, _plain, is_missing, read_table
 
 DEMO_TABLES = ("wine", "breast_cancer", "diabetes", "iris", "penguins")
 
@@ -111,3 +116,66 @@ class TableFile:
         if not table.rows:
             raise DataError(f"table {self.path} has a header but no rows; accepted: at least one data row")
         return TableRows(table, split_indices(len(table.rows), self.test_fraction, split, rng="python"))
+
+
+LABEL_FIELDS = ("label", "cls")
+
+
+def _json_row(value: Any, name: str) -> Mapping:
+    """A row given as one JSON object (a webdataset ``json`` member, or a struct column)."""
+    if isinstance(value, Mapping):
+        return value
+    text = as_text(value, name)
+    try:
+        row = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise DataError(f"field {name!r} is not JSON ({getattr(exc, 'msg', 'nested too deeply')}); accepted: one JSON "
+                        "object, column name → cell") from None
+    if not isinstance(row, dict):
+        raise DataError(f"field {name!r} holds a JSON {type(row).__name__}; accepted: one JSON object, column name → cell")
+    return row
+
+
+def _cell(value: Any, column: str) -> Any:
+    """One cell as `read_table` keeps it: None when missing (None, '', NA, NaN, ...), text, or a Python number."""
+    if isinstance(value, (bytes, bytearray)):
+        value = as_text(value, column)  # a webdataset member per column holds the cell's text
+    if isinstance(value, (Mapping, list, tuple, set)) or getattr(value, "ndim", 0):
+        raise DataError(f"field {column!r} is a {type(value).__name__}; accepted: one cell (a number, text, a bool, "
+                        "or None / empty for a missing cell)")
+    return None if is_missing(value) else _plain(value)
+
+
+def from_record(tokenizer, record, generator=None) -> dict:
+    """A streamed record, one row, as `TableRows`' sample ``{"cells", "where", "label"}`` (`Modality.from_record`).
+
+    Reads one field per column of the tokenizer (column name → cell: a number, text or, from a tar
+    shard, its text as bytes), or, when the record holds none of them, a ``json`` field holding the
+    row as one JSON object. A column the record lacks, and a missing value (None, empty, NA, NaN),
+    is a missing cell. The columns come from the fitted tokenizer: a stream cannot be fitted on, so
+    the tokenizer must be fitted already (``model.tokenizer.columns``, ``kinds``, ``mean``, ``std``,
+    ``categories``, e.g. from a model trained on a file); otherwise this is a DataError. Every cell is
+    encoded here, so a bad one is an error naming its column. Label: ``label`` or ``cls`` when not a
+    column (-1 otherwise). Nothing is random.
+    """
+    columns = tokenizer.columns
+    if columns is None:
+        raise DataError("the table tokenizer is not fitted, so a streamed row cannot be read (a stream cannot be "
+                        "fitted on); accepted: model.tokenizer.columns, kinds, mean, std and categories given, e.g. "
+                        "those of a model trained on a file (its config.json)")
+    row = record
+    if not any(c in record for c in columns):
+        name, value = record_field(record, ("json",), required=False)
+        if name is not None:
+            row = _json_row(value, name)
+    if not any(c in row for c in columns):
+        found = ", ".join(sorted(str(k) for k in row if not str(k).startswith("__"))) or "none"
+        raise DataError(f"the record holds none of the model's columns {columns} (its fields: {found}); accepted: "
+                        "one field per column (column name → cell), or a 'json' field holding such an object")
+    cells = [_cell(row.get(c), c) for c in columns]
+    key = record.get("__key__")
+    where = f"record {key}" if key else "record"
+    for j, cell in enumerate(cells):
+        tokenizer.encode_cell(j, cell, where)  # raises naming the column; collate then reuses the cached codes
+    label_name, label = record_field(record, [n for n in LABEL_FIELDS if n not in columns], required=False)
+    return {"cells": cells, "where": where, "label": -1 if label_name is None else as_int(label, label_name)}

@@ -112,7 +112,17 @@ class TableTokenizer:
         return offsets, numeric, owner
 
     def fit(self, train_dataset) -> None:
-        """Type each column and fit its statistics on the training rows only."""
+        """Type each column and fit its statistics on the training rows only.
+
+        A training split that is not a table (a stream's head: samples only, no ``columns``/``rows``)
+        cannot be fitted on: fields given already (``model.tokenizer.columns``, ...) are kept as they are.
+        """
+        if not (hasattr(train_dataset, "columns") and hasattr(train_dataset, "rows")):
+            if self.columns is not None:
+                return
+            raise DataError("the table tokenizer can be fitted only on a table (data.dataset name=file or demo), not on "
+                            "a stream's samples; accepted: a table file, or model.tokenizer.columns, kinds, mean, std and "
+                            "categories given (e.g. those of a model trained on a file, from its config.json)")
         columns, rows = list(train_dataset.columns), train_dataset.rows
         source = getattr(train_dataset, "source", "training table")
         unknown = sorted((set(self.categorical) | set(self.numeric)) - set(columns))

@@ -13,7 +13,7 @@ from mmcore.discrete import FILL_COMMAND, BertMasking, DiffusionMasking, SpanMas
 from mmcore.hookspecs import hookimpl
 from mmcore.plugins import recipes_in
 
-from .data import DigitWords, TextDemo, TextFiles, demo_paragraphs
+from .data import DigitWords, TextDemo, TextFiles, demo_paragraphs, from_record
 from .masking import WholeWordMasking
 from .tokenizer import TextTokenizer
 
@@ -30,6 +30,7 @@ def register_modalities(register):
             default_policy="bert",
             default_target="ids",
             style="bert",
+            from_record=from_record,
             description="Text as word pieces (Hugging Face tokenizers): BERT 80/10/10, whole-word, span and "
                         "masked-diffusion masking; infilling with mm fill.",
         )

@@ -14,11 +14,13 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from mmcore.contract import check_split
-from mmcore.errors import ConfigError
+from mmcore.errors import ConfigError, DataError
 from mmcore.folders import keep_readable
+from mmcore.records import as_int, as_text
+from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
-from .files import Document, chunk_words, corpus_files, read_nonempty, report_skipped
+from .files import Document, chunk_words, clean_text, corpus_files, read_nonempty, report_skipped
 
 ON_ERROR = ("raise", "skip")
 
@@ -34,6 +36,26 @@ class Texts(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"text": self.docs[i].text, "label": -1}
+
+
+TEXT_FIELDS = ("text", "txt", "content")
+LABEL_FIELDS = ("label", "cls")
+
+
+def from_record(tokenizer, record, generator=None) -> dict:
+    """A streamed record as the datasets' sample ``{"text": str, "label": int}`` (`Modality.from_record`).
+
+    Reads the text from the first of ``text``, ``txt``, ``content`` (a string, or UTF-8 bytes; a leading
+    byte order mark dropped), whitespace folded as a .jsonl document's, and the optional label from
+    ``label`` or ``cls`` (-1 without one). One record is one sample: a long document is not chunked
+    but cut at the tokenizer's ``max_length``. Blank text is an error. Nothing is random.
+    """
+    name, value = record_field(record, TEXT_FIELDS)
+    text = clean_text(as_text(value, name).removeprefix("\ufeff"), f"field {name!r}")
+    if not text:
+        raise DataError(f"field {name!r} is blank (no word); accepted: text with at least one word")
+    label_name, label = record_field(record, LABEL_FIELDS, required=False)
+    return {"text": text, "label": -1 if label_name is None else as_int(label, label_name)}
 
 
 def split_documents(docs: list[Document], test_fraction: float, split: str, words: int) -> Texts:

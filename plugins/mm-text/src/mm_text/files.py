@@ -105,13 +105,19 @@ def _jsonl(path: Path, text: str, field: str, counts: dict[str, int]) -> list[Do
         if not value.strip():
             counts["skipped"] = counts.get("skipped", 0) + 1
             continue
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise refusal(f"{path}: line {i}: {field!r} holds {value[exc.start]!r} at character {exc.start}, a lone "
-                          "surrogate escape, not a character; accepted: valid Unicode text", "bad JSON line") from None
-        docs.append(Document(" ".join(value.split()), str(path), i))
+        docs.append(Document(clean_text(value, f"{path}: line {i}: {field!r}", "bad JSON line"), str(path), i))
     return docs
+
+
+def clean_text(value: str, where: str, reason: str = "not text") -> str:
+    """A document's text, runs of whitespace folded to one space; text that is not valid Unicode (a lone
+    surrogate escape) is a DataError starting with ``where`` (counted under ``reason``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise refusal(f"{where} holds {value[exc.start]!r} at character {exc.start}, a lone "
+                      "surrogate escape, not a character; accepted: valid Unicode text", reason) from None
+    return " ".join(value.split())
 
 
 def corpus_files(root: Path) -> list[Path]:

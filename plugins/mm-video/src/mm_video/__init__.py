@@ -13,7 +13,7 @@ from mmcore.continuous import RegressionHead as PatchHead
 from mmcore.hookspecs import hookimpl
 from mmcore.plugins import recipes_in
 
-from .data import MovingDigits, VideoFolder
+from .data import MovingDigits, VideoFolder, from_record
 from .files import read_video, read_video_file
 from .masking import RandomMasking, TubeMasking
 from .picture import frame_strip
@@ -37,6 +37,7 @@ def register_modalities(register):
             style="mae",
             picture=frame_strip,
             read_file=read_video_file,
+            from_record=from_record,
             description="Video as 2x16x16 tubelets (VideoMAE): tube masking at 90%, pixel targets with norm_pix.",
         )
     )

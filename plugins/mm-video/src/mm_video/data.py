@@ -12,10 +12,12 @@ from torch.utils.data import Dataset
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError
 from mmcore.folders import keep_readable, list_class_folder, read_or_next
+from mmcore.records import as_bytes, as_int
+from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
 from .demo import DIGIT, clip_tensor, mnist, moving_digit
-from .files import ACCEPTED, READABLE, frames_needed, probe_video, read_video
+from .files import ACCEPTED, READABLE, Encoded, frames_needed, probe_video, read_video
 
 MNIST_SIZE = 5000
 ON_ERROR = ("raise", "skip")
@@ -126,3 +128,23 @@ class VideoFolder:
             files, labels = keep_readable(files, labels, probe, "video", self.path, ACCEPTED)
         chosen = split_indices(len(files), self.test_fraction, split)
         return _Files([files[i] for i in chosen], [labels[i] for i in chosen], classes, tokenizer, self, split == "train")
+
+
+VIDEO_FIELDS = ("video", "mp4", "webm", "avi", "mkv", "mov")
+LABEL_FIELDS = ("label", "cls")
+
+
+def from_record(tokenizer, record, generator: torch.Generator | None = None) -> dict:
+    """A streamed record as the folder's sample ``{"video": uint8 [C, T, H, W], "label": int}`` (`Modality.from_record`).
+
+    Reads the encoded video from the first of ``video``, ``mp4``, ``webm``, ``avi``, ``mkv``, ``mov``
+    (bytes, or datasets' ``{"bytes", "path"}``) and the optional label from ``label`` or ``cls`` (-1
+    without one). Decoded as `VideoFolder`'s training split with its default ``stride`` and
+    ``min_stride``: ``num_frames`` frames at a random window drawn from ``generator``.
+    """
+    name, value = record_field(record, VIDEO_FIELDS)
+    tok = tokenizer
+    video = read_video(Encoded(as_bytes(value, name), name), tok.num_frames, VideoFolder.stride, tuple(tok.image_size),
+                       tok.channels, "random", generator, VideoFolder.min_stride)
+    label_name, label = record_field(record, LABEL_FIELDS, required=False)
+    return {"video": video, "label": -1 if label_name is None else as_int(label, label_name)}

@@ -8,6 +8,7 @@ accepted. Streams that report no frame count (WebM, MKV) are counted by demuxing
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import av
@@ -30,9 +31,20 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no detail'}"
 
 
-def _open(path: str | Path):
+class Encoded:
+    """An encoded file held in memory (a streamed record's field), read where a path would be;
+    messages name it as ``field 'mp4'``."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data, self.name = data, name
+
+    def __str__(self) -> str:
+        return f"field {self.name!r}"
+
+
+def _open(path: str | Path | Encoded):
     try:
-        container = av.open(str(path))
+        container = av.open(io.BytesIO(path.data) if isinstance(path, Encoded) else str(path))
         streams = list(container.streams)
     except Exception as exc:  # noqa: BLE001 - FFmpeg raises many types (and OSError) on damaged files
         raise refusal(f"cannot decode video {path}: {_one_line(exc)}; accepted: {ACCEPTED}", "cannot be decoded") from None
@@ -101,9 +113,9 @@ def _decode(path, first: int, stride: int, num_frames: int, size, channels: int)
     return frames, decoded
 
 
-def read_video(path: str | Path, num_frames: int, stride: int, size: tuple[int, int], channels: int,
+def read_video(path: str | Path | Encoded, num_frames: int, stride: int, size: tuple[int, int], channels: int,
                start: str = "center", generator: torch.Generator | None = None, min_stride: int | None = None) -> Tensor:
-    """``num_frames`` frames ``stride`` apart → uint8 [C, T, H, W].
+    """``num_frames`` frames ``stride`` apart of a file (or `Encoded` bytes) → uint8 [C, T, H, W].
 
     A clip too short for ``stride`` is read with the largest stride, down to
     ``min_stride`` (default: ``stride`` itself), that fits it. ``start``:
