@@ -325,10 +325,10 @@ def resume_or_start(run: Run, resume: bool) -> None:
 def resume_key(run: Run) -> dict[str, Any]:
     """What a checkpoint must share with the run that resumes it: the model, the batch order, the processes."""
     cfg = run.cfg
+    workers = {"num_workers": cfg.data.num_workers} if is_stream(run.train_set) else {}  # a stream's position is per worker
     return {"recipe": {"model": OmegaConf.to_container(cfg.model, resolve=True),
-                       "data": {"batch_size": cfg.data.batch_size},
-                       "train": {"seed": cfg.train.seed, "grad_accum": cfg.train.grad_accum},
-                       **({"stream": {"num_workers": cfg.data.num_workers}} if is_stream(run.train_set) else {})},
+                       "data": {"batch_size": cfg.data.batch_size, **workers},
+                       "train": {"seed": cfg.train.seed, "grad_accum": cfg.train.grad_accum}},
             "world_size": run.accelerator.num_processes}
 
 

@@ -121,6 +121,9 @@ def test_sigkill_and_resume_of_a_stream_gives_the_uninterrupted_losses(tmp_path,
     assert max(losses(tmp_path / "cut")) == 5
     state = json.loads((tmp_path / "cut" / "checkpoints" / "step-00000003" / "trainer_state.json").read_text())
     assert len(state["data"]) == processes and all("stream" in rank for rank in state["data"])
+    if name == "image-webdataset" and processes == 1:  # the position is per loader worker: their count must stay
+        other = mm(tmp_path / "cut", [*args, "data.num_workers=0"], processes, resume=True, port=port)
+        assert other.returncode != 0 and "data.num_workers is 1 there, 0 here" in other.stderr, other.stderr[-2000:]
     resumed = mm(tmp_path / "cut", args, processes, resume=True, port=port)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stdout and "step-00000003" in resumed.stdout
