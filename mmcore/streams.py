@@ -62,6 +62,7 @@ class HuggingFaceShards:
         except ImportError:
             raise ConfigError("data.dataset.name=hf needs the datasets package: pip install 'mmcore[stream]'") from None
         files = _plain(data_files)
+        path = cached_hub_dataset(path) or path
         try:
             stream = datasets.load_dataset(path, config, data_dir=data_dir, data_files=files, split=split, streaming=True)
         except (FileNotFoundError, ValueError) as exc:
@@ -80,6 +81,20 @@ class HuggingFaceShards:
             columns = list(batch)
             for row in range(len(batch[columns[0]]) if columns else 0):
                 yield {c: batch[c][row] for c in columns}
+
+
+def cached_hub_dataset(path: str) -> str | None:
+    """The local snapshot folder of a Hub dataset id (``user/name``) already in the Hub cache, else None:
+    datasets itself would ask the Hub first, which fails offline (``HF_HUB_OFFLINE=1``)."""
+    if path.count("/") != 1 or Path(path).exists():
+        return None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(path, repo_type="dataset", local_files_only=True)
+    except (LocalEntryNotFoundError, HFValidationError, OSError):
+        return None
 
 
 class TarShards:

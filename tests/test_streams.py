@@ -181,3 +181,23 @@ def test_an_imagefolder_streams_through_datasets_into_image_samples(tmp_path):
     assert collate(samples)["images"].shape == (10, 3, 16, 16)
     drawn = [s["label"] for s, _ in zip(train_set, range(10))]
     assert set(drawn) == {0, 1}  # shuffled across the two classes (a buffer of 3 reaches into the next epoch)
+
+
+def test_a_hub_dataset_in_the_local_cache_streams_offline(tmp_path, monkeypatch):
+    """``path=me/words`` already downloaded: read from its cached snapshot, the Hub never asked."""
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "datasets--me--words"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit / "data").mkdir(parents=True)
+    for split in ("train", "test"):
+        texts = [f"{split} {i}" for i in range(12)]
+        pq.write_table(pa.table({"text": texts}), repo / "snapshots" / commit / "data" / f"{split}-00000-of-00001.parquet")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    test = HuggingFaceShards("me/words", None, None, "test")
+    assert [r["text"] for r in test.read(0)] == [f"test {i}" for i in range(12)]
+    stream = RecordStream(HuggingFaceShards("me/words", None, None, "train"), to_sample, 4, "raise", {}).place(0, 0, 1)
+    assert sorted(s["text"] for s in stream.head(12)) == sorted(f"train {i}" for i in range(12))
