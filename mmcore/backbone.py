@@ -2,6 +2,8 @@
 
 It knows no positions and no modality: embedders add positions before it, so
 tokens of several modalities concatenate along N and nothing here changes.
+The one exception is opt-in: ``TransformerConfig.rotary`` rotates queries and keys
+by each token's row (ESM-2), for tokens kept in order (the BERT style).
 Void tokens are excluded as attention keys through ``key_valid``; a plugin's
 attention structure (``structure``: a [B, N, N] bool "may attend" mask or a
 float additive bias [B, N, N] / [B, heads, N, N]) is combined with it. A batch
@@ -19,6 +21,8 @@ from torch import Tensor, nn
 
 from mmcore.errors import ConfigError
 
+NORM_PLACEMENTS = ("pre", "post")  # TransformerConfig.norm_placement
+
 
 @dataclass
 class TransformerConfig:
@@ -27,7 +31,10 @@ class TransformerConfig:
 
     ``class_token`` and ``norm_eps`` exist so that peers' weights (timm, transformers: `mmcore.interop`)
     give the same outputs here: a learned token prepended inside the encoder (its output is dropped, so
-    the token count callers see is unchanged), and every LayerNorm's epsilon."""
+    the token count callers see is unchanged), and every LayerNorm's epsilon.
+
+    ``norm_placement``: ``pre`` (default) normalises each sublayer's input and ends with a final norm;
+    ``post`` (BERT) normalises after each residual sum, ``x = LN(x + f(x))``, with no final norm."""
 
     dim: int = 192
     depth: int = 12
@@ -35,11 +42,16 @@ class TransformerConfig:
     mlp_ratio: float = 4.0
     class_token: bool = False
     norm_eps: float = 1e-6
+    norm_placement: str = "pre"
+    # rotary positions (ESM-2, RoFormer) on queries and keys by each token's row; no weights, so no keys
+    rotary: bool = False
+    rotary_base: float = 10000.0
 
     def num_params(self) -> int:
         """Weights of the blocks and final norm, computed without building them (the size guard)."""
         d, hidden = self.dim, int(self.dim * self.mlp_ratio)
-        return self.depth * (4 * d * d + 2 * d * hidden + 9 * d + hidden) + 2 * d + d * bool(self.class_token)
+        final = 2 * d if self.norm_placement != "post" else 0  # post-norm has no final norm
+        return self.depth * (4 * d * d + 2 * d * hidden + 9 * d + hidden) + final + d * bool(self.class_token)
 
 
 class Attention(nn.Module):
@@ -50,6 +62,7 @@ class Attention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)  # one fused projection: one matmul, not three
         self.proj = nn.Linear(dim, dim)
+        self.rotary_base: float | None = None  # set by Transformer for TransformerConfig.rotary
 
     def forward(self, x: Tensor, attn_mask: Tensor | None, queries: int | None = None) -> Tensor:
         """``queries``: compute outputs for the last ``queries`` rows only (keys and values from all)."""
@@ -65,20 +78,29 @@ class Attention(nn.Module):
             k, v = kv[0], kv[1]
         if attn_mask is not None and attn_mask.is_floating_point():
             attn_mask = attn_mask.to(q.dtype)  # an additive bias must match the (autocast) query dtype
+        if self.rotary_base is not None:  # ESM's order: queries scaled first, then rotated; no scaling after
+            q, k = rotary(q * hd**-0.5, N - q.shape[2], self.rotary_base), rotary(k, 0, self.rotary_base)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=1.0)
+            return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, h, Nq, hd]
         return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, eps: float = 1e-6) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, eps: float = 1e-6, post: bool = False) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
+        self.post = post  # BERT's post-norm: the norms follow the residual sums (same weights' keys)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
     def forward(self, x: Tensor, attn_mask: Tensor | None, queries: int | None = None) -> Tensor:
+        if self.post:  # x = LN(x + attn(x)); x = LN(x + mlp(x))
+            h = self.attn(x, attn_mask, queries)
+            x = self.norm1((x if queries is None else x[:, x.shape[1] - queries :]) + h)
+            return self.norm2(x + self.mlp(x))
         h = self.attn(self.norm1(x), attn_mask, queries)
         x = x + h if queries is None else x[:, x.shape[1] - queries :] + h
         return x + self.mlp(self.norm2(x))
@@ -100,17 +122,28 @@ class Transformer(nn.Module):
         super().__init__()
         if not 0 < config.norm_eps < 1:
             raise ConfigError(f"norm_eps {config.norm_eps!r} is out of range; accepted: 0 < norm_eps < 1, such as 1e-6")
+        if config.norm_placement not in NORM_PLACEMENTS:
+            raise ConfigError(f"norm_placement {config.norm_placement!r} is unknown; accepted: "
+                              f"{', '.join(NORM_PLACEMENTS)}")
         self.config = config
-        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, config.norm_eps)
+        post = config.norm_placement == "post"
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, config.norm_eps, post)
                                     for _ in range(config.depth))
-        self.norm = nn.LayerNorm(config.dim, eps=config.norm_eps)
+        # post-norm ends normalised already (BERT has no final norm): no weights, so no keys for it
+        self.norm = nn.Identity() if post else nn.LayerNorm(config.dim, eps=config.norm_eps)
         self.apply(_init_weights)
+        if config.rotary and (config.dim // config.heads % 2 or not config.rotary_base > 1):
+            raise ConfigError(f"rotary positions need an even head width (dim {config.dim} / heads {config.heads}) "
+                              f"and rotary_base > 1 (got {config.rotary_base!r})")
+        for block in self.blocks if config.rotary else ():
+            block.attn.rotary_base = float(config.rotary_base)
         if config.class_token:  # created only when asked: existing models keep their weights' keys
             self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
             nn.init.normal_(self.cls_token, std=0.02)
 
     def forward(self, x: Tensor, key_valid: Tensor | None = None, keep_last: int | None = None,
-                structure: Tensor | None = None) -> Tensor:
+                structure: Tensor | None = None, keep_prefix: bool = False) -> Tensor:
+        """``keep_prefix``: keep the class token's output as row 0 (ViTMAE's decoder reads it)."""
         prefix = 1 if self.config.class_token else 0
         if prefix:
             x, key_valid, structure = with_prefix(self.cls_token.to(x.dtype), x, key_valid, structure)
@@ -124,7 +157,7 @@ class Transformer(nn.Module):
         if keep_last is not None and not self.blocks:
             x = x[:, x.shape[1] - keep_last :]
         x = self.norm(x)
-        return x[:, prefix:] if keep_last is None else x
+        return x[:, prefix:] if keep_last is None and not keep_prefix else x
 
 
 def with_prefix(tokens: Tensor, x: Tensor, key_valid: Tensor | None,
@@ -162,6 +195,19 @@ def attention_mask(key_valid: Tensor | None, structure: Tensor | None) -> Tensor
         return allowed | ~allowed.any(dim=-1, keepdim=True)
     bias = structure if key_valid is None else structure.masked_fill(~key_valid[:, None, None, :], float("-inf"))
     return bias.masked_fill(torch.isneginf(bias).all(dim=-1, keepdim=True), 0.0)
+
+
+def rotary(x: Tensor, start: int, base: float) -> Tensor:
+    """Rotary positions on ``x`` [B, h, n, hd] whose rows are tokens ``start``, ..., ``start + n - 1``, as ESM-2
+    (transformers' ``EsmRotaryEmbedding``) computes them: frequencies ``base ** (-2i / hd)`` in float32, the
+    two halves of each head rotated (``rotate_half``), applied in float32 and cast back to ``x``'s dtype."""
+    n, hd = x.shape[-2], x.shape[-1]
+    inv_freq = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.float32, device=x.device) / hd))
+    freqs = torch.arange(start, start + n, device=x.device, dtype=torch.float32)[:, None] * inv_freq
+    angles = torch.cat((freqs, freqs), dim=-1)  # [n, hd]
+    y = x.float()
+    halves = torch.cat((-y[..., hd // 2 :], y[..., : hd // 2]), dim=-1)
+    return (y * angles.cos() + halves * angles.sin()).to(x.dtype)
 
 
 def _init_weights(module: nn.Module) -> None:

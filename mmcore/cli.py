@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -178,8 +179,10 @@ def add_hub_commands(sub) -> None:
 def add_interop_commands(sub) -> None:
     """export, import: weights to and from peer libraries, only where outputs stay equal (mmcore.interop)."""
     p = add_command(sub, "export", "write a model's encoder in a peer library's format, outputs checked equal",
-                    usage="mm export MODEL --to timm -o DIR",
+                    usage="mm export MODEL --to timm|transformers -o DIR",
                     examples=["mm export runs/image-mae-demo --to timm -o exports/mae-timm",
+                              "mm export models/bert --to transformers -o exports/bert   # BertForMaskedLM",
+                              "mm export models/esm2 --to transformers -o exports/esm2   # EsmForMaskedLM (ESM-2)",
                               "python -c \"import timm; timm.create_model('local-dir:exports/mae-timm', pretrained=True)\""])
     p.add_argument("model", help="a model folder, a run folder with model/ inside, or a Hub repo id")
     p.add_argument("--to", required=True, choices=["timm", "transformers"], help="the peer library")
@@ -190,9 +193,11 @@ def add_interop_commands(sub) -> None:
                     usage="mm import DIR --from timm|transformers -o OUT",
                     examples=["mm import exports/vit-timm --from timm -o models/vit-mae",
                               "mm import vit-mae-base --from transformers -o models/mae   # a ViTMAEForPreTraining folder",
+                              "mm import bert-base --from transformers -o models/bert   # a BertForMaskedLM folder",
+                              "mm import esm2_t6_8M_UR50D --from transformers -o models/esm2   # an EsmForMaskedLM folder",
                               "mm export models/vit-mae --to timm -o exports/vit-again   # and back out, still equal"])
-    p.add_argument("folder", help="a timm folder (config.json with 'architecture') or a transformers ViTMAE folder, "
-                                  "with model.safetensors")
+    p.add_argument("folder", help="a timm folder (config.json with 'architecture') or a transformers ViTMAE, "
+                                  "BertForMaskedLM or EsmForMaskedLM (ESM-2) folder, with model.safetensors")
     p.add_argument("--from", dest="source", required=True, choices=["timm", "transformers"], help="the peer library")
     p.add_argument("-o", "--output", required=True, help="model folder to create (must not exist)")
     p.set_defaults(func=cmd_import)
@@ -202,7 +207,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from mmcore.interop import export_model
 
     folder, diff = export_model(args.model, args.to, args.output)
-    print(f"exact: max abs difference {diff:.3g} between the encoders on random images", file=sys.stderr)
+    print(f"exact: max abs difference {diff:.3g} between the two models' outputs on random inputs", file=sys.stderr)
     print(folder)
 
 
@@ -212,7 +217,7 @@ def cmd_import(args: argparse.Namespace) -> None:
     folder, diff, notes = import_model(args.folder, args.source, args.output)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"exact: max abs difference {diff:.3g} between the encoders on random images", file=sys.stderr)
+    print(f"exact: max abs difference {diff:.3g} between the two models' outputs on random inputs", file=sys.stderr)
     print(folder)
 
 
@@ -223,6 +228,17 @@ def cmd_train(args: argparse.Namespace) -> None:
     from mmcore.executor import train
 
     train(load_recipe(args.recipe, args.overrides), resume=args.resume, overwrite=args.overwrite)
+    leave_if_launched()
+
+
+def leave_if_launched() -> None:
+    """A worker of ``accelerate launch`` whose run is finished and written leaves without the interpreter's
+    teardown: gloo's C++ threads can still hold tensors there and abort the process ("terminate called
+    without an active exception", exit -6) after a correct run, which the launcher reports as a failure."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def cmd_validate(args: argparse.Namespace) -> None:

@@ -28,7 +28,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-from mmcore.backbone import TransformerConfig
+from mmcore.backbone import NORM_PLACEMENTS, TransformerConfig
 from mmcore.bounds import (
     Bound,
     Each,
@@ -58,6 +58,8 @@ class ModelConfig:
     target: Any = field(default_factory=dict)  # {name: ..., ...}
     encoder: TransformerConfig = field(default_factory=TransformerConfig)
     decoder: TransformerConfig = field(default_factory=lambda: TransformerConfig(dim=128, depth=4, heads=4))
+    # MAE with encoder.class_token: the decoder reads the encoder's class-token output too (ViTMAE's decoder)
+    decoder_reads_class_token: bool = False
 
 
 @dataclass
@@ -130,7 +132,8 @@ BOUNDS: dict[type, dict[str, Bound]] = {
     StreamConfig: {"role": OneOf(ROLES)},
     # depth 0: no blocks, the final norm alone; the upper bounds keep building the blocks quick
     TransformerConfig: {"dim": integers(1, 65536), "depth": integers(0, 1024), "heads": integers(1, 1024),
-                        "mlp_ratio": numbers(0, 64, low_open=True), "norm_eps": numbers(0, 1, low_open=True)},
+                        "mlp_ratio": numbers(0, 64, low_open=True), "norm_eps": numbers(0, 1, low_open=True),
+                        "norm_placement": OneOf(NORM_PLACEMENTS), "rotary_base": numbers(1, low_open=True)},
 }
 MAX_PARAMS = 20_000_000_000  # encoder + decoder: 80 GB of float32 weights, far beyond any recipe here
 SECTIONS = ("model", "data", "train")  # mappings that may be left out but not null; the parts may be null
@@ -250,10 +253,28 @@ def check_backbone(model: DictConfig, fail, prefix: str) -> None:
         if t.dim % t.heads:
             near = min((h for h in range(1, t.dim + 1) if t.dim % h == 0), key=lambda h: (abs(h - t.heads), -h))
             raise fail(f"{prefix}{part}.heads", t.heads, f"a divisor of {prefix}{part}.dim {t.dim}, e.g. {near}")
+        if t.rotary and (t.dim // t.heads) % 2:
+            raise fail(f"{prefix}{part}.heads", t.heads, f"with {prefix}{part}.rotary, heads giving an even head "
+                       f"width ({prefix}{part}.dim {t.dim} / heads): rotary turns pairs of channels")
+        if t.rotary and style_of(model) == "mae":  # MAE routes visible tokens first: rows are not positions
+            raise fail(f"{prefix}{part}.rotary", "true", "false with the MAE style and joint models (rotary "
+                       "positions follow each token's row, which MAE reorders); model.style=bert keeps the order")
         total += t.num_params()
     if total > MAX_PARAMS:
         raise fail(f"{prefix}encoder + {prefix}decoder", f"{total:.3g} parameters ({total * 4 / 1e9:.3g} GB "
                    "of float32 weights)", f"at most {MAX_PARAMS:.0e} parameters")
+
+
+def style_of(model: DictConfig) -> str | None:
+    """The style a model section trains in: its own, "mae" for several modalities, else its modality's default."""
+    if model.get("modalities"):
+        return "mae"
+    if model.get("style"):
+        return model.style
+    try:
+        return get_registry().modality(model.get("modality") or "?").style
+    except MMCoreError:
+        return None
 
 
 def check_trackers(names: list[str], path: Path) -> None:
@@ -424,8 +445,12 @@ def model_section(node: DictConfig, resolve: bool = True) -> dict[str, Any]:
     model = OmegaConf.to_container(node, resolve=resolve)
     streams = model.pop("modalities") or {}
     mixture = {k: model.pop(k) for k in ("hide_one_prob", "input_keep_prob")}
+    reads_class = model.pop("decoder_reads_class_token", False)  # written only when set: configs stay as they were
+    if reads_class and streams:
+        raise ConfigError("model.decoder_reads_class_token is for one modality's MAE (ViTMAE's decoder); "
+                          "accepted for joint models: false")
     if not streams:
-        return model
+        return {**model, "decoder_reads_class_token": True} if reads_class else model
     for name, entry in streams.items():
         entry["modality"] = entry.get("modality") or name
     return {"modalities": streams, "style": model.get("style") or "mae", **mixture,

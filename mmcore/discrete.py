@@ -237,6 +237,12 @@ class TokenIdTarget:
         return pred.argmax(dim=-1).to(torch.float32)
 
 
+def norm_eps_of(tokenizer) -> float:
+    """The epsilon of the embedder's and head's LayerNorms: the tokenizer's ``norm_eps`` option where it
+    has one (text: BERT's ``layer_norm_eps``, for `mmcore.interop.hf_bert`), else 1e-6 as always."""
+    return float(getattr(tokenizer, "norm_eps", 1e-6))
+
+
 class TokenEmbedder(Embedder):
     """Id embedding plus learned absolute positions and a LayerNorm (BERT/ESM-1 style).
 
@@ -251,7 +257,7 @@ class TokenEmbedder(Embedder):
         self.bert_style = decoder_dim is None  # MAE style drops hidden tokens instead of showing [MASK]
         self.tokens = nn.Embedding(tokenizer.vocab_size, dim)
         self.positions = nn.Embedding(tokenizer.max_length, dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps_of(tokenizer))
         for table in (self.tokens, self.positions):
             nn.init.normal_(table.weight, std=0.02)
         if decoder_dim is not None:  # MAE style: the light decoder gets its own positions
@@ -281,7 +287,7 @@ class VocabHead(Head):
 
     def __init__(self, tokenizer, target, dim: int) -> None:
         super().__init__()
-        self.transform = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim, eps=1e-6))
+        self.transform = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim, eps=norm_eps_of(tokenizer)))
         self.proj = nn.Linear(dim, target.dim(tokenizer))
         nn.init.normal_(self.proj.weight, std=0.02)
         nn.init.zeros_(self.proj.bias)

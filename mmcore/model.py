@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from mmcore.backbone import Transformer, TransformerConfig
+from mmcore.backbone import Transformer, TransformerConfig, with_prefix
 from mmcore.contract import Tokens
 from mmcore.errors import ConfigError, DataError, MMCoreError, PluginError
 from mmcore.plugins import get_registry, install_hint
@@ -198,6 +198,13 @@ class MaskedModel(ModelFolder):
             self.head = self.modality.head(self.tokenizer, self.target, dec.dim)
         else:
             self.head = self.modality.head(self.tokenizer, self.target, enc.dim)
+        self.decoder_reads_class_token = bool(config.get("decoder_reads_class_token", False))
+        if self.decoder_reads_class_token:  # ViTMAE's decoder: created only when asked, existing keys unchanged
+            if self.style != "mae" or not enc.class_token:
+                raise ConfigError("model.decoder_reads_class_token needs the MAE style and model.encoder.class_token: "
+                                  f"got style {self.style!r}, encoder.class_token {enc.class_token}; accepted: both, "
+                                  "or decoder_reads_class_token false")
+            self.register_buffer("decoder_class_pos", torch.zeros(1, 1, dec.dim))  # the class row's decoder position
 
     def loss_parts(self) -> list[str]:
         """Names of the loss parts (``train.loss_weights`` keys): the modality, or ``modality/part``
@@ -265,7 +272,8 @@ class MaskedModel(ModelFolder):
     def forward_mae(self, tokens: Tokens, hidden: Tensor, num_hidden: int) -> tuple[Tensor, Tensor]:
         order = mae_order(hidden, tokens.valid)  # [B, N] visible, then void, then hidden
         y = mae_pass(self, self.embedder(tokens, hidden), order, num_hidden, tokens.valid,
-                     structure_of(self.embedder, tokens, hidden), self.embedder.decoder_positions(tokens))
+                     structure_of(self.embedder, tokens, hidden), self.embedder.decoder_positions(tokens),
+                     self.decoder_class_pos if self.decoder_reads_class_token else None)
         return self.head(y), order[:, tokens.num_tokens - num_hidden:]
 
     def forward_bert(self, tokens: Tokens, hidden: Tensor, num_hidden: int, seen: Tokens) -> tuple[Tensor, Tensor]:
@@ -360,23 +368,32 @@ def mae_order(hidden: Tensor, valid: Tensor | None) -> Tensor:
 
 
 def mae_pass(model: nn.Module, x: Tensor, order: Tensor, num_hidden: int, valid: Tensor | None,
-             structure: Tensor | None, decoder_positions: Tensor) -> Tensor:
+             structure: Tensor | None, decoder_positions: Tensor, class_position: Tensor | None = None) -> Tensor:
     """The MAE encoder and decoder over embedded tokens ``x`` [B, N, D] routed by ``order`` [B, N]
     (encoder slots first, the ``num_hidden`` predicted slots last): decoder states [B, K, Dd] of the
     predicted slots. ``model`` holds ``encoder``, ``decoder_embed``, ``mask_token`` and ``decoder``;
     ``valid``, ``structure`` and ``decoder_positions`` [B or 1, N, Dd] are in token order.
+
+    With ``class_position`` [1, 1, Dd] (``model.decoder_reads_class_token``, ViTMAE's decoder) the
+    encoder's class-token output goes through ``decoder_embed`` too and is prepended to the decoder's
+    input with that position: a key and value for every decoder row, never an output.
     """
     B, N, D = x.shape
     V = N - num_hidden
     valid = None if valid is None else valid.gather(1, order)
     structure = reorder_structure(structure, order)
     h = model.encoder(x.gather(1, order[:, :V, None].expand(-1, -1, D)), None if valid is None else valid[:, :V],
-                      structure=None if structure is None else structure[..., :V, :V])
-    y = model.decoder_embed(h)  # [B, V, Dd]
+                      structure=None if structure is None else structure[..., :V, :V],
+                      keep_prefix=class_position is not None)
+    y = model.decoder_embed(h)  # [B, V, Dd] (with the class row first: [B, 1 + V, Dd])
+    if class_position is not None:
+        cls, y = y[:, :1] + class_position.to(y.dtype), y[:, 1:]
     y = torch.cat([y, model.mask_token.to(y.dtype).expand(B, num_hidden, -1)], dim=1)  # [B, N, Dd]
     # attention is permutation-equivariant, so the decoder runs in shuffled order with
     # positions gathered to match: no un-shuffle, and the predicted slots are the last K rows
     y = y + decoder_positions.expand(B, -1, -1).gather(1, order[..., None].expand(-1, -1, y.shape[-1]))
+    if class_position is not None:  # cls [B, 1, Dd]: one row per sample
+        y, valid, structure = with_prefix(cls, y, valid, structure)
     return model.decoder(y, valid, keep_last=num_hidden, structure=structure)  # predicted rows only
 
 

@@ -35,7 +35,8 @@ def test_typed_recipe_with_overrides(recipe):
     assert cfg.model.tokenizer.max_length == 16  # the tokenizer dataclass default
     assert cfg.output_dir == "runs/toy"  # interpolated
     assert model_dict(cfg)["encoder"] == {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 4.0,
-                                               "class_token": False, "norm_eps": 1e-6}
+                                               "class_token": False, "norm_eps": 1e-6, "norm_placement": "pre",
+                                               "rotary": False, "rotary_base": 10000.0}
 
 
 def test_switching_policy_by_override_takes_its_fields(recipe):

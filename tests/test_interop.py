@@ -139,8 +139,8 @@ def test_import_refuses_missing_or_foreign_weights(tmp_path):
 
 
 def test_export_refuses_what_has_no_exact_peer(tmp_path, toy_registry):
-    with pytest.raises(NoExactPeer, match="decoder reads the encoder's class-token output"):
-        export_model(image_mae(), "transformers", tmp_path / "x")
+    with pytest.raises(NoExactPeer, match="ViTMAEForPreTraining for this model: .*encoder.class_token is false"):
+        export_model(image_mae(), "transformers", tmp_path / "x")  # more in tests/test_interop_vitmae.py
     with pytest.raises(NoExactPeer, match="norm_eps"):
         export_model(image_mae(norm_eps=1e-12), "timm", tmp_path / "x")
     from toy import toy_config
@@ -156,9 +156,10 @@ def test_export_refuses_what_has_no_exact_peer(tmp_path, toy_registry):
 
 def test_text_export_says_why_not(tmp_path):
     model = image_mae()
-    model.config = {**model.config, "modality": "text"}  # the refusal is decided from the config alone
-    with pytest.raises(NoExactPeer, match="no exact transformers peer for modality 'text' yet: BERT-family"):
+    model.config = {**model.config, "modality": "text"}  # BERT export's checks (tests/test_interop_bert.py)
+    with pytest.raises(NoExactPeer, match="no exact transformers peer for this text model: style 'mae'"):
         export_model(model, "transformers", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_class_token_and_norm_eps_defaults_leave_models_unchanged():

@@ -255,7 +255,8 @@ def test_crafted_config_json_is_one_line_before_any_allocation(folder, text, mes
 def test_a_good_config_json_still_loads(tmp_path, toy_registry):
     MaskedModel(toy_model_config()).save_pretrained(tmp_path / "m")
     model = mmcore.from_pretrained(str(tmp_path / "m"))
-    assert model.config["encoder"] == {**toy_model_config()["encoder"], "class_token": False, "norm_eps": 1e-6}
+    assert model.config["encoder"] == {**toy_model_config()["encoder"], "class_token": False, "norm_eps": 1e-6,
+                                       "norm_placement": "pre", "rotary": False, "rotary_base": 10000.0}
 
 
 @pytest.mark.parametrize("name", ["image-mae-demo", "text-mlm", "multimodal-digits"])

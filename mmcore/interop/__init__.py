@@ -7,8 +7,12 @@ with what differs (`NoExactPeer`), and every conversion is checked on random
 inputs before anything is written — the measured max abs difference is
 returned. Output folders are written beside their place and renamed into it,
 so a refusal or a crash leaves nothing half-written. Peers now: timm's
-``VisionTransformer`` for image encoders both ways (`mmcore.interop.timm_vit`),
-and transformers' ViTMAE encoder in (`mmcore.interop.hf_vitmae`).
+``VisionTransformer`` for image, audio (spectrogram) and video (one tubelet
+spanning the clip) encoders both ways (`mmcore.interop.timm_vit`),
+transformers' ``ViTMAEForPreTraining`` for image MAEs both ways, decoder included
+(`mmcore.interop.hf_vitmae`), and transformers'
+``BertForMaskedLM`` for text models both ways (`mmcore.interop.hf_bert`), and
+``EsmForMaskedLM`` (ESM-2) for protein models both ways (`mmcore.interop.hf_esm`).
 """
 
 from __future__ import annotations
@@ -29,13 +33,11 @@ from mmcore.interop.timm_vit import NoExactPeer
 PEERS = ("timm", "transformers")
 TOLERANCE = 1e-4  # max abs difference the commands accept on random inputs (fp32; tiny models reach ~1e-6)
 
-NOT_YET = {  # (peer, modality) → why there is no exact mapping yet
-    ("transformers", "image"): "ViTMAEForPreTraining's decoder reads the encoder's class-token output as its first "
-                               "token (mmcore's MAE decoder sees patch tokens only), and the ViTModel mapping is not "
-                               "written yet; use --to timm (timm's VisionTransformer matches the encoder exactly)",
-    ("transformers", "text"): "BERT-family encoders are post-norm (a LayerNorm after each residual) with learned "
-                              "positions and token types; mmcore's backbone is pre-norm",
-    ("transformers", "protein"): "ESM encoders use rotary positions and their own token layout; mmcore has neither yet",
+NOT_YET: dict[tuple[str, str], str] = {  # (peer, modality) → why there is no exact mapping yet
+    ("transformers", "video"): "the natural peer, transformers' VideoMAEModel (Conv3d tubelets), is not mapped yet; "
+                               "--to timm is exact where one tubelet spans the clip",
+    ("transformers", "audio"): "transformers has no AudioMAE, and its ASTModel always prepends two tokens (class and "
+                               "distillation; mmcore has at most a class token); --to timm is exact",
 }
 
 __all__ = ["PEERS", "NoExactPeer", "export_model", "import_model"]
@@ -53,8 +55,23 @@ def export_model(model: Any, to: str, output: str | os.PathLike[str]) -> tuple[P
     if "modalities" in model.config:
         raise NoExactPeer(f"no exact {to} peer for a joint model (streams {sorted(model.config['modalities'])}): "
                           "peers hold one modality's encoder")
+    if (to, modality) == ("transformers", "text"):  # BertForMaskedLM (mmcore.interop.hf_bert)
+        from mmcore.interop import hf_bert
+
+        return hf_bert.export_bert(model, output)
+    if (to, modality) == ("transformers", "image"):  # ViTMAEForPreTraining (mmcore.interop.hf_vitmae)
+        from mmcore.interop import hf_vitmae
+
+        return hf_vitmae.export_vitmae(model, output)
+    if (to, modality) == ("transformers", "protein"):  # EsmForMaskedLM, ESM-2's layout (mmcore.interop.hf_esm)
+        from mmcore.interop import hf_esm
+
+        return hf_esm.export_esm(model, output)
+    if (to, modality) in (("timm", "audio"), ("timm", "video")):  # spectrogram / frames-as-channels layouts
+        return timm_vit.export_timm(model, output)
     if to != "timm" or modality != "image":
-        reason = NOT_YET.get((to, modality), "mmcore maps only image encoders, onto timm's VisionTransformer")
+        reason = NOT_YET.get((to, modality), "mmcore maps only image, audio and video encoders, onto timm's "
+                             "VisionTransformer")
         raise NoExactPeer(f"no exact {to} peer for modality {modality!r} yet: {reason}")
     out = free_output(output)
     peer, data = timm_vit.to_timm(model)
@@ -75,6 +92,17 @@ def import_model(folder: str | os.PathLike[str], source: str, output: str | os.P
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"no peer folder at {folder}: expected a folder with config.json and model.safetensors")
+    if source == "transformers":  # dispatched on config.json's model_type
+        from mmcore.interop import hf_bert
+
+        if hf_bert.model_type(folder) == hf_bert.MODEL_TYPE:  # BertForMaskedLM → an mmcore text model
+            return hf_bert.import_bert(folder, output)
+        from mmcore.interop import hf_esm
+
+        if hf_esm.model_type(folder) == hf_esm.MODEL_TYPE:  # EsmForMaskedLM (ESM-2) → an mmcore protein model
+            return hf_esm.import_esm(folder, output)
+    if source == "timm" and timm_vit.recorded_modality(folder) in ("audio", "video"):  # config.json's "mmcore" entry
+        return timm_vit.import_timm(folder, output)
     out = free_output(output)
     if source == "timm":
         peer, cfg = timm_vit.load_timm(folder)
@@ -94,6 +122,8 @@ def import_model(folder: str | os.PathLike[str], source: str, output: str | os.P
         raise MMCoreError(f"internal: {source} weights map onto unknown {unexpected[:3]} or leave {left[:3]} unset")
     tok = model.tokenizer
     diff = encoder_difference(model, lambda x: theirs(peer, x, tok.mean, tok.std))
+    if source == "transformers":  # ViTMAE's decoder imported too: its pixels and loss checked as well
+        diff = max(diff, hf_vitmae.decoder_difference(model, peer))
     write_atomic(out, model.save_pretrained)
     return out, diff, notes
 

@@ -1,4 +1,4 @@
-"""mmcore's image encoder ↔ timm's ``VisionTransformer``, weight for weight.
+"""mmcore's image, audio and video encoders ↔ timm's ``VisionTransformer``, weight for weight.
 
 Why the two can match exactly: both are pre-norm ViTs with a fused qkv
 projection, exact GELU and LayerNorm, so only layouts differ. mmcore flattens
@@ -9,11 +9,22 @@ timm's class token (``encoder.class_token`` here) carries its position folded
 in. timm's layer scale is folded into the projection before it. What cannot be
 folded (registers, qk-norm, a norm after pooling, other activations) is refused
 by name, never converted approximately.
+
+Audio and video reach the same 2-D ViT through a `Layout`, a reshape of the
+batch: a log-mel crop [B, T, F] (the audio tokenizer's ``fbank``) is timm's
+one-channel image [B, 1, T, F], time as height as in AudioMAE, its [pt, pf]
+patches time-major as the tokenizer cuts them; a clip [B, C, T, H, W] whose
+one tubelet spans all T frames is timm's [B, C*T, H, W] (frames as channels,
+channel-major). Tubelets that split a clip in time need a third patch axis,
+which timm's Conv2d patch embedding lacks: refused. What a timm model cannot
+hold (the modality, the filterbank settings, a video's channels) travels as a
+top-level ``mmcore`` entry of config.json, which timm ignores and import reads.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +38,97 @@ ARCHITECTURE = "vit_base_patch16_224"  # a registered name; model_args set every
 POSITION_ATOL = 1e-6  # a stored sin-cos table may have been computed in float64 first
 
 
+RECORD = "mmcore"  # config.json's top-level entry for what timm does not hold (written for audio and video)
+SPLIT_TUBELETS = ("timm's VisionTransformer has one 2-D patch grid (a Conv2d patch embedding), so only a tubelet "
+                  "spanning every frame maps onto it (frames as input channels: model.tokenizer.tubelet_size[0] = "
+                  "num_frames); the natural peer, transformers' VideoMAEModel (Conv3d tubelets), is not mapped yet")
+
+
 class NoExactPeer(MMCoreError):
     """The model and the peer differ in something weights cannot carry; the message names it."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one modality's batch is timm's [B, in_chans, H, W] input and its patch projection timm's conv.
+
+    mmcore flattens a patch as (frame, row, col, channel) (one frame for images and spectrograms);
+    timm's input channels are (channel, frame), channel-major. ``mean``/``std`` are per timm channel."""
+
+    modality: str
+    key: str  # the mmcore batch entry: images, fbank, clips
+    img_size: tuple[int, int]  # timm's (H, W): (target_frames, num_mel_bins) for audio
+    patch: tuple[int, int]
+    channels: int  # mmcore's (1 for a spectrogram)
+    frames: int  # frames folded into timm's channels (video); 1 otherwise
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def in_chans(self) -> int:
+        return self.channels * self.frames
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.img_size[0] // self.patch[0], self.img_size[1] // self.patch[1]
+
+    def positions(self) -> Tensor:
+        """[1, N, A] the tokenizer's coordinates of each patch, in timm's (row-major) order."""
+        pos = grid_positions(*self.grid)  # (row, col); audio: (time, frequency)
+        if self.modality == "video":  # (t, row, col) with t = 0: one tubelet step
+            pos = torch.cat([pos.new_zeros(1, pos.shape[1], 1), pos], dim=-1)
+        return pos
+
+    def image(self, x: Tensor) -> Tensor:
+        """The mmcore batch tensor as timm's [B, in_chans, H, W], not yet normalised."""
+        if self.modality == "audio":  # [B, T, F] → [B, 1, T, F]
+            return x.to(torch.float32)[:, None]
+        if self.modality == "video":  # [B, C, T, H, W] (uint8 or [0, 1]) → [B, C*T, H, W]
+            return (x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x).flatten(1, 2)
+        return x
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """Seeded random inputs of the trained size, as the tokenizer takes them."""
+        H, W = self.img_size
+        if self.modality == "audio":  # log-mel-like values: normalised, they are unit normal
+            return torch.randn(n, H, W, generator=generator) * self.std[0] + self.mean[0]
+        if self.modality == "video":
+            return torch.rand(n, self.channels, self.frames, H, W, generator=generator)
+        return torch.rand(n, self.channels, H, W, generator=generator)
+
+    def conv_weight(self, proj: Tensor) -> Tensor:
+        """mmcore's [D, frames*ph*pw*C] patch projection → timm's conv weight [D, C*frames, ph, pw]."""
+        D, (ph, pw) = proj.shape[0], self.patch
+        return proj.reshape(D, self.frames, ph, pw, self.channels).permute(0, 4, 1, 2, 3).reshape(D, -1, ph, pw)
+
+    def proj_weight(self, conv: Tensor) -> Tensor:
+        """timm's conv weight → mmcore's patch projection (`conv_weight` reversed)."""
+        D, (ph, pw) = conv.shape[0], self.patch
+        return conv.reshape(D, self.channels, self.frames, ph, pw).permute(0, 2, 3, 4, 1).reshape(D, -1)
+
+
+def layout_of(model: Any) -> Layout:
+    """The model's `Layout` onto timm's ViT (one-line NoExactPeer where none is exact)."""
+    modality, tok = model.config.get("modality"), model.tokenizer
+    if modality == "image":
+        C, p = tok.channels, tok.patch_size
+        return Layout("image", "images", tuple(tok.image_size), (p, p), C, 1,
+                      tuple(tok.mean or [0.0] * C), tuple(tok.std or [1.0] * C))
+    if modality == "audio":  # the tokenizer normalises only when it has a mean (std alone is unused)
+        plain = tok.mean is None
+        return Layout("audio", "fbank", (tok.target_frames, tok.num_mel_bins), tuple(tok.patch_size), 1, 1,
+                      (0.0 if plain else float(tok.mean),), (1.0 if plain else float(tok.std or 1.0),))
+    if modality == "video":
+        pt, ph, pw = tok.tubelet_size
+        T, C = tok.num_frames, tok.channels
+        if pt != T:
+            raise NoExactPeer(f"no exact timm peer for this video model: tubelet_size {list(tok.tubelet_size)} splits "
+                              f"its {T} frames into {T // pt} steps along time, and {SPLIT_TUBELETS}")
+        mean, std = tok.mean or [0.0] * C, tok.std or [1.0] * C
+        return Layout("video", "clips", tuple(tok.image_size), (ph, pw), C, T,
+                      tuple(float(m) for m in mean for _ in range(T)), tuple(float(s) for s in std for _ in range(T)))
+    raise NoExactPeer(f"no exact timm peer for modality {modality!r} yet: only image, audio and video encoders map "
+                      "onto timm's VisionTransformer")
 
 
 def timm_module():
@@ -41,19 +141,21 @@ def timm_module():
 
 # -- mmcore → timm -----------------------------------------------------------------
 
-def check_exportable(model: Any) -> None:
+def check_exportable(model: Any) -> Layout:
     """What an mmcore model must be to have an exact timm ``VisionTransformer`` (one-line NoExactPeer else)."""
-    if getattr(model, "config", {}).get("modality") != "image":
-        raise NoExactPeer(f"no exact timm peer for modality {model.config.get('modality')!r} yet: only the image "
-                          "encoder maps onto timm's VisionTransformer")
+    layout = layout_of(model)
     embedder = model.embedder
     if type(embedder).forward is not PatchEmbedder.forward or not isinstance(embedder, PatchEmbedder):
-        raise NoExactPeer(f"the image embedder {type(embedder).__name__} is not mmcore's linear patch embedder "
+        raise NoExactPeer(f"the {layout.modality} embedder {type(embedder).__name__} is not mmcore's linear patch embedder "
                           "with sin-cos or table positions, which timm's PatchEmbed + pos_embed reproduce")
     enc = model.encoder.config
+    if getattr(enc, "norm_placement", "pre") != "pre":
+        raise NoExactPeer(f"encoder.norm_placement is {enc.norm_placement!r}; timm's VisionTransformer blocks are "
+                          "pre-norm with a final norm")
     if enc.norm_eps != 1e-6:
         raise NoExactPeer(f"encoder.norm_eps is {enc.norm_eps}; timm's VisionTransformer config names its "
                           "LayerNorm only at eps 1e-6")
+    return layout
 
 
 def to_timm(model: Any) -> tuple[nn.Module, dict[str, Any]]:
@@ -61,21 +163,21 @@ def to_timm(model: Any) -> tuple[nn.Module, dict[str, Any]]:
 
     ``global_pool='avg'`` and ``fc_norm=False``: timm's pooled output is then mmcore's ``features``
     (mean of the normed patch states); ``num_classes=0``: no classifier."""
-    check_exportable(model)
+    layout = check_exportable(model)
     timm = timm_module()
-    tok, enc = model.tokenizer, model.encoder.config
-    H, W = tok.image_size
-    args = {"img_size": [H, W], "patch_size": tok.patch_size, "in_chans": tok.channels, "embed_dim": enc.dim,
+    enc = model.encoder.config
+    H, W = layout.img_size
+    patch = layout.patch[0] if layout.modality == "image" else list(layout.patch)
+    args = {"img_size": [H, W], "patch_size": patch, "in_chans": layout.in_chans, "embed_dim": enc.dim,
             "depth": enc.depth, "num_heads": enc.heads, "mlp_ratio": enc.mlp_ratio, "qkv_bias": True,
             "class_token": enc.class_token, "no_embed_class": True, "global_pool": "avg", "fc_norm": False,
             "num_classes": 0}
     peer = timm.create_model(ARCHITECTURE, pretrained=False, **args)
     ours = model.state_dict()
-    p, C, D = tok.patch_size, tok.channels, enc.dim
     state = {
-        "patch_embed.proj.weight": ours["embedder.proj.weight"].reshape(D, p, p, C).permute(0, 3, 1, 2),
+        "patch_embed.proj.weight": layout.conv_weight(ours["embedder.proj.weight"]),
         "patch_embed.proj.bias": ours["embedder.proj.bias"],
-        "pos_embed": position_table(model),
+        "pos_embed": position_table(model, layout),
         "norm.weight": ours["encoder.norm.weight"], "norm.bias": ours["encoder.norm.bias"],
     }
     if enc.class_token:
@@ -84,8 +186,7 @@ def to_timm(model: Any) -> tuple[nn.Module, dict[str, Any]]:
         for i in range(enc.depth):
             state[f"blocks.{i}.{peer_key}"] = ours[f"encoder.blocks.{i}.{ours_key}"]
     peer.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=True)
-    data = {"input_size": (C, H, W), "mean": tuple(tok.mean or [0.0] * C), "std": tuple(tok.std or [1.0] * C),
-            "crop_pct": 1.0}
+    data = {"input_size": (layout.in_chans, H, W), "mean": layout.mean, "std": layout.std, "crop_pct": 1.0}
     return peer.eval(), data
 
 
@@ -99,12 +200,12 @@ BLOCK_KEYS = {  # mmcore block parameter → timm block parameter
 }
 
 
-def position_table(model: Any) -> Tensor:
+def position_table(model: Any, layout: Layout | None = None) -> Tensor:
     """[1, N, D] the encoder's patch positions at the trained size: its table, or the sin-cos it computes."""
-    embedder, tok = model.embedder, model.tokenizer
+    embedder = model.embedder
     if embedder.positions != "sincos":
         return embedder.pos_embed.detach()
-    return sincos(grid_positions(*tok.grid), embedder.dim)
+    return sincos((layout or layout_of(model)).positions(), embedder.dim)
 
 
 def grid_positions(h: int, w: int) -> Tensor:
@@ -114,12 +215,37 @@ def grid_positions(h: int, w: int) -> Tensor:
     return torch.stack([rows, cols], dim=-1).reshape(1, h * w, 2)
 
 
-def save_timm(peer: nn.Module, data: dict[str, Any], folder: Path) -> None:
+def save_timm(peer: nn.Module, data: dict[str, Any], folder: Path, record: dict[str, Any] | None = None) -> None:
     """timm's own folder format (``save_for_hf``: config.json + model.safetensors), which
-    ``timm.create_model("local-dir:FOLDER", pretrained=True)`` and ``hf-hub:`` read."""
+    ``timm.create_model("local-dir:FOLDER", pretrained=True)`` and ``hf-hub:`` read; ``record`` becomes
+    config.json's top-level `RECORD` entry (timm keeps unknown top-level keys out of its configs)."""
     from timm.models import save_for_hf
 
-    save_for_hf(peer, str(folder), safe_serialization=True, data_config=data)
+    save_for_hf(peer, str(folder), safe_serialization=True, data_config=data,
+                model_config={RECORD: record} if record else None)
+
+
+INPUTS = {  # the record's note for timm users: what the model's input is
+    "audio": "mmcore's log-mel crop fbank [B, target_frames, num_mel_bins] as [B, 1, T, F] (time is the height), "
+             "normalised (x - mean) / std with pretrained_cfg's mean and std",
+    "video": "a clip [B, C, T, H, W] in [0, 1] as clip.flatten(1, 2): [B, C*T, H, W], channel-major, normalised "
+             "per input channel with pretrained_cfg's mean and std (each channel's value repeated T times)",
+}
+
+
+def export_timm(model: Any, output: Any) -> tuple[Path, float]:
+    """`mm export --to timm` for audio and video (images: mmcore.interop.export_model): the timm folder and
+    its record, written only once both encoders agree on random inputs (max abs difference returned)."""
+    from mmcore.interop import free_output, write_atomic
+
+    layout = check_exportable(model)
+    out = free_output(output)
+    peer, data = to_timm(model)
+    diff = layout_difference(model, peer, layout)
+    record = {"modality": layout.modality, "tokenizer": dict(model.config["tokenizer"]),
+              "input": INPUTS[layout.modality]}
+    write_atomic(out, lambda tmp: save_timm(peer, data, tmp, record))
+    return out, diff
 
 
 # -- timm → mmcore -----------------------------------------------------------------
@@ -165,8 +291,47 @@ def load_timm(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     return peer.eval(), cfg
 
 
-def differences(peer: nn.Module) -> list[str]:
-    """What in a timm model mmcore's image encoder cannot reproduce exactly (empty: it can)."""
+def read_record(folder: Path) -> dict[str, Any] | None:
+    """config.json's `RECORD` entry (as `export_timm` writes it), or None when there is none."""
+    try:
+        record = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get(RECORD)
+    except (OSError, ValueError, AttributeError):
+        return None  # load_timm says what is wrong with the folder
+    return record if isinstance(record, dict) else None
+
+
+def recorded_modality(folder: Path) -> str | None:
+    return (read_record(folder) or {}).get("modality")
+
+
+def import_timm(folder: Path, output: Any) -> tuple[Path, float, list[str]]:
+    """`mm import --from timm` of a folder recorded as audio or video: an mmcore MAE folder at ``output``
+    (fresh decoder), written only once both encoders agree on random inputs."""
+    import dataclasses
+
+    from mmcore.config import ModelConfig, check_model_config
+    from mmcore.interop import free_output, write_atomic
+    from mmcore.model import MaskedModel, record_sources
+
+    out = free_output(output)
+    peer, cfg = load_timm(folder)
+    config, state, notes = from_timm(peer, cfg, read_record(folder))
+    config["decoder"] = dataclasses.asdict(ModelConfig().decoder)  # the recipes' default MAE decoder, fresh
+    config.update(record_sources(config))
+    config = check_model_config(config, f"the model built from {folder}")
+    model = MaskedModel(config).eval()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    left = [k for k in missing if k.startswith(("embedder.", "encoder.")) and k != "embedder.decoder_pos_embed"]
+    if unexpected or left:  # a mapping bug, never the user's: say it plainly
+        raise MMCoreError(f"internal: timm weights map onto unknown {unexpected[:3]} or leave {left[:3]} unset")
+    diff = layout_difference(model, peer, layout_of(model))
+    write_atomic(out, model.save_pretrained)
+    return out, diff, notes
+
+
+def differences(peer: nn.Module, modality: str = "image", channels: int = 1) -> list[str]:
+    """What in a timm model mmcore's ``modality`` encoder cannot reproduce exactly (empty: it can);
+    ``channels``: a video's (recorded), whose frames fill timm's input channels."""
     from timm.layers import Attention, LayerScale, Mlp, PatchEmbed
     from timm.models.vision_transformer import Block, VisionTransformer
 
@@ -187,10 +352,14 @@ def differences(peer: nn.Module) -> list[str]:
     if type(pe) is not PatchEmbed or not isinstance(conv, nn.Conv2d) or conv.kernel_size != conv.stride \
             or conv.padding != (0, 0) or not isinstance(pe.norm, nn.Identity) or pe.dynamic_img_pad or not pe.flatten:
         out.append("its patch embedding is not one non-overlapping convolution (a norm, padding or overlap)")
-    elif conv.kernel_size[0] != conv.kernel_size[1]:
+    elif modality == "image" and conv.kernel_size[0] != conv.kernel_size[1]:
         out.append(f"patches of {tuple(conv.kernel_size)} pixels; mmcore's are square")
-    elif conv.in_channels not in (1, 3):
+    elif modality == "image" and conv.in_channels not in (1, 3):
         out.append(f"{conv.in_channels} input channels; mmcore's image tokenizer takes 1 or 3")
+    elif modality == "audio" and conv.in_channels != 1:
+        out.append(f"{conv.in_channels} input channels; a spectrogram is one")
+    elif modality == "video" and (channels not in (1, 3) or conv.in_channels % channels):
+        out.append(f"{conv.in_channels} input channels are not the recorded {channels} channel(s) × frames")
     norms = [m for m in peer.modules() if isinstance(m, nn.LayerNorm)]
     if len({m.eps for m in norms}) > 1:
         out.append(f"LayerNorms with different eps {sorted({m.eps for m in norms})}; mmcore has one norm_eps")
@@ -219,12 +388,15 @@ def differences(peer: nn.Module) -> list[str]:
     return out
 
 
-def is_sincos(peer: nn.Module) -> bool:
-    """Whether timm's patch positions are mmcore's 2-D sin-cos values (then mmcore computes them)."""
-    grid = peer.patch_embed.grid_size
-    if peer.embed_dim % 4:
-        return False
-    diff = (patch_positions(peer) - sincos(grid_positions(*grid), peer.embed_dim)).abs().max()
+def is_sincos(peer: nn.Module, layout: Layout | None = None) -> bool:
+    """Whether timm's patch positions are mmcore's sin-cos values (then mmcore computes them)."""
+    if layout is None or layout.modality == "image":
+        if peer.embed_dim % 4:  # the image embedder needs whole sin-cos pairs per axis
+            return False
+        positions = grid_positions(*peer.patch_embed.grid_size)
+    else:
+        positions = layout.positions()
+    diff = (patch_positions(peer) - sincos(positions, peer.embed_dim)).abs().max()
     return bool(diff <= POSITION_ATOL)
 
 
@@ -238,31 +410,59 @@ def patch_positions(peer: nn.Module) -> Tensor:
     return pos if peer.no_embed_class else pos[:, peer.num_prefix_tokens:]
 
 
-def from_timm(peer: nn.Module, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor], list[str]]:
-    """(mmcore image-MAE config, encoder and embedder weights, notes) for a timm ViT with no `differences`."""
-    found = differences(peer)
+def from_timm(peer: nn.Module, cfg: dict[str, Any], record: dict[str, Any] | None = None
+              ) -> tuple[dict[str, Any], dict[str, Tensor], list[str]]:
+    """(mmcore MAE config, encoder and embedder weights, notes) for a timm ViT with no `differences`:
+    an image model, or the modality ``record`` (`export_timm`'s) names with its tokenizer settings."""
+    modality = (record or {}).get("modality", "image")
+    recorded = dict((record or {}).get("tokenizer") or {})
+    if modality not in ("image", "audio", "video"):
+        raise NoExactPeer(f"the timm folder is recorded as modality {modality!r}; mmcore maps image, audio and video")
+    video_channels = recorded.get("channels", 3) if modality == "video" else 1
+    found = differences(peer, modality, video_channels)
     if found:
-        raise NoExactPeer("timm model differs from mmcore's image encoder: " + "; ".join(found))
+        raise NoExactPeer(f"timm model differs from mmcore's {modality} encoder: " + "; ".join(found))
     conv = peer.patch_embed.proj
-    D, C, p = peer.embed_dim, conv.in_channels, conv.kernel_size[0]
-    H, W = (g * p for g in peer.patch_embed.grid_size)
-    mean, std = [float(v) for v in cfg.get("mean", [0.0] * C)], [float(v) for v in cfg.get("std", [1.0] * C)]
-    plain = mean == [0.0] * C and std == [1.0] * C
+    D, in_chans, (ph, pw) = peer.embed_dim, conv.in_channels, conv.kernel_size
+    H, W = peer.patch_embed.grid_size[0] * ph, peer.patch_embed.grid_size[1] * pw
+    mean = [float(v) for v in cfg.get("mean", [0.0] * in_chans)]
+    std = [float(v) for v in cfg.get("std", [1.0] * in_chans)]
+    plain = mean == [0.0] * in_chans and std == [1.0] * in_chans
+    C, T = (video_channels, in_chans // video_channels) if modality == "video" else (in_chans, 1)
+    if modality != "image" and (len(mean) != in_chans or len(std) != in_chans):
+        raise DataError(f"pretrained_cfg mean {mean} / std {std}: expected one value per input channel ({in_chans})")
+    layout = Layout(modality, "", (H, W), (ph, pw), C, T, tuple(mean), tuple(std))
+    sincos_positions = is_sincos(peer, layout)
+    positions = "sincos" if sincos_positions else "learned"
+    if modality == "image":
+        tokenizer = {"image_size": [H, W], "patch_size": ph, "channels": C,
+                     "mean": None if plain else mean, "std": None if plain else std, "positions": positions}
+        parts = {"masking": {"name": "random"}, "target": {"name": "pixels"}}
+    elif modality == "audio":  # the record's filterbank settings; sizes and statistics from the timm model
+        tokenizer = {**recorded, "target_frames": H, "num_mel_bins": W, "patch_size": [ph, pw],
+                     "mean": None if plain else mean[0], "std": None if plain else std[0], "positions": positions}
+        parts = {"masking": {"name": "random"}, "target": {"name": "fbank"}}
+    else:
+        per_channel = [(mean[c * T:(c + 1) * T], std[c * T:(c + 1) * T]) for c in range(C)]
+        if any(len(set(m)) > 1 or len(set(s)) > 1 for m, s in per_channel):
+            raise NoExactPeer(f"timm's mean {mean} / std {std} differ between the {T} frames of one channel; "
+                              "mmcore's video tokenizer normalises per channel")
+        if not sincos_positions:
+            raise NoExactPeer("the timm model's pos_embed is not mmcore's 3-D sin-cos of (t=0, row, col), and the "
+                              "video tokenizer computes its positions (no position-table option)")
+        tokenizer = {**recorded, "num_frames": T, "image_size": [H, W], "tubelet_size": [T, ph, pw], "channels": C,
+                     "mean": None if plain else [m[0] for m, _ in per_channel],
+                     "std": None if plain else [s[0] for _, s in per_channel]}
+        parts = {"masking": {"name": "tube"}, "target": {"name": "pixels"}}
     depth = len(peer.blocks)
-    eps = peer.norm.eps
-    sincos_positions = is_sincos(peer)
     config = {
-        "modality": "image", "style": "mae",
-        "tokenizer": {"image_size": [H, W], "patch_size": p, "channels": C,
-                      "mean": None if plain else mean, "std": None if plain else std,
-                      "positions": "sincos" if sincos_positions else "learned"},
-        "masking": {"name": "random"}, "target": {"name": "pixels"},
+        "modality": modality, "style": "mae", "tokenizer": tokenizer, **parts,
         "encoder": {"dim": D, "depth": depth, "heads": peer.blocks[0].attn.num_heads if depth else 1,
                     "mlp_ratio": mlp_ratio_of(peer) if depth else 4.0, "class_token": peer.has_class_token,
-                    "norm_eps": eps},
+                    "norm_eps": peer.norm.eps},
     }
     src = {k: v.detach() for k, v in peer.state_dict().items()}
-    state = {"embedder.proj.weight": conv.weight.detach().permute(0, 2, 3, 1).reshape(D, p * p * C),
+    state = {"embedder.proj.weight": layout.proj_weight(conv.weight.detach()),
              "embedder.proj.bias": src.get("patch_embed.proj.bias", torch.zeros(D)),
              "encoder.norm.weight": src["norm.weight"], "encoder.norm.bias": src["norm.bias"]}
     if not sincos_positions:
@@ -282,6 +482,8 @@ def from_timm(peer: nn.Module, cfg: dict[str, Any]) -> tuple[dict[str, Any], dic
                 state[f"encoder.blocks.{i}.{linear}.weight"] = gamma[:, None] * state[f"encoder.blocks.{i}.{linear}.weight"]
                 state[f"encoder.blocks.{i}.{linear}.bias"] = gamma * state[f"encoder.blocks.{i}.{linear}.bias"]
     notes = ["decoder and pixel head freshly initialised (timm holds an encoder only)"]
+    if modality != "image":
+        notes.append(f"input: {INPUTS[modality]}")
     if not sincos_positions:
         notes.append("learned positions (tokenizer.positions: learned) cover the trained grid "
                      f"{tuple(peer.patch_embed.grid_size)} only; decoder positions start at sin-cos values")
@@ -290,6 +492,33 @@ def from_timm(peer: nn.Module, cfg: dict[str, Any]) -> tuple[dict[str, Any], dic
     if peer.global_pool == "token":
         notes.append("timm pools the class token (global_pool='token'); mmcore's features average the patch tokens")
     return config, state, notes
+
+
+def layout_difference(model: Any, peer: nn.Module, layout: Layout, batch: int = 2) -> float:
+    """Max abs difference of patch-token states on seeded random inputs of ``layout``'s kind; refused above
+    the commands' tolerance (`mmcore.interop.TOLERANCE`)."""
+    from mmcore.interop import TOLERANCE
+
+    x = layout.sample(batch, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, _ = model.encode({layout.key: x})
+    diff = (ours - layout_states(peer, layout, x)).abs().max().item()
+    if not diff <= TOLERANCE:
+        raise NoExactPeer(f"the converted encoders disagree: max abs difference {diff:.3g} on random "
+                          f"{layout.modality} inputs (accepted: <= {TOLERANCE}); nothing written")
+    return diff
+
+
+def layout_states(peer: nn.Module, layout: Layout, x: Tensor, valid: Tensor | None = None) -> Tensor:
+    """timm's patch-token outputs [B, N, D] for the mmcore batch tensor ``x``; ``valid`` [B, N] (the
+    tokenizer's, padded spectrograms) masks void patches as attention keys, as mmcore's encoder does."""
+    mask = None
+    if valid is not None:
+        prefix = valid.new_ones(valid.shape[0], peer.num_prefix_tokens)
+        mask = torch.cat([prefix, valid], dim=1)[:, None, None, :]  # [B, 1, 1, P+N], True = attended
+    with torch.no_grad():
+        out = peer.forward_features(normalise(layout.image(x), layout.mean, layout.std), attn_mask=mask)
+    return out[:, peer.num_prefix_tokens:]
 
 
 def peer_states(peer: nn.Module, images: Tensor, mean: list[float] | None, std: list[float] | None) -> Tensor:

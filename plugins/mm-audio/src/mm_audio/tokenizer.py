@@ -15,6 +15,7 @@ from mmcore.errors import ConfigError, DataError
 from .features import fbank
 
 FIT_SAMPLES = 256  # clips used by `fit` to estimate the spectrogram mean and std
+POSITIONS = ("sincos", "learned", "fixed")  # how the embedder places patches (PatchEmbedder)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -33,6 +34,10 @@ class FbankTokenizer:
     (time, frequency) cell. Patches that lie wholly in padding are void.
     ``mean``/``std`` normalise the log-mel values; ``fit`` estimates them from
     the training split when they are not given.
+
+    ``positions`` is how the embedder places patches: "sincos" (computed), or a
+    table for the trained grid, "learned" (trained) or "fixed" (kept as loaded):
+    what a timm ViT's ``pos_embed`` trained away from sin-cos needs (`mmcore.interop`).
     """
 
     sample_rate: int = 16000
@@ -43,6 +48,7 @@ class FbankTokenizer:
     patch_size: list[int] = field(default_factory=lambda: [16, 16])  # [time frames, mel bins]
     mean: float | None = None
     std: float | None = None
+    positions: str = "sincos"
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "num_mel_bins", "target_frames"):
@@ -63,6 +69,13 @@ class FbankTokenizer:
             )
         if self.std is not None and self.std <= 0:
             raise ConfigError(f"model.tokenizer.std {self.std!r} is invalid; accepted: a positive number, or null to fit it")
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"model.tokenizer.positions {self.positions!r} is invalid; accepted: {', '.join(POSITIONS)}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(time, frequency) patches of a ``target_frames`` crop: what a position table covers."""
+        return self.target_frames // self.patch_size[0], self.num_mel_bins // self.patch_size[1]
 
     @property
     def patch_dim(self) -> int:

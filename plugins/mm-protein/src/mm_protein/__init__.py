@@ -1,19 +1,21 @@
 """mm-protein: the protein modality for mmcore (ESM-style masked language modelling and infilling).
 
-Hook implementations only; the parts live in their own modules. Embedder,
-head, target and the BERT/span/diffusion policies are the discrete-token
-parts of `mmcore.discrete`, shared with other discrete modalities.
+Hook implementations only; the parts live in their own modules. Target and
+the BERT/span/diffusion policies are the discrete-token parts of
+`mmcore.discrete`, shared with other discrete modalities; the embedder and head
+are those parts with the options ESM-2 weights need (`layers`).
 """
 
 from __future__ import annotations
 
 from mmcore.contract import Modality
-from mmcore.discrete import FILL_COMMAND, BertMasking, DiffusionMasking, SpanMasking, TokenEmbedder, TokenIdTarget, VocabHead
+from mmcore.discrete import FILL_COMMAND, BertMasking, DiffusionMasking, SpanMasking, TokenIdTarget
 from mmcore.hookspecs import hookimpl
 from mmcore.plugins import recipes_in
 
 from .data import FastaFiles, ProteinDemo, demo_records, from_record
 from .fasta import Record, parse_fasta
+from .layers import ProteinEmbedder, ProteinHead
 from .tokenizer import ProteinTokenizer
 
 __all__ = ["FastaFiles", "ProteinDemo", "ProteinTokenizer", "Record", "demo_records", "parse_fasta"]
@@ -24,8 +26,8 @@ def register_modalities(register):
         Modality(
             name="protein",
             tokenizer=ProteinTokenizer,
-            embedder=TokenEmbedder,
-            head=VocabHead,
+            embedder=ProteinEmbedder,
+            head=ProteinHead,
             default_policy="bert",
             default_target="ids",
             style="bert",

@@ -67,8 +67,13 @@ def from_record(tokenizer, record, generator: torch.Generator | None = None) -> 
     name, value = record_field(record, SEQUENCE_FIELDS)
     seq = read_sequence(as_text(value, name), f"field {name!r}")
     label_name, label = record_field(record, LABEL_FIELDS, required=False)
-    return {"sequence": crop(seq, tokenizer.max_length, True, generator),
+    return {"sequence": crop(seq, residues(tokenizer), True, generator),
             "label": -1 if label_name is None else as_int(label, label_name)}
+
+
+def residues(tokenizer) -> int:
+    """Residues a sequence may hold: ``max_length`` less the <cls>/<eos> ends the tokenizer adds, if any."""
+    return getattr(tokenizer, "max_residues", tokenizer.max_length)
 
 
 def split_records(records: list[Record], test_fraction: float, split: str, max_length: int) -> Proteins:
@@ -125,7 +130,7 @@ class FastaFiles:
         else:
             for f in files:
                 read(f)
-        return split_records([r for f in files for r in found[f]], self.test_fraction, split, tokenizer.max_length)
+        return split_records([r for f in files for r in found[f]], self.test_fraction, split, residues(tokenizer))
 
 
 DEMO = "tests/data/seqs/938293.PRJEB85.HG003687.faa"
@@ -147,4 +152,4 @@ class ProteinDemo:
     test_fraction: float = 0.1
 
     def build(self, tokenizer, split: str) -> Dataset:
-        return split_records(list(demo_records()), self.test_fraction, split, tokenizer.max_length)
+        return split_records(list(demo_records()), self.test_fraction, split, residues(tokenizer))

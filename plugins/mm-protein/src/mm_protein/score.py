@@ -108,6 +108,8 @@ def read_logps(model, rows: list[tuple[Tensor, Tensor]], batch_size: int = BATCH
     unmasked wild-type forward and the masked ones."""
     model.eval()
     tok, out = model.tokenizer, []
+    if getattr(tok, "ends", False):  # the model reads <cls> residues <eos>: positions shift by one
+        rows = [(torch.from_numpy(tok.wrap(ids.numpy())), at + 1) for ids, at in rows]
     for b in range(0, len(rows), batch_size):
         chunk = rows[b:b + batch_size]
         width = max(len(ids) for ids, _ in chunk)
@@ -125,13 +127,18 @@ def read_logps(model, rows: list[tuple[Tensor, Tensor]], batch_size: int = BATCH
     return out
 
 
+def window_width(model) -> int:
+    """Residues one row holds: ``max_length``, less <cls> and <eos> when the tokenizer adds them."""
+    return getattr(model.tokenizer, "max_residues", model.tokenizer.max_length)
+
+
 def encode(model, sequence: str) -> Tensor:
     return torch.from_numpy(model.tokenizer.ids(sequence)).long()
 
 
 def unmasked_logps(model, wildtype: str, positions, batch_size: int = BATCH_SIZE) -> dict[int, Tensor]:
     """log p(· | unmasked wild type) [V] at each position: one forward per window (one if it fits)."""
-    ids, width = encode(model, wildtype), model.tokenizer.max_length
+    ids, width = encode(model, wildtype), window_width(model)
     starts = window_starts(len(ids), width)
     needed = sorted({window_of(p, starts, width) for p in positions})
     rows = [(ids[s:s + width], torch.arange(min(width, len(ids) - s))) for s in needed]
@@ -141,7 +148,7 @@ def unmasked_logps(model, wildtype: str, positions, batch_size: int = BATCH_SIZE
 
 def masked_logps(model, sequence: str, positions, batch_size: int = BATCH_SIZE) -> dict[int, Tensor]:
     """log p(· | sequence with that position masked) [V] at each position: one forward per position."""
-    ids, width = encode(model, sequence), model.tokenizer.max_length
+    ids, width = encode(model, sequence), window_width(model)
     starts, rows, positions = window_starts(len(ids), width), [], sorted(set(positions))
     for p in positions:
         s = window_of(p, starts, width)

@@ -33,6 +33,8 @@ class TextTokenizer:
     train:         ``wordpiece`` or ``bpe``: learn a vocabulary of ``train_vocab_size``
                    on the training split instead (``fit``).
     tokenizer_json: filled by ``fit``: the whole vocabulary, so config.json restores it.
+    norm_eps:      epsilon of the embedding LayerNorm and of the MLM head's LayerNorm (1e-6; a BERT
+                   imported by ``mm import --from transformers`` sets its ``layer_norm_eps``, 1e-12).
     """
 
     path: str | None = None
@@ -41,10 +43,14 @@ class TextTokenizer:
     lowercase: bool = True
     max_length: int = 128
     tokenizer_json: str | None = None
+    norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.max_length < 1:
             raise ConfigError(f"model.tokenizer.max_length {self.max_length!r} is invalid; accepted: an integer >= 1")
+        if isinstance(self.norm_eps, bool) or not 0 < self.norm_eps < 1:
+            raise ConfigError(f"model.tokenizer.norm_eps {self.norm_eps!r} is out of range; accepted: "
+                              "0 < norm_eps < 1, such as 1e-6 (BERT: 1e-12)")
         if self.train is not None and self.train not in KINDS:
             raise ConfigError(f"model.tokenizer.train {self.train!r} is unknown; accepted: {', '.join(KINDS)} or null")
         if self.path is not None and self.train is not None:
