@@ -11,11 +11,37 @@ record number.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mmcore.errors import DataError
+
+
+class Encoded:
+    """An encoded file held in memory (a record's field), passed where a reader takes a path: its
+    ``str`` — what error messages print — is ``field 'png'``, and `open` gives a fresh file object."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data, self.name = data, name
+
+    def __str__(self) -> str:
+        return f"field {self.name!r}"
+
+    def open(self) -> io.BytesIO:
+        return _Named(self.data, str(self))
+
+
+class _Named(io.BytesIO):
+    """A BytesIO whose repr (what decoders quote in their messages) names the field, not an address."""
+
+    def __init__(self, data: bytes, label: str) -> None:
+        super().__init__(data)
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"<{self.label}>"
 
 
 def field(record: Mapping[str, Any], names: Sequence[str], required: bool = True) -> tuple[str, Any]:

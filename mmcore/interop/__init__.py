@@ -92,14 +92,14 @@ def import_model(folder: str | os.PathLike[str], source: str, output: str | os.P
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"no peer folder at {folder}: expected a folder with config.json and model.safetensors")
-    if source == "transformers":  # dispatched on config.json's model_type
-        from mmcore.interop import hf_bert
+    if source == "transformers":  # dispatched on config.json's model_type; vit_mae (and anything else) below
+        from mmcore.interop import hf_bert, hf_esm
+        from mmcore.interop.transformers_folder import model_type
 
-        if hf_bert.model_type(folder) == hf_bert.MODEL_TYPE:  # BertForMaskedLM → an mmcore text model
+        kind = model_type(folder)
+        if kind == hf_bert.MODEL_TYPE:  # BertForMaskedLM → an mmcore text model
             return hf_bert.import_bert(folder, output)
-        from mmcore.interop import hf_esm
-
-        if hf_esm.model_type(folder) == hf_esm.MODEL_TYPE:  # EsmForMaskedLM (ESM-2) → an mmcore protein model
+        if kind == hf_esm.MODEL_TYPE:  # EsmForMaskedLM (ESM-2) → an mmcore protein model
             return hf_esm.import_esm(folder, output)
     if source == "timm" and timm_vit.recorded_modality(folder) in ("audio", "video"):  # config.json's "mmcore" entry
         return timm_vit.import_timm(folder, output)

@@ -37,7 +37,6 @@ embedder/encoder epsilons and backbone options BERT lacks.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -49,6 +48,7 @@ from torch import Tensor, nn
 
 from mmcore.errors import ConfigError, DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
+from mmcore.interop.transformers_folder import load_pretrained, quiet_transformers
 
 MODEL_TYPE = "bert"
 ARCHITECTURES = ("BertForMaskedLM", "BertForPreTraining")  # both hold BertForMaskedLM's weights
@@ -65,31 +65,6 @@ def transformers_module():
     except ImportError:
         raise MMCoreError("transformers is not installed: pip install 'transformers>=4.40'") from None
     return transformers
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """No progress bars or load tables: the command's stderr is its one-line report."""
-    from transformers.utils import logging as hf_logging
-
-    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def model_type(folder: str | os.PathLike[str]) -> str | None:
-    """config.json's ``model_type`` in a transformers folder, or None when there is none to read."""
-    try:
-        cfg = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return cfg.get("model_type") if isinstance(cfg, dict) else None
 
 
 # -- transformers → mmcore ---------------------------------------------------------
@@ -139,29 +114,10 @@ def load_bert(folder: Path) -> tuple[nn.Module, dict[str, Any], list[str]]:
     found = differences(cfg)
     if found:
         raise NoExactPeer("BERT differs from mmcore's text model: " + "; ".join(found) + "; nothing written")
-    weights = folder / "model.safetensors"
-    if not weights.is_file():
-        raise DataError(f"{folder}: no model.safetensors; accepted: weights as safetensors "
-                        "(pickled pytorch_model.bin is never read)")
-    transformers = transformers_module()
-    with quiet_transformers():
-        try:
-            peer, info = transformers.BertForMaskedLM.from_pretrained(str(folder), output_loading_info=True,
-                                                                      use_safetensors=True)
-        except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
-            raise DataError(f"{folder}: transformers cannot load it as BertForMaskedLM: "
-                            f"{' '.join(str(exc).split())[:200]}") from None
-    unexpected = sorted(map(str, info.get("unexpected_keys") or []))
-    left = [k for k in unexpected if k.startswith(LEFT_OUT)]
-    wrong = {"missing": sorted(map(str, info.get("missing_keys") or [])),
-             "unexpected": [k for k in unexpected if k not in left],
-             "mismatched": sorted(map(str, info.get("mismatched_keys") or []))}
-    if any(wrong.values()):
-        raise DataError(f"weights {weights} do not match BertForMaskedLM: "
-                        + ", ".join(f"{k} {v[:5]}" for k, v in wrong.items() if v))
+    peer, left = load_pretrained(transformers_module().BertForMaskedLM, folder, LEFT_OUT)
     notes = ["left out: " + ", ".join(sorted({k.rsplit('.', 1)[0] for k in left}))
              + " (next-sentence prediction; mmcore's text model has no pooler)"] if left else []
-    return peer.eval(), cfg, notes
+    return peer, cfg, notes
 
 
 def vocabulary(folder: Path, cfg: dict[str, Any]) -> dict[str, Any]:

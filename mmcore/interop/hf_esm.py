@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from mmcore.errors import DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
+from mmcore.interop.transformers_folder import load_pretrained, quiet_transformers
 
 MODEL_TYPE = "esm"
 CHECK_LENGTH = 40  # tokens of the random sequences the conversions are checked on (at most max_length)
@@ -55,44 +56,14 @@ def alphabet() -> list[str]:
 def load_esm(folder: Path) -> nn.Module:
     """The ``EsmForMaskedLM`` a ``save_pretrained`` folder holds, every weight present (safetensors only)."""
     _, EsmForMaskedLM = transformers_esm()
-    from transformers.utils import logging as hf_logging
-
-    config, weights = folder / "config.json", folder / "model.safetensors"
+    config = folder / "config.json"
     cfg = read_config(config)
     if cfg.get("model_type") != MODEL_TYPE:
         raise NoExactPeer(f"{config}: model_type {cfg.get('model_type')!r}; expected 'esm'")
-    if not weights.is_file():
-        raise DataError(f"{folder}: no model.safetensors; accepted: weights as safetensors "
-                        "(pickled pytorch_model.bin is never read)")
     found = differences_in(cfg, folder)  # from the JSON alone: nothing is built for a refused folder
     if found:
         raise NoExactPeer("EsmForMaskedLM differs from mmcore's protein model: " + "; ".join(found))
-    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()  # the command's stderr is its one-line report: no bars, no load table
-    hf_logging.set_verbosity_error()
-    try:
-        peer, info = EsmForMaskedLM.from_pretrained(str(folder), output_loading_info=True, use_safetensors=True)
-    except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
-        raise DataError(f"{folder}: transformers cannot load it as EsmForMaskedLM: "
-                        f"{' '.join(str(exc).split())[:200]}") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-    wrong = {k: info.get(k) for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)}
-    if wrong:
-        raise DataError(f"weights {weights} do not match EsmForMaskedLM: "
-                        + ", ".join(f"{k.replace('_keys', '')} {sorted(map(str, v))[:5]}" for k, v in wrong.items()))
-    return peer.float().eval()
-
-
-def model_type(folder: Path) -> str | None:
-    """config.json's ``model_type``, or None where there is none to read (the caller's loader then says why)."""
-    try:
-        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return cfg.get("model_type") if isinstance(cfg, dict) else None
+    return load_pretrained(EsmForMaskedLM, folder)[0]
 
 
 def read_config(config: Path) -> dict[str, Any]:
@@ -280,15 +251,9 @@ def save_esm(peer: nn.Module, folder: Path) -> None:
     """transformers' own folder (config.json + model.safetensors) and ESM's tokenizer files (vocab.txt ...),
     so ``EsmForMaskedLM.from_pretrained`` and ``AutoTokenizer.from_pretrained`` read it."""
     from transformers import EsmTokenizer
-    from transformers.utils import logging as hf_logging
 
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_transformers():
         peer.save_pretrained(str(folder), safe_serialization=True)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(alphabet()) + "\n", encoding="utf-8")
     EsmTokenizer(vocab_file=str(vocab), model_max_length=peer.config.max_position_embeddings).save_pretrained(str(folder))

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from mmcore.errors import DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
+from mmcore.interop.transformers_folder import load_pretrained, quiet_transformers
 
 KNOWN_OPTIONS = ("dim", "depth", "heads", "mlp_ratio", "class_token", "norm_eps")  # TransformerConfig fields mapped
 
@@ -44,10 +45,9 @@ def load_vitmae(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     preprocessor config, or {} when the folder has none)."""
     try:
         from transformers import ViTMAEForPreTraining, ViTMAEModel
-        from transformers.utils import logging as hf_logging
     except ImportError:
         raise MMCoreError("transformers is not installed: pip install 'transformers>=4.40'") from None
-    config, weights = folder / "config.json", folder / "model.safetensors"
+    config = folder / "config.json"
     try:
         cfg = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -56,32 +56,14 @@ def load_vitmae(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     if not isinstance(cfg, dict) or cfg.get("model_type") != "vit_mae":
         kind = cfg.get("model_type") if isinstance(cfg, dict) else None
         raise NoExactPeer(f"{config}: model_type {kind!r}; mmcore imports transformers' ViTMAE only ('vit_mae')")
-    if not weights.is_file():
-        raise DataError(f"{folder}: no model.safetensors; accepted: weights as safetensors "
-                        "(pickled pytorch_model.bin is never read)")
     cls = ViTMAEModel if cfg.get("architectures") == ["ViTMAEModel"] else ViTMAEForPreTraining
-    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()  # the command's stderr is its one-line report: no bars, no load table
-    hf_logging.set_verbosity_error()
-    try:
-        peer, info = cls.from_pretrained(str(folder), output_loading_info=True, use_safetensors=True)
-    except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
-        raise DataError(f"{folder}: transformers cannot load it as {cls.__name__}: "
-                        f"{' '.join(str(exc).split())[:200]}") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-    wrong = {k: info.get(k) for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)}
-    if wrong:
-        raise DataError(f"weights {weights} do not match {cls.__name__}: "
-                        + ", ".join(f"{k.replace('_keys', '')} {sorted(map(str, v))[:5]}" for k, v in wrong.items()))
+    peer, _ = load_pretrained(cls, folder)
     pre = folder / "preprocessor_config.json"
     try:
         processor = json.loads(pre.read_text(encoding="utf-8")) if pre.is_file() else {}
     except ValueError as exc:
         raise DataError(f"{pre}: not JSON ({exc})") from None
-    return peer.eval(), processor
+    return peer, processor
 
 
 def differences(cfg: Any) -> list[str]:
@@ -317,23 +299,17 @@ def to_vitmae(model: Any) -> tuple[nn.Module, dict[str, Any]]:
     processor = {"do_resize": True, "size": {"height": S, "width": S}, "do_rescale": True,
                  "do_normalize": normalises, "image_mean": list(tok.mean or [0.0] * C),
                  "image_std": list(tok.std or [1.0] * C)}
-    return peer.eval(), processor
+    return peer, processor
 
 
 def save_vitmae(peer: nn.Module, processor: dict[str, Any], folder: Path) -> None:
     """transformers' own folder (config.json, model.safetensors, preprocessor_config.json): what
     ``ViTMAEForPreTraining.from_pretrained`` and ``AutoImageProcessor.from_pretrained`` read."""
     from transformers import ViTImageProcessor
-    from transformers.utils import logging as hf_logging
 
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # the command's stderr is its one-line report
-    try:
+    with quiet_transformers():
         peer.save_pretrained(str(folder), safe_serialization=True)
         ViTImageProcessor(**processor).save_pretrained(str(folder))
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def decoder_difference(model: Any, peer: nn.Module, batch: int = 2) -> float:

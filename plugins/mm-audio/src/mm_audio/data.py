@@ -13,12 +13,12 @@ from torch.utils.data import Dataset
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError, DataError
 from mmcore.folders import keep_readable, list_class_folder, read_or_next
-from mmcore.records import as_bytes, as_int
+from mmcore.records import Encoded, as_bytes, as_int
 from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
 from .demo import RATE, load_or_generate
-from .files import ACCEPTED, RATES, Encoded, check_samples, conform_rate, load_audio, probe_audio, read_audio, resample
+from .files import ACCEPTED, RATES, check_samples, conform_rate, load_audio, probe_audio, read_audio, resample
 
 ON_ERROR = ("raise", "skip")
 

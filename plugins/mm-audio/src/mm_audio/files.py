@@ -13,7 +13,6 @@ file; its power spectrum would overflow float32 further on).
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch import Tensor
 
 from mmcore.folders import refusal
 from mmcore.errors import DataError
+from mmcore.records import Encoded
 
 ACCEPTED = "WAV, FLAC or OGG (Vorbis/Opus) audio readable by libsndfile"
 # libsndfile reports a WAV whose data chunk is cut short as "data : 32000 (should be 15978)"
@@ -38,31 +38,13 @@ BLOCK = 1 << 20  # samples decoded at a time: memory follows the data present, n
 _ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, MemoryError)
 
 
-class Encoded:
-    """An encoded file held in memory (a streamed record's field), read where a path would be;
-    messages name it as ``field 'wav'``."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        self.data, self.name = data, name
-
-    def __str__(self) -> str:
-        return f"field {self.name!r}"
 
 
-class _Memory(io.BytesIO):
-    """BytesIO whose repr (what libsndfile's messages quote) is the field, not an object address."""
-
-    def __init__(self, data: bytes, label: str) -> None:
-        super().__init__(data)
-        self.label = label
-
-    def __repr__(self) -> str:
-        return f"<{self.label}>"
 
 
 def _source(path: str | Path | Encoded):
     """What soundfile opens: the path as text, or a fresh in-memory file."""
-    return _Memory(path.data, str(path)) if isinstance(path, Encoded) else str(path)
+    return path.open() if isinstance(path, Encoded) else str(path)
 
 
 def _check_not_truncated(path: str | Path, info) -> None:

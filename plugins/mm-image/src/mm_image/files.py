@@ -13,7 +13,6 @@ gray to 255 when converting it to 'L' or 'RGB' (an all-white picture).
 
 from __future__ import annotations
 
-import io
 import warnings
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from torch import Tensor
 
 from mmcore.folders import refusal
 from mmcore.errors import DataError
-from mmcore.records import as_bytes, as_int, field
+from mmcore.records import Encoded, as_bytes, as_int, field
 
 from .tokenizer import nearest_multiple
 
@@ -43,29 +42,8 @@ def readable_extensions() -> list[str]:
     return sorted(e for e, f in Image.registered_extensions().items() if f in Image.OPEN and e not in _NOT_PICTURES)
 
 
-class Encoded:
-    """An encoded file held in memory (a streamed record's field), read where a path would be;
-    messages name it as ``field 'png'``."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        self.data, self.name = data, name
-
-    def __str__(self) -> str:
-        return f"field {self.name!r}"
-
-    def open(self) -> io.BytesIO:
-        return _Memory(self.data, str(self))
 
 
-class _Memory(io.BytesIO):
-    """BytesIO whose repr (what decoder messages quote) is the field, not an object address."""
-
-    def __init__(self, data: bytes, label: str) -> None:
-        super().__init__(data)
-        self.label = label
-
-    def __repr__(self) -> str:
-        return f"<{self.label}>"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,12 +12,12 @@ from torch.utils.data import Dataset
 from mmcore.contract import check_split
 from mmcore.errors import ConfigError
 from mmcore.folders import keep_readable, list_class_folder, read_or_next
-from mmcore.records import as_bytes, as_int
+from mmcore.records import Encoded, as_bytes, as_int
 from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
 from .demo import DIGIT, clip_tensor, mnist, moving_digit
-from .files import ACCEPTED, READABLE, Encoded, frames_needed, probe_video, read_video
+from .files import ACCEPTED, READABLE, frames_needed, probe_video, read_video
 
 MNIST_SIZE = 5000
 ON_ERROR = ("raise", "skip")

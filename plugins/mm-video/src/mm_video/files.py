@@ -8,7 +8,6 @@ accepted. Streams that report no frame count (WebM, MKV) are counted by demuxing
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import av
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor
 
 from mmcore.folders import refusal
+from mmcore.records import Encoded
 
 ACCEPTED = "MP4 (H.264/MPEG-4), WebM (VP8/VP9), AVI, MKV or MOV video that FFmpeg (PyAV) decodes"
 # containers FFmpeg also reads: `VideoFolder` warns about files with these extensions it was not told to read
@@ -31,20 +31,11 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no detail'}"
 
 
-class Encoded:
-    """An encoded file held in memory (a streamed record's field), read where a path would be;
-    messages name it as ``field 'mp4'``."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        self.data, self.name = data, name
-
-    def __str__(self) -> str:
-        return f"field {self.name!r}"
 
 
 def _open(path: str | Path | Encoded):
     try:
-        container = av.open(io.BytesIO(path.data) if isinstance(path, Encoded) else str(path))
+        container = av.open(path.open() if isinstance(path, Encoded) else str(path))
         streams = list(container.streams)
     except Exception as exc:  # noqa: BLE001 - FFmpeg raises many types (and OSError) on damaged files
         raise refusal(f"cannot decode video {path}: {_one_line(exc)}; accepted: {ACCEPTED}", "cannot be decoded") from None
