@@ -273,10 +273,11 @@ def build_single(config: dict[str, Any], dataset_options: dict[str, Any]) -> tup
     registry = get_registry()
     tokenizer = registry.modality(config["modality"]).tokenizer(**config["tokenizer"])
     dataset = build_part(registry.dataset, config["modality"], dataset_options)
-    train_set, test_set = dataset.build(tokenizer, "train"), dataset.build(tokenizer, "test")
+    train_set = dataset.build(tokenizer, "train")
     if hasattr(tokenizer, "fit"):  # statistics or a vocabulary learned from the training split (a stream's head)
         tokenizer.fit(SampleList(train_set.head(FIT_RECORDS)) if is_stream(train_set) else train_set)
         config["tokenizer"] = dataclasses.asdict(tokenizer)
+    test_set = dataset.build(tokenizer, "test")  # after the fit: a streamed test split's samples are read fitted
     config.update(record_sources(config, dataset_options["name"]))
     return MaskedModel(config), train_set, test_set, tokenizer.collate
 

@@ -146,23 +146,45 @@ def _cell(value: Any, column: str) -> Any:
     return None if is_missing(value) else _plain(value)
 
 
+def _raw_row(record: Mapping, where: str) -> dict:
+    """A record as a raw row for `TableTokenizer.fit` (the tokenizer is unfitted, so its columns are not known):
+    ``{"row": {field: cell}, "where", "label"}``. The row is the record's fields, or its ``json`` field's
+    object when that is its only one; ``__key__``-style metadata and the label fields are no columns."""
+    def fields(mapping: Mapping) -> list[str]:
+        return [str(k) for k in mapping if not str(k).startswith("__") and k not in LABEL_FIELDS]
+
+    row = record
+    if fields(record) == ["json"]:
+        row = _json_row(record["json"], "json")
+    names = fields(row)
+    if not names:
+        found = ", ".join(sorted(str(k) for k in row if not str(k).startswith("__"))) or "none"
+        raise DataError(f"the record holds no column (its fields: {found}); accepted: one field per column "
+                        "(column name → cell), or a 'json' field holding such an object")
+    label_name, label = record_field(record, LABEL_FIELDS, required=False)
+    return {"row": {name: _cell(row[name], name) for name in names}, "where": where,
+            "label": -1 if label_name is None else as_int(label, label_name)}
+
+
 def from_record(tokenizer, record, generator=None) -> dict:
     """A streamed record, one row, as `TableRows`' sample ``{"cells", "where", "label"}`` (`Modality.from_record`).
 
     Reads one field per column of the tokenizer (column name → cell: a number, text or, from a tar
     shard, its text as bytes), or, when the record holds none of them, a ``json`` field holding the
     row as one JSON object. A column the record lacks, and a missing value (None, empty, NA, NaN),
-    is a missing cell. The columns come from the fitted tokenizer: a stream cannot be fitted on, so
-    the tokenizer must be fitted already (``model.tokenizer.columns``, ``kinds``, ``mean``, ``std``,
-    ``categories``, e.g. from a model trained on a file); otherwise this is a DataError. Every cell is
-    encoded here, so a bad one is an error naming its column. Label: ``label`` or ``cls`` when not a
-    column (-1 otherwise). Nothing is random.
+    is a missing cell. Every cell is encoded here, so a bad one is an error naming its column. Label:
+    ``label`` or ``cls`` when not a column (-1 otherwise). Nothing is random.
+
+    With the tokenizer not fitted yet (no ``model.tokenizer.columns``) the columns are not known: the
+    sample is the raw row ``{"row": {field: cell}, "where", "label"}`` (`_raw_row`) that
+    `TableTokenizer.fit` reads from the stream's head (the executor fits on it, then reads every later
+    record with the fitted tokenizer); ``label`` and ``cls`` are then labels, never columns.
     """
+    key = record.get("__key__")
+    where = f"record {key}" if key else "record"
     columns = tokenizer.columns
     if columns is None:
-        raise DataError("the table tokenizer is not fitted, so a streamed row cannot be read (a stream cannot be "
-                        "fitted on); accepted: model.tokenizer.columns, kinds, mean, std and categories given, e.g. "
-                        "those of a model trained on a file (its config.json)")
+        return _raw_row(record, where)
     row = record
     if not any(c in record for c in columns):
         name, value = record_field(record, ("json",), required=False)
@@ -173,8 +195,6 @@ def from_record(tokenizer, record, generator=None) -> dict:
         raise DataError(f"the record holds none of the model's columns {columns} (its fields: {found}); accepted: "
                         "one field per column (column name → cell), or a 'json' field holding such an object")
     cells = [_cell(row.get(c), c) for c in columns]
-    key = record.get("__key__")
-    where = f"record {key}" if key else "record"
     for j, cell in enumerate(cells):
         tokenizer.encode_cell(j, cell, where)  # raises naming the column; collate then reuses the cached codes
     label_name, label = record_field(record, [n for n in LABEL_FIELDS if n not in columns], required=False)

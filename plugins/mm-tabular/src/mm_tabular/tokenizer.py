@@ -54,6 +54,27 @@ def category_key(cell: Any) -> str:
     return cell.strip() if isinstance(cell, str) else str(cell)
 
 
+class StreamHead:
+    """A stream's head as `fit` reads a table: raw-row samples ``{"row": {column: cell}, "where", "label"}``
+    (what `from_record` makes with an unfitted tokenizer) → ``columns`` (the union of the rows' fields,
+    first-seen order) and ``rows`` (one cell per column, None where a row lacks the field)."""
+
+    def __init__(self, samples) -> None:
+        samples = [samples[i] for i in range(len(samples))]
+        if not all(isinstance(s, dict) and isinstance(s.get("row"), dict) for s in samples):
+            raise DataError("the table tokenizer can be fitted only on a table (data.dataset name=file or demo) or on a "
+                            "stream's rows read with it unfitted, not on other samples; accepted: a table file, a stream, "
+                            "or model.tokenizer.columns, kinds, mean, std and categories given (e.g. those of a model "
+                            "trained on a file, from its config.json)")
+        if not samples:
+            raise DataError("the stream yielded no record to fit the table tokenizer on; accepted: a stream with at "
+                            "least one row, or model.tokenizer.columns, kinds, mean, std and categories given")
+        self.source = f"the first {len(samples)} streamed records"
+        self.columns = list(dict.fromkeys(c for s in samples for c in s["row"]))
+        self.rows = [[s["row"].get(c) for c in self.columns] for s in samples]
+        self.numbers = list(range(1, len(samples) + 1))
+
+
 @dataclass
 class TableTokenizer:
     """Fields up to ``numeric`` are options; the rest are set by `fit` (or given, to skip it)."""
@@ -114,17 +135,18 @@ class TableTokenizer:
     def fit(self, train_dataset) -> None:
         """Type each column and fit its statistics on the training rows only.
 
-        A training split that is not a table (a stream's head: samples only, no ``columns``/``rows``)
-        cannot be fitted on: fields given already (``model.tokenizer.columns``, ...) are kept as they are.
+        ``train_dataset`` is a table (``columns``/``rows``) or a stream's head: the samples `from_record`
+        made with this tokenizer unfitted (``{"row": {column: cell}, ...}``), read as a table whose columns
+        are the rows' fields in first-seen order (a field a row lacks is a missing cell). A tokenizer
+        fitted already (``model.tokenizer.columns``, ... given) is kept as it is on a stream's head.
         """
         if not (hasattr(train_dataset, "columns") and hasattr(train_dataset, "rows")):
             if self.columns is not None:
                 return
-            raise DataError("the table tokenizer can be fitted only on a table (data.dataset name=file or demo), not on "
-                            "a stream's samples; accepted: a table file, or model.tokenizer.columns, kinds, mean, std and "
-                            "categories given (e.g. those of a model trained on a file, from its config.json)")
+            train_dataset = StreamHead(train_dataset)
         columns, rows = list(train_dataset.columns), train_dataset.rows
         source = getattr(train_dataset, "source", "training table")
+        streamed = isinstance(train_dataset, StreamHead)
         unknown = sorted((set(self.categorical) | set(self.numeric)) - set(columns))
         if unknown:
             raise ConfigError(f"model.tokenizer: column(s) {unknown} named in categorical/numeric are not in {source}; columns: {columns}")
@@ -133,8 +155,9 @@ class TableTokenizer:
         for j, name in enumerate(columns):
             observed = [(numbers_of[i], row[j]) for i, row in enumerate(rows) if row[j] is not None]
             if not observed:
-                raise DataError(f"{source}: column {name!r} has no observed value in the training split; "
-                                "drop the column or provide some values")
+                scope = f"column {name!r} has no observed value in {source}" if streamed else \
+                    f"{source}: column {name!r} has no observed value in the training split"
+                raise DataError(f"{scope}; drop the column or provide some values")
             numbers = [read_number(cell) for _, cell in observed]
             if name in self.numeric:
                 for (i, cell), x in zip(observed, numbers):
@@ -207,6 +230,9 @@ class TableTokenizer:
         values = torch.zeros(len(samples), C, dtype=torch.float32)
         valid = torch.zeros(len(samples), C, dtype=torch.bool)
         for b, sample in enumerate(samples):
+            if "cells" not in sample:
+                raise DataError(f"{sample.get('where', f'sample {b}')}: a streamed row read before the tokenizer was "
+                                "fitted reached collate; such samples are for `fit` only")
             cells = sample["cells"]
             where = sample.get("where", f"sample {b}")
             if len(cells) != C:
