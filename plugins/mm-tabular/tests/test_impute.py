@@ -136,3 +136,43 @@ def test_infinite_cell_is_refused_and_output_not_written(model_dir, tmp_path, ca
     assert main(["impute", str(model_dir), str(src), "-o", str(out)]) == 2
     assert "data.csv, row 2, column 'score': 'inf' is not a finite number" in capsys.readouterr().err
     assert out.read_text() == "kept"  # nothing already on disk is lost
+
+
+TINY_FIT = ["--set", "train.steps=4", "--set", "train.warmup_steps=1", "--set", "model.encoder.dim=16", "--set",
+            "model.encoder.depth=1", "--set", "model.encoder.heads=2", "--set", "model.decoder.dim=16", "--set",
+            "model.decoder.depth=1", "--set", "model.decoder.heads=2"]
+
+
+def test_impute_fit_trains_on_the_table_itself_then_fills_it(tmp_path, capsys):
+    src, out, run = tmp_path / "data.csv", tmp_path / "filled.csv", tmp_path / "run"
+    src.write_text(CSV_TEXT)
+    assert main(["impute", "--fit", str(src), "-o", str(out), "--run-dir", str(run), *TINY_FIT]) == 0
+    assert "filled 4 missing cell(s) in 6 rows" in capsys.readouterr().out
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert saved["tokenizer"]["columns"] == COLUMNS  # fitted on data.csv
+    before, after = _cells(src), _cells(out)
+    assert all(b == a for r_in, r_out in zip(before[1:], after[1:]) for a, b in zip(r_in, r_out) if a not in ("", "NA"))
+    assert all(b not in ("", "NA") for row in after[1:] for b in row)
+    assert main(["impute", "--fit", str(src), "-o", str(out), "--run-dir", str(run), *TINY_FIT]) == 0  # again: moved aside
+    assert (run / ".previous").is_dir()
+
+
+@pytest.mark.parametrize("text,says", [
+    ("age,city\n31,Oslo\n", "has 1 data row(s); mm impute --fit learns from the table itself and needs at least 2 rows"),
+    ("age,city\n31,\n40,\n", "column 'city' has no observed value"),
+])
+def test_impute_fit_refuses_tables_it_cannot_learn_from(tmp_path, capsys, text, says):
+    src = tmp_path / "data.csv"
+    src.write_text(text)
+    assert main(["impute", "--fit", str(src), "-o", str(tmp_path / "out.csv"), "--run-dir", str(tmp_path / "run"), *TINY_FIT]) != 0
+    assert says in capsys.readouterr().err and not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--fit", "a.csv", "b.csv"], "mm impute --fit takes the table alone"),
+    (["only.csv"], "mm impute takes a model and a table"),
+    (["model", "a.csv", "--set", "train.steps=3"], "--set and --run-dir go with --fit"),
+])
+def test_impute_argument_shapes_are_one_line_errors(tmp_path, capsys, args, says):
+    assert main(["impute", *args, "-o", str(tmp_path / "out.csv")]) != 0
+    assert says in capsys.readouterr().err

@@ -20,6 +20,7 @@ cell. Documented handling of awkward input:
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,26 @@ def impute_file(model, input_path: str, output_path: str) -> str:
               "kept as they are and treated as missing when filling their rows", file=sys.stderr)
     return (f"{output_path}: filled {stats['filled']} missing cell(s) in {len(table.rows)} rows "
             f"({stats['empty_rows']} empty row(s) got training means/modes)")
+
+
+def fit_on_table(path: str, recipe: str = "tabular-remask", run_dir: str | None = None,
+                 overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """``mm impute --fit``: train ``recipe`` on the table at ``path`` itself and return the trained model.
+
+    Transductive, as ReMasker and scikit-learn's imputers are used: the missing cells are void in
+    training and filled afterwards. The run goes to ``run_dir`` (default ``runs/impute-<stem>``; an
+    earlier run there is moved aside, as ``mm train --overwrite``), so its model folder can be reused."""
+    from mmcore import from_pretrained
+    from mmcore.config import load_recipe
+    from mmcore.executor import train
+
+    rows = len(read_table(path).rows)
+    if rows < 2:
+        raise DataError(f"{path} has {rows} data row(s); mm impute --fit learns from the table itself and needs at "
+                        "least 2 rows (a few dozen to do better than the column means); accepted: a larger table, or "
+                        "mm impute MODEL with a model trained elsewhere")
+    run_dir = run_dir or str(Path("runs") / f"impute-{Path(path).stem}")
+    cfg = load_recipe(recipe, [f"data.dataset={{name: file, path: {json.dumps(str(path))}}}", f"output_dir={json.dumps(run_dir)}",
+                               *overrides])
+    cfg.data.batch_size = min(cfg.data.batch_size, rows)  # a small table is one batch
+    return from_pretrained(train(cfg, overwrite=True))
