@@ -292,6 +292,16 @@ class VocabHead(Head):
         nn.init.normal_(self.proj.weight, std=0.02)
         nn.init.zeros_(self.proj.bias)
 
+    def tie_to(self, embedder: TokenEmbedder) -> list[str]:
+        """Share the output matrix with the embedder's token table, as BERT and ESM tie their decoder
+        (the bias stays the head's own); returns the names of the head's parameters now shared."""
+        if self.proj.weight.shape != embedder.tokens.weight.shape:
+            raise ConfigError(f"model.tokenizer.tie_embeddings: the head's output matrix {tuple(self.proj.weight.shape)} "
+                              f"and the token table {tuple(embedder.tokens.weight.shape)} differ in shape; accepted: "
+                              "tie_embeddings false, or a head as wide as the embeddings (style bert)")
+        self.proj.weight = embedder.tokens.weight
+        return ["proj.weight"]
+
     def forward(self, states: Tensor) -> Tensor:
         return self.proj(self.transform(states))  # [B, K, V] logits
 

@@ -44,7 +44,7 @@ from mmcore.contract import Modality, Tokens
 from mmcore.errors import ConfigError, PluginError
 from mmcore.model import (
     STYLES, MaskedOutput, ModelFolder, build_part, check_hidden, loss_part_names, mae_order, mae_pass,
-    own_frozen_target, score_slots, scored_mask, scorer_of, structure_of,
+    own_frozen_target, score_slots, scored_mask, scorer_of, structure_of, tie_head,
 )
 from mmcore.plugins import get_registry, install_hint
 
@@ -123,6 +123,8 @@ class JointModel(ModelFolder):
                                         for s in self.streams.values()})
         width = dec.dim if mae else enc.dim
         self.heads = nn.ModuleDict({s.name: s.modality.head(s.tokenizer, s.target, width) for s in self.streams.values()})
+        for s in self.streams.values():  # model.modalities.<stream>.tokenizer.tie_embeddings
+            tie_head(self, s.tokenizer, self.embedders[s.name], self.heads[s.name], f"heads.{s.name}.", self.style)
         self.targets = nn.ModuleDict({s.name: s.target for s in self.streams.values() if isinstance(s.target, nn.Module)})
         for name, target in self.targets.items():
             own_frozen_target(self, target, f"targets.{name}.")

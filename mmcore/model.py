@@ -198,6 +198,7 @@ class MaskedModel(ModelFolder):
             self.head = self.modality.head(self.tokenizer, self.target, dec.dim)
         else:
             self.head = self.modality.head(self.tokenizer, self.target, enc.dim)
+        tie_head(self, self.tokenizer, self.embedder, self.head, "head.", self.style)
         self.decoder_reads_class_token = bool(config.get("decoder_reads_class_token", False))
         if self.decoder_reads_class_token:  # ViTMAE's decoder: created only when asked, existing keys unchanged
             if self.style != "mae" or not enc.class_token:
@@ -473,6 +474,36 @@ def own_frozen_target(model: nn.Module, target: nn.Module, prefix: str = "target
 
     model.register_state_dict_post_hook(drop_target)
     model.register_load_state_dict_post_hook(allow_missing_target)
+
+
+def tie_head(model: nn.Module, tokenizer: Any, embedder: nn.Module, head: nn.Module, prefix: str,
+             style: str) -> None:
+    """``tokenizer.tie_embeddings``: the head's output matrix is the embedder's token table (BERT, ESM).
+
+    The shared matrix is stored once, under the embedder's key, as transformers saves tied weights:
+    the head's keys (``prefix`` + the names its ``tie_to`` returns) are dropped from ``state_dict``
+    (safetensors refuses aliased tensors) and not expected by ``load_state_dict`` (the model ties
+    them again when built), so model folders and checkpoints load as any other.
+    """
+    if not getattr(tokenizer, "tie_embeddings", False):
+        return
+    tie = getattr(head, "tie_to", None)
+    if style != "bert" or tie is None or not hasattr(embedder, "tokens"):
+        raise ConfigError(f"model.tokenizer.tie_embeddings needs style bert and a vocabulary head and token table "
+                          f"(text, protein); got style {style!r}, head {type(head).__name__}; accepted: "
+                          "tie_embeddings false, or model.style=bert with a discrete-token modality")
+    tied = [prefix + name for name in tie(embedder)]
+
+    def drop_tied(module, state, key_prefix, local_metadata) -> None:
+        for key in tied:
+            state.pop(key_prefix + key, None)
+
+    def allow_missing_tied(module, incompatible) -> None:  # keys may carry DDP or torch.compile prefixes
+        incompatible.missing_keys[:] = [k for k in incompatible.missing_keys
+                                        if k.removeprefix("module.").removeprefix("_orig_mod.") not in tied]
+
+    model.register_state_dict_post_hook(drop_tied)
+    model.register_load_state_dict_post_hook(allow_missing_tied)
 
 
 def build_part(lookup, modality: str, options: dict[str, Any]) -> Any:

@@ -268,6 +268,7 @@ def to_bert(model: Any) -> nn.Module:
     transformers = transformers_module()
     tok, enc = model.tokenizer, model.encoder.config
     ours = {k: v.detach().float() for k, v in model.state_dict().items()}
+    ours.setdefault("head.proj.weight", model.head.proj.weight.detach().float())  # tie_embeddings: stored once
     D, V = enc.dim, tok.vocab_size
     tied = bool(torch.equal(ours["head.proj.weight"], ours["embedder.tokens.weight"]))
     cfg = transformers.BertConfig(

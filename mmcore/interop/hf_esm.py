@@ -206,6 +206,7 @@ def to_esm(model: Any) -> nn.Module:
     EsmConfig, EsmForMaskedLM = transformers_esm()
     enc, tok = model.encoder.config, model.tokenizer
     ours = {k: v.detach().float() for k, v in model.state_dict().items()}
+    ours.setdefault("head.proj.weight", model.head.proj.weight.detach().float())  # tie_embeddings: stored once
     tied = torch.equal(ours["head.proj.weight"], ours["embedder.tokens.weight"])
     tokens = alphabet()
     cfg = EsmConfig(

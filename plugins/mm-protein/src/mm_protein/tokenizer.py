@@ -39,7 +39,9 @@ class ProteinTokenizer:
     ``embed_norm``: a LayerNorm on the embeddings (ESM-2 has none).
     ``token_dropout``: ESM's: ``<mask>`` embeddings are zeroed and the rest scaled by
     (1 - 0.15·0.8) / (1 - the row's share of ``<mask>``).
-    ``norm_eps``: the epsilon of the embedder's and the head's LayerNorms."""
+    ``norm_eps``: the epsilon of the embedder's and the head's LayerNorms.
+    ``tie_embeddings``: the head's output matrix is the token embedding table (ESM's tied decoder;
+    the head keeps its own bias)."""
 
     max_length: int = 1024
     ends: bool = False
@@ -47,6 +49,7 @@ class ProteinTokenizer:
     embed_norm: bool = True
     token_dropout: bool = False
     norm_eps: float = 1e-6
+    tie_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if self.max_length < 1 + 2 * self.ends:

@@ -35,6 +35,8 @@ class TextTokenizer:
     tokenizer_json: filled by ``fit``: the whole vocabulary, so config.json restores it.
     norm_eps:      epsilon of the embedding LayerNorm and of the MLM head's LayerNorm (1e-6; a BERT
                    imported by ``mm import --from transformers`` sets its ``layer_norm_eps``, 1e-12).
+    tie_embeddings: the MLM head's output matrix is the token embedding table (BERT's tied decoder;
+                   the head keeps its own bias). Off by default.
     """
 
     path: str | None = None
@@ -44,6 +46,7 @@ class TextTokenizer:
     max_length: int = 128
     tokenizer_json: str | None = None
     norm_eps: float = 1e-6
+    tie_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if self.max_length < 1:
