@@ -15,6 +15,7 @@ demo: $(STAMP)
 
 test: $(STAMP) $(HUB_VENVS)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -q
 
 install: $(STAMP)

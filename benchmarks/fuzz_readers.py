@@ -54,23 +54,39 @@ def main() -> None:
     files = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/tests/test_fuzz_files.py"))
     counts_file = ROOT / "benchmarks" / "results" / ".fuzz-counts.json"
     counts_file.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, MM_FUZZ_EXAMPLES=str(args.examples), HF_HUB_OFFLINE="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        MM_FUZZ_EXAMPLES=str(args.examples),
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]),
+    )
     env[COUNTS_ENV] = str(counts_file)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "fuzz_readers",
-                             *files], cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "fuzz_readers", *files],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     readers = json.loads(counts_file.read_text())
     counts_file.unlink()
-    summary = {"examples_per_reader": args.examples, "pytest_exit_code": result.returncode,
-               "pytest_summary": result.stdout.strip().splitlines()[-1], "seconds": round(time.perf_counter() - start, 1),
-               "files_tried_per_test": readers, "total_files_tried": sum(readers.values())}
+    summary = {
+        "examples_per_reader": args.examples,
+        "pytest_exit_code": result.returncode,
+        "pytest_summary": result.stdout.strip().splitlines()[-1],
+        "seconds": round(time.perf_counter() - start, 1),
+        "files_tried_per_test": readers,
+        "total_files_tried": sum(readers.values()),
+    }
     out = ROOT / "benchmarks" / "results" / "fuzz-readers.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
     for name, n in sorted(readers.items()):
         print(f"{n:6d}  {name}")
-    print(f"{summary['total_files_tried']} damaged files over {len(readers)} reader x format tests in "
-          f"{summary['seconds']} s: {summary['pytest_summary']}; {out}")
+    print(
+        f"{summary['total_files_tried']} damaged files over {len(readers)} reader x format tests in "
+        f"{summary['seconds']} s: {summary['pytest_summary']}; {out}"
+    )
     if result.returncode:
         print(result.stdout[-4000:], file=sys.stderr)
     sys.exit(result.returncode)

@@ -45,8 +45,7 @@ METHODS = ("mmcore", "mean/mode", "knn", "iterative")
 
 def column_kinds(table) -> list[bool]:
     """True for numeric columns of a complete demo table (numbers, not text)."""
-    return [all(isinstance(r[j], (int, float)) and not isinstance(r[j], bool) for r in table.rows)
-            for j in range(len(table.columns))]
+    return [all(isinstance(r[j], (int, float)) and not isinstance(r[j], bool) for r in table.rows) for j in range(len(table.columns))]
 
 
 def classical(method: str, rows: list[list], numeric: list[bool]) -> list[list]:
@@ -79,7 +78,7 @@ def classical(method: str, rows: list[list], numeric: list[bool]) -> list[list]:
     out, start = [list(r) for r in rows], 0
     for j, (kind, a, b) in enumerate(decode):
         width = 1 if kind == "num" else len(a) - 1
-        part = filled[:, start:start + width]
+        part = filled[:, start : start + width]
         if kind == "cat":
             part = np.concatenate([part, 1.0 - part.sum(axis=1, keepdims=True)], axis=1)  # back to k scores
         for i, r in enumerate(out):
@@ -157,13 +156,19 @@ def run(tables, rates, steps: int | None, seed: int, methods=METHODS, ratio: flo
 
 def markdown(results: list[dict]) -> str:
     methods = [m for m in METHODS if m in results[0]]
-    lines = ["| table | missing | " + " | ".join(f"{m} RMSE" for m in methods) + " | " +
-             " | ".join(f"{m} acc" for m in methods) + " |",
-             "|---|---|" + "---|" * (2 * len(methods))]
+    lines = [
+        "| table | missing | " + " | ".join(f"{m} RMSE" for m in methods) + " | " + " | ".join(f"{m} acc" for m in methods) + " |",
+        "|---|---|" + "---|" * (2 * len(methods)),
+    ]
     for r in results:
         fmt = lambda v: "–" if v != v else f"{v:.3f}"  # noqa: E731
-        lines.append(f"| {r['table']} | {r['rate']:.0%} | " + " | ".join(fmt(r[m]["rmse"]) for m in methods) + " | "
-                     + " | ".join(fmt(r[m]["acc"]) for m in methods) + " |")
+        lines.append(
+            f"| {r['table']} | {r['rate']:.0%} | "
+            + " | ".join(fmt(r[m]["rmse"]) for m in methods)
+            + " | "
+            + " | ".join(fmt(r[m]["acc"]) for m in methods)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -178,9 +183,11 @@ def summary(results: list[dict]) -> str:
         if mm["acc"] == mm["acc"]:
             acc_ratio.append(mm["acc"] / max(b["acc"] for b in base))
             beats.append(mm["acc"] > r["mean/mode"]["acc"])
-    return (f"mmcore beats mean/mode in {sum(beats)}/{len(beats)} comparisons; "
-            f"mean RMSE ratio to the best baseline {np.mean(rmse_ratio):.3f} (lower is better, <= 1.10 required); "
-            f"mean accuracy ratio to the best baseline {np.mean(acc_ratio):.3f} (higher is better)")
+    return (
+        f"mmcore beats mean/mode in {sum(beats)}/{len(beats)} comparisons; "
+        f"mean RMSE ratio to the best baseline {np.mean(rmse_ratio):.3f} (lower is better, <= 1.10 required); "
+        f"mean accuracy ratio to the best baseline {np.mean(acc_ratio):.3f} (higher is better)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,9 +69,17 @@ def main(argv: list[str] | None = None) -> dict:
     data = get_registry().dataset("image", name)(**dataset_cfg)
     splits = {s: data.build(pretrained.tokenizer, s) for s in ("train", "test")}
 
-    results: dict = {"recipe": "image-mae-demo", "model": str(folder), "train_seconds": train_s,
-                     "steps": int(cfg.train.steps), "k": args.k, "seed": args.seed,
-                     "n_train": len(splits["train"]), "n_test": len(splits["test"]), "rows": {}}
+    results: dict = {
+        "recipe": "image-mae-demo",
+        "model": str(folder),
+        "train_seconds": train_s,
+        "steps": int(cfg.train.steps),
+        "k": args.k,
+        "seed": args.seed,
+        "n_train": len(splits["train"]),
+        "n_test": len(splits["test"]),
+        "rows": {},
+    }
     encoders = {"pretrained (MAE)": pretrained, "random init": random_init}
     for label, model in encoders.items():
         results["rows"][label] = probe_encoder(model, splits["train"], splits["test"], k=args.k, seed=args.seed)

@@ -62,8 +62,15 @@ def write_video_files(folder: Path, tokenizer, count: int, frames: int) -> None:
 
 def loader_rate(dataset, tokenizer, batch_size: int, workers: int, epochs: int) -> float:
     """Items/s through a DataLoader, after one warm-up batch (worker start-up excluded)."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                        collate_fn=tokenizer.collate, persistent_workers=workers > 0)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        collate_fn=tokenizer.collate,
+        persistent_workers=workers > 0,
+    )
     it = iter(loader)
     next(it)
     start, items = time.perf_counter(), 0
@@ -112,9 +119,18 @@ def run(modality: str, args, scratch: Path) -> dict:
     model = MaskedModel(config)
     batch = tokenizer.collate([dataset[i] for i in range(batch_size)])
     consuming = step_rate(model, batch, args.steps)
-    return {"modality": modality, "recipe": RECIPES[modality], "files": args.files, "workers": args.workers,
-            "batch_size": batch_size, "threads": torch.get_num_threads(), "write_seconds": write_s,
-            "loading_items_per_s": loading, "step_items_per_s": consuming, "margin": loading / consuming}
+    return {
+        "modality": modality,
+        "recipe": RECIPES[modality],
+        "files": args.files,
+        "workers": args.workers,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "write_seconds": write_s,
+        "loading_items_per_s": loading,
+        "step_items_per_s": consuming,
+        "margin": loading / consuming,
+    }
 
 
 def main() -> None:

@@ -61,8 +61,13 @@ def evaluate(model, dataset, unigram: torch.Tensor, batch_size: int = 32, seed: 
         nll -= logp.gather(1, target[:, None]).sum().item()
         base_correct += (target == best).sum().item()
         base_nll -= unigram[target].sum().item()
-    return {"hidden_tokens": int(n), "accuracy": correct / n, "perplexity": math.exp(nll / n),
-            "unigram_accuracy": base_correct / n, "unigram_perplexity": math.exp(base_nll / n)}
+    return {
+        "hidden_tokens": int(n),
+        "accuracy": correct / n,
+        "perplexity": math.exp(nll / n),
+        "unigram_accuracy": base_correct / n,
+        "unigram_perplexity": math.exp(base_nll / n),
+    }
 
 
 def run(modality: str, overrides: list[str], out: Path) -> dict:
@@ -75,8 +80,14 @@ def run(modality: str, overrides: list[str], out: Path) -> dict:
     dataset = build_part(get_registry().dataset, modality, dataset_cfg)
     unigram = unigram_logprobs(model, dataset.build(model.tokenizer, "train"))
     result = evaluate(model, dataset.build(model.tokenizer, "test"), unigram)
-    result.update(modality=modality, recipe=RECIPES[modality], steps=cfg.train.steps, train_minutes=round(minutes, 1),
-                  params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 2), vocab=model.tokenizer.vocab_size)
+    result.update(
+        modality=modality,
+        recipe=RECIPES[modality],
+        steps=cfg.train.steps,
+        train_minutes=round(minutes, 1),
+        params_m=round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        vocab=model.tokenizer.vocab_size,
+    )
     return result
 
 
@@ -94,8 +105,10 @@ def main() -> None:
         print(json.dumps(r), flush=True)
     print(f"\n{'modality':9s} {'steps':>6s} {'acc':>7s} {'ppl':>8s} {'unigram acc':>12s} {'unigram ppl':>12s}")
     for r in results:
-        print(f"{r['modality']:9s} {r['steps']:6d} {r['accuracy']:7.3f} {r['perplexity']:8.2f} "
-              f"{r['unigram_accuracy']:12.3f} {r['unigram_perplexity']:12.2f}")
+        print(
+            f"{r['modality']:9s} {r['steps']:6d} {r['accuracy']:7.3f} {r['perplexity']:8.2f} "
+            f"{r['unigram_accuracy']:12.3f} {r['unigram_perplexity']:12.2f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

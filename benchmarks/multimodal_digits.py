@@ -58,10 +58,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {"recipe": RECIPE, "steps": cfg.train.steps, "train_seconds": train_s, "test_pairs": len(test_pairs)}
     for given in ("image", "audio"):
-        result[f"text_from_{given}"] = {"trained": text_accuracy(model, test_pairs, given),
-                                        "untrained": text_accuracy(untrained, test_pairs, given)}
-        result[f"probe_{given}"] = {"trained": probe(model, train_pairs, test_pairs, given),
-                                    "untrained": probe(untrained, train_pairs, test_pairs, given)}
+        result[f"text_from_{given}"] = {
+            "trained": text_accuracy(model, test_pairs, given),
+            "untrained": text_accuracy(untrained, test_pairs, given),
+        }
+        result[f"probe_{given}"] = {
+            "trained": probe(model, train_pairs, test_pairs, given),
+            "untrained": probe(untrained, train_pairs, test_pairs, given),
+        }
     picture = image_from_text(model, test_pairs)
     Path(args.picture).parent.mkdir(parents=True, exist_ok=True)
     picture.save(args.picture)
@@ -127,8 +131,9 @@ def image_from_text(model, dataset, real: int = 3):
 
     by_label = examples_by_label(dataset, "image", real)
     digits = sorted(by_label)
-    samples = [{"text": by_label[d][0]["text"], "image": {"image": torch.zeros_like(by_label[d][0]["image"]["image"])}}
-               for d in digits]  # the zero image only gives the shape: it is hidden entirely
+    samples = [
+        {"text": by_label[d][0]["text"], "image": {"image": torch.zeros_like(by_label[d][0]["image"]["image"])}} for d in digits
+    ]  # the zero image only gives the shape: it is hidden entirely
     values, tokens = model.predict_whole(model.collate(samples), "image")
     predicted = model.streams["image"].tokenizer.detokenize(values, tokens)  # [10, C, H, W]
     rows = []
@@ -165,8 +170,7 @@ def audio_from_text(model, dataset):
         real_tokens = model.tokenize(model.collate(real))["audio"]
         detok = stream.tokenizer.detokenize
         original = detok(real_tokens.values, real_tokens)
-        halves.append(stream.modality.picture(original, torch.full_like(original, float(original.mean())),
-                                              detok(predicted, tokens)))
+        halves.append(stream.modality.picture(original, torch.full_like(original, float(original.mean())), detok(predicted, tokens)))
     width = max(h.size[0] for h in halves)
     canvas = Image.new("RGB", (width, sum(h.size[1] for h in halves) + 4), "white")
     canvas.paste(halves[0], (0, 0))
@@ -178,8 +182,9 @@ def table(r: dict) -> str:
     lines = ["| from | to | trained | untrained | linear probe of the input (trained / untrained) |", "|---|---|---|---|---|"]
     for given in ("image", "audio"):
         acc, pr = r[f"text_from_{given}"], r[f"probe_{given}"]
-        lines.append(f"| {given} alone | text | {acc['trained']:.1%} | {acc['untrained']:.1%} | "
-                     f"{pr['trained']:.1%} / {pr['untrained']:.1%} |")
+        lines.append(
+            f"| {given} alone | text | {acc['trained']:.1%} | {acc['untrained']:.1%} | {pr['trained']:.1%} / {pr['untrained']:.1%} |"
+        )
     return "\n".join(lines)
 
 

@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # -- the peers ---------------------------------------------------------------------------
 
+
 def hf_tokenizer(modality: str, tok):
     """A transformers tokenizer over mmcore's own ids: what DataCollatorForLanguageModeling needs
     (the mask token, the vocabulary size for its 10% random tokens)."""
@@ -62,8 +63,7 @@ def hf_tokenizer(modality: str, tok):
         from mm_protein.alphabet import TOKENS
 
         backend = Tokenizer(models.WordLevel({t: i for i, t in enumerate(TOKENS)}, unk_token="<unk>"))
-        names = {"mask_token": "<mask>", "pad_token": "<pad>", "unk_token": "<unk>", "cls_token": "<cls>",
-                 "eos_token": "<eos>"}
+        names = {"mask_token": "<mask>", "pad_token": "<pad>", "unk_token": "<unk>", "cls_token": "<cls>", "eos_token": "<eos>"}
     out = PreTrainedTokenizerFast(tokenizer_object=backend, **names)
     assert len(out) == tok.vocab_size and out.mask_token_id == tok.mask_id, (len(out), tok.vocab_size)
     return out
@@ -74,19 +74,32 @@ def build_peer(modality: str, cfg, tok):
     import transformers
 
     enc = cfg.model.encoder
-    size = dict(hidden_size=enc.dim, num_hidden_layers=enc.depth, num_attention_heads=enc.heads,
-                intermediate_size=int(enc.dim * enc.mlp_ratio), hidden_dropout_prob=0.0,
-                attention_probs_dropout_prob=0.0, vocab_size=tok.vocab_size, pad_token_id=int(tok.pad_id))
+    size = dict(
+        hidden_size=enc.dim,
+        num_hidden_layers=enc.depth,
+        num_attention_heads=enc.heads,
+        intermediate_size=int(enc.dim * enc.mlp_ratio),
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        vocab_size=tok.vocab_size,
+        pad_token_id=int(tok.pad_id),
+    )
     if modality == "text":
         config = transformers.BertConfig(max_position_embeddings=tok.max_length, **size)
         return "transformers.BertForMaskedLM", transformers.BertForMaskedLM(config)
-    config = transformers.EsmConfig(max_position_embeddings=tok.max_length + 2, mask_token_id=int(tok.mask_id),
-                                    position_embedding_type="rotary", emb_layer_norm_before=False,
-                                    token_dropout=True, **size)  # ESM-2's layout
+    config = transformers.EsmConfig(
+        max_position_embeddings=tok.max_length + 2,
+        mask_token_id=int(tok.mask_id),
+        position_embedding_type="rotary",
+        emb_layer_norm_before=False,
+        token_dropout=True,
+        **size,
+    )  # ESM-2's layout
     return "transformers.EsmForMaskedLM", transformers.EsmForMaskedLM(config)
 
 
 # -- training ------------------------------------------------------------------------------
+
 
 def optimizer_for(model, cfg, lr: float):
     t = cfg.train
@@ -156,18 +169,29 @@ def run(modality: str, args) -> dict:
     batches = iterate_batches(train_set, collate, cfg.data.batch_size, 0, t.seed, place, DataPosition())
     mask_generator = torch.Generator()
     params = {side: sum(p.numel() for p in net.parameters()) for side, (net, *_) in sides.items()}
-    print(f"{modality}: mmcore {params['mmcore'] / 1e6:.2f}M vs {peer_name} {params.get('peer', 0) / 1e6:.2f}M params, "
-          f"{len(train_set)} train / {len(test_set)} test samples, {t.steps} steps, batch {cfg.data.batch_size}, "
-          f"lr {lr:.3g}", flush=True)
+    print(
+        f"{modality}: mmcore {params['mmcore'] / 1e6:.2f}M vs {peer_name} {params.get('peer', 0) / 1e6:.2f}M params, "
+        f"{len(train_set)} train / {len(test_set)} test samples, {t.steps} steps, batch {cfg.data.batch_size}, "
+        f"lr {lr:.3g}",
+        flush=True,
+    )
     seconds = {"mmcore": 0.0, "peer": 0.0}
     curve = []
 
     def evaluate(step: int) -> None:
         q = held_out(model, peer, test_set, collate, tok, args.eval_batches)
-        curve.append({"step": step, **{f"{side}_{k}": v for side, r in q.items() for k, v in r.items()},
-                      **{f"{side}_seconds": seconds[side] for side in q}})
-        print(f"  step {step:5d}" + "".join(f"  {side} acc {r['accuracy']:.3f} ppl {r['perplexity']:7.2f} "
-                                            f"({seconds[side]:6.1f}s)" for side, r in q.items()), flush=True)
+        curve.append(
+            {
+                "step": step,
+                **{f"{side}_{k}": v for side, r in q.items() for k, v in r.items()},
+                **{f"{side}_seconds": seconds[side] for side in q},
+            }
+        )
+        print(
+            f"  step {step:5d}"
+            + "".join(f"  {side} acc {r['accuracy']:.3f} ppl {r['perplexity']:7.2f} ({seconds[side]:6.1f}s)" for side, r in q.items()),
+            flush=True,
+        )
 
     losses = {"mmcore": [], "peer": []}
     evaluate(0)
@@ -200,12 +224,24 @@ def run(modality: str, args) -> dict:
         losses["peer"].append(loss.item())
         if step % args.eval_every == 0 or step == t.steps:
             evaluate(step)
-    return {"modality": modality, "recipe": RECIPES[modality], "peer": peer_name, "steps": t.steps,
-            "batch_size": cfg.data.batch_size, "lr": lr, "params": params, "mmcore_overrides": list(args.mm),
-            "overrides": overrides, "vocab": tok.vocab_size, "train_samples": len(train_set),
-            "test_samples": len(test_set), "curve": curve, "same_steps": curve[-1],
-            "same_seconds": same_seconds(curve) if peer is not None else None,
-            "train_loss_last50": {s: sum(v[-50:]) / len(v[-50:]) for s, v in losses.items() if v}}
+    return {
+        "modality": modality,
+        "recipe": RECIPES[modality],
+        "peer": peer_name,
+        "steps": t.steps,
+        "batch_size": cfg.data.batch_size,
+        "lr": lr,
+        "params": params,
+        "mmcore_overrides": list(args.mm),
+        "overrides": overrides,
+        "vocab": tok.vocab_size,
+        "train_samples": len(train_set),
+        "test_samples": len(test_set),
+        "curve": curve,
+        "same_steps": curve[-1],
+        "same_seconds": same_seconds(curve) if peer is not None else None,
+        "train_loss_last50": {s: sum(v[-50:]) / len(v[-50:]) for s, v in losses.items() if v},
+    }
 
 
 def at_time(curve: list[dict], side: str, when: float) -> dict[str, float]:
@@ -264,29 +300,38 @@ def main() -> None:
 
         args.with_peer, version = True, transformers.__version__
     except ImportError:
-        print("peer_mlm: transformers is NOT installed (pip install 'transformers>=4.40'): there is no "
-              "BertForMaskedLM / EsmForMaskedLM to compare with; running and scoring the mmcore side only",
-              file=sys.stderr, flush=True)
+        print(
+            "peer_mlm: transformers is NOT installed (pip install 'transformers>=4.40'): there is no "
+            "BertForMaskedLM / EsmForMaskedLM to compare with; running and scoring the mmcore side only",
+            file=sys.stderr,
+            flush=True,
+        )
         args.with_peer, version = False, None
     results = [run(m, args) for m in args.only or sorted(RECIPES, reverse=True)]
-    print(f"\n{'modality':9s} {'side':30s} {'params':>8s} | {'steps':>5s} {'acc':>6s} {'ppl':>7s} | "
-          f"{'seconds':>7s} {'acc':>6s} {'ppl':>7s}")
+    print(
+        f"\n{'modality':9s} {'side':30s} {'params':>8s} | {'steps':>5s} {'acc':>6s} {'ppl':>7s} | {'seconds':>7s} {'acc':>6s} {'ppl':>7s}"
+    )
     for r in results:
         if r["same_seconds"] is None:
             a = r["same_steps"]
-            print(f"{r['modality']:9s} {'mmcore (no peer)':30s} {r['params']['mmcore'] / 1e6:7.2f}M | {a['step']:5d} "
-                  f"{a['mmcore_accuracy']:6.3f} {a['mmcore_perplexity']:7.2f} | {a['mmcore_seconds']:7.1f}")
+            print(
+                f"{r['modality']:9s} {'mmcore (no peer)':30s} {r['params']['mmcore'] / 1e6:7.2f}M | {a['step']:5d} "
+                f"{a['mmcore_accuracy']:6.3f} {a['mmcore_perplexity']:7.2f} | {a['mmcore_seconds']:7.1f}"
+            )
             continue
         for side, name in (("mmcore", "mmcore"), ("peer", r["peer"])):
             a, b = r["same_steps"], r["same_seconds"]
-            print(f"{r['modality']:9s} {name:30s} {r['params'][side] / 1e6:7.2f}M | {a['step']:5d} "
-                  f"{a[f'{side}_accuracy']:6.3f} {a[f'{side}_perplexity']:7.2f} | {b['seconds']:7.1f} "
-                  f"{b[f'{side}_accuracy']:6.3f} {b[f'{side}_perplexity']:7.2f}")
+            print(
+                f"{r['modality']:9s} {name:30s} {r['params'][side] / 1e6:7.2f}M | {a['step']:5d} "
+                f"{a[f'{side}_accuracy']:6.3f} {a[f'{side}_perplexity']:7.2f} | {b['seconds']:7.1f} "
+                f"{b[f'{side}_accuracy']:6.3f} {b[f'{side}_perplexity']:7.2f}"
+            )
         end = r["same_steps"]
-        print(f"{'':9s} {'seconds for all steps':30s} mmcore {end['mmcore_seconds']:.1f}, peer {end['peer_seconds']:.1f} "
-              f"(peer / mmcore {end['peer_seconds'] / end['mmcore_seconds']:.2f})")
-    out = {"device": f"cpu ({torch.get_num_threads()} threads)", "torch": torch.__version__,
-           "transformers": version, "results": results}
+        print(
+            f"{'':9s} {'seconds for all steps':30s} mmcore {end['mmcore_seconds']:.1f}, peer {end['peer_seconds']:.1f} "
+            f"(peer / mmcore {end['peer_seconds'] / end['mmcore_seconds']:.2f})"
+        )
+    out = {"device": f"cpu ({torch.get_num_threads()} threads)", "torch": torch.__version__, "transformers": version, "results": results}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2))
     picture(results, Path(args.png))

@@ -58,15 +58,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--random-seeds", type=int, default=3, help="random-init baselines to probe")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", default="runs/pointcloud-learning", help="the trained model folder (with its picture) goes here")
-    parser.add_argument("--model", help="evaluate this model folder (trained by an earlier run of this script with the "
-                        "same steps and overrides) instead of training again")
-    parser.add_argument("overrides", nargs="*", default=[
-        "model.tokenizer.num_points=512", "model.tokenizer.num_groups=32", "model.tokenizer.group_size=32",
-        "model.encoder.dim=96", "model.encoder.depth=3", "model.decoder.depth=1", "data.dataset.num_train=8000"])
+    parser.add_argument(
+        "--model",
+        help="evaluate this model folder (trained by an earlier run of this script with the "
+        "same steps and overrides) instead of training again",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        default=[
+            "model.tokenizer.num_points=512",
+            "model.tokenizer.num_groups=32",
+            "model.tokenizer.group_size=32",
+            "model.encoder.dim=96",
+            "model.encoder.depth=3",
+            "model.decoder.depth=1",
+            "data.dataset.num_train=8000",
+        ],
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = load_recipe("pointcloud-mae", [f"train.steps={args.steps}", f"output_dir={args.out}",
-                                         f"train.checkpoint_every={args.steps}", *args.overrides])
+    cfg = load_recipe(
+        "pointcloud-mae", [f"train.steps={args.steps}", f"output_dir={args.out}", f"train.checkpoint_every={args.steps}", *args.overrides]
+    )
     if args.model:
         folder = Path(args.model)
     else:
@@ -75,8 +89,14 @@ def main(argv: list[str] | None = None) -> dict:
     trained = from_pretrained(str(folder))
     labelled = ShapesDemo(num_train=800, num_test=240, seed=1000 + cfg.train.seed)
     train_set, test_set = labelled.build(trained.tokenizer, "train"), labelled.build(trained.tokenizer, "test")
-    result = {"model": str(folder), "picture": str(folder / "reconstruction.png"), "steps": args.steps, "overrides": args.overrides,
-              "probe_train_shapes": len(train_set), "probe_test_shapes": len(test_set)}
+    result = {
+        "model": str(folder),
+        "picture": str(folder / "reconstruction.png"),
+        "steps": args.steps,
+        "overrides": args.overrides,
+        "probe_train_shapes": len(train_set),
+        "probe_test_shapes": len(test_set),
+    }
     result["trained"] = probe_encoder(trained, train_set, test_set)
     result["chamfer_trained"], result["chamfer_centre"] = masked_chamfer(trained, test_set)
     for seed in range(args.random_seeds):

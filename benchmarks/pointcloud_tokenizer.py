@@ -63,9 +63,16 @@ def main(argv: list[str] | None = None) -> dict:
         for cloud in clouds:
             open3d_groups(cloud, args.groups, args.group_size)
         theirs.append(args.batch / (time.perf_counter() - tick))
-    result = {"device": args.device, "threads": args.threads, "batch": args.batch, "points": args.points,
-              "groups": args.groups, "group_size": args.group_size,
-              "mmcore_clouds_per_s": statistics.median(ours), "open3d_clouds_per_s": statistics.median(theirs)}
+    result = {
+        "device": args.device,
+        "threads": args.threads,
+        "batch": args.batch,
+        "points": args.points,
+        "groups": args.groups,
+        "group_size": args.group_size,
+        "mmcore_clouds_per_s": statistics.median(ours),
+        "open3d_clouds_per_s": statistics.median(theirs),
+    }
     result["ratio"] = result["mmcore_clouds_per_s"] / result["open3d_clouds_per_s"]
     print(json.dumps(result))
     return result

@@ -65,12 +65,20 @@ def main(argv: list[str] | None = None) -> dict:
     data = get_registry().dataset(args.modality, name)(**dataset_cfg)
     splits = {s: data.build(pretrained.tokenizer, s) for s in ("train", "test")}
 
-    results: dict = {"recipe": recipe, "model": str(folder), "train_seconds": train_s, "steps": int(cfg.train.steps),
-                     "k": args.k, "seed": args.seed, "n_train": len(splits["train"]), "n_test": len(splits["test"]),
-                     "threads": torch.get_num_threads(), "rows": {}}
+    results: dict = {
+        "recipe": recipe,
+        "model": str(folder),
+        "train_seconds": train_s,
+        "steps": int(cfg.train.steps),
+        "k": args.k,
+        "seed": args.seed,
+        "n_train": len(splits["train"]),
+        "n_test": len(splits["test"]),
+        "threads": torch.get_num_threads(),
+        "rows": {},
+    }
     for label, model in {"pretrained (MAE)": pretrained, "random init": random_init}.items():
-        results["rows"][label] = probe_encoder(model, splits["train"], splits["test"], k=args.k, seed=args.seed,
-                                               batch_size=128)
+        results["rows"][label] = probe_encoder(model, splits["train"], splits["test"], k=args.k, seed=args.seed, batch_size=128)
 
     print(f"\n{recipe}, {results['steps']} steps, {name}: {results['n_train']} train / {results['n_test']} test clips")
     print(probe_table(results["rows"], args.k))

@@ -30,8 +30,7 @@ from scipy.stats import spearmanr
 
 from mmcore import from_pretrained
 from mmcore.plugins import get_registry
-from mm_protein.score import (AMINO_ACIDS, BATCH_SIZE, Variant, pseudo_log_likelihood, score_variants, window_of,
-                              window_starts)
+from mm_protein.score import AMINO_ACIDS, BATCH_SIZE, Variant, pseudo_log_likelihood, score_variants, window_of, window_starts
 
 OUT = Path(__file__).parent / "results" / "protein-scoring.json"
 
@@ -59,8 +58,7 @@ def outranking(model, proteins, pll_positions: int, rng: random.Random, composit
     wins = {"wt_marginal": [], "masked_marginal": [], "pll": [], "composition_baseline": []}
     for record in proteins:
         wt = record.sequence
-        subs = [Variant(f"{w}{i + 1}{m}", ((i, w, m),)) for i, w in enumerate(wt)
-                for m in [rng.choice(AMINO_ACIDS.replace(w, ""))]]
+        subs = [Variant(f"{w}{i + 1}{m}", ((i, w, m),)) for i, w in enumerate(wt) for m in [rng.choice(AMINO_ACIDS.replace(w, ""))]]
         scores = score_variants(model, wt, subs, ("wt_marginal", "masked_marginal"))
         for s in ("wt_marginal", "masked_marginal"):
             wins[s] += [row[s] < 0 for row in scores]
@@ -75,8 +73,13 @@ def scan(model, proteins, target_length: int) -> dict:
     record = min(proteins, key=lambda r: abs(len(r.sequence) - target_length))
     wt, width = record.sequence, model.tokenizer.max_length
     variants = [Variant(f"{w}{i + 1}{m}", ((i, w, m),)) for i, w in enumerate(wt) for m in AMINO_ACIDS if m != w]
-    out = {"protein": record.name, "length": len(wt), "variants": len(variants), "max_length": width,
-           "windows": len({window_of(p, window_starts(len(wt), width), width) for p in range(len(wt))})}
+    out = {
+        "protein": record.name,
+        "length": len(wt),
+        "variants": len(variants),
+        "max_length": width,
+        "windows": len({window_of(p, window_starts(len(wt), width), width) for p in range(len(wt))}),
+    }
     scores = {}
     for name in ("wt_marginal", "masked_marginal"):
         rows, forwards, batches, seconds = forwards_of(model, lambda n=name: score_variants(model, wt, variants, (n,)))
@@ -102,10 +105,17 @@ def main() -> None:
     chosen = rng.sample(proteins, min(args.proteins, len(proteins)))
     start = time.perf_counter()
     result = {
-        "model": args.model, "max_length": model.tokenizer.max_length, "torch_threads": torch.get_num_threads(),
-        "batch_size": BATCH_SIZE, "held_out_proteins": len(proteins), "seed": args.seed,
-        "outranking": {"proteins": len(chosen), "residues": sum(len(r.sequence) for r in chosen),
-                       **outranking(model, chosen, args.pll_positions, rng, composition)},
+        "model": args.model,
+        "max_length": model.tokenizer.max_length,
+        "torch_threads": torch.get_num_threads(),
+        "batch_size": BATCH_SIZE,
+        "held_out_proteins": len(proteins),
+        "seed": args.seed,
+        "outranking": {
+            "proteins": len(chosen),
+            "residues": sum(len(r.sequence) for r in chosen),
+            **outranking(model, chosen, args.pll_positions, rng, composition),
+        },
         "scan": scan(model, proteins, args.scan_length),
     }
     result["seconds"] = round(time.perf_counter() - start, 1)

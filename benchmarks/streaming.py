@@ -57,8 +57,9 @@ def write_shards(root: Path, count: int, pngs: list[bytes], labels: np.ndarray) 
     root.mkdir(parents=True, exist_ok=True)
     for shard, start in enumerate(range(0, count, PER_SHARD)):
         index = [i % len(pngs) for i in range(start, min(start + PER_SHARD, count))]
-        pq.write_table(pa.table({"image": [pngs[i] for i in index], "label": [int(labels[i]) for i in index]}),
-                       root / f"digits-{shard:05d}.parquet")
+        pq.write_table(
+            pa.table({"image": [pngs[i] for i in index], "label": [int(labels[i]) for i in index]}), root / f"digits-{shard:05d}.parquet"
+        )
         with tarfile.open(root / f"digits-{shard:05d}.tar", "w") as tar:
             for k, i in enumerate(index):
                 for ext, data in (("png", pngs[i]), ("cls", str(labels[i]).encode())):
@@ -78,12 +79,20 @@ def dataset(name: str, where: Path):
     """The recipe's train split and collate, built the way `mm train` builds them."""
     from mmcore.executor import build_single
 
-    options = {"folder": {"name": "folder", "path": str(where)},
-               "hf": {"name": "hf", "path": "parquet", "data_files": str(where / "*.parquet")},
-               "webdataset": {"name": "webdataset", "urls": str(where / "*.tar")}}[name]
-    config = {"modality": "image", "style": "mae", "tokenizer": {"image_size": [28, 28], "patch_size": 4, "channels": 1},
-              "masking": {"name": "random", "ratio": 0.75}, "target": {"name": "pixels"},
-              "encoder": {"dim": 32, "depth": 1, "heads": 2}, "decoder": {"dim": 16, "depth": 1, "heads": 2}}
+    options = {
+        "folder": {"name": "folder", "path": str(where)},
+        "hf": {"name": "hf", "path": "parquet", "data_files": str(where / "*.parquet")},
+        "webdataset": {"name": "webdataset", "urls": str(where / "*.tar")},
+    }[name]
+    config = {
+        "modality": "image",
+        "style": "mae",
+        "tokenizer": {"image_size": [28, 28], "patch_size": 4, "channels": 1},
+        "masking": {"name": "random", "ratio": 0.75},
+        "target": {"name": "pixels"},
+        "encoder": {"dim": 32, "depth": 1, "heads": 2},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+    }
     _, train_set, _, collate = build_single(config, options)
     return train_set, collate
 
@@ -113,10 +122,15 @@ def stream_memory(name: str, where: Path, records: int, workers: int, batch_size
             samples.append({"records": step * batch_size, "rss_mb": round(resident_mb(), 1)})
     elapsed = time.perf_counter() - start
     warm = samples[min(2, len(samples) - 1)]["rss_mb"]  # after the first tenth: buffers and workers filled
-    return {"engine": name, "records": total * batch_size, "seconds": round(elapsed, 1),
-            "samples_per_s": round(total * batch_size / elapsed), "rss_mb": samples,
-            "rss_growth_after_warmup_mb": round(samples[-1]["rss_mb"] - warm, 1),
-            "rss_max_mb": max(s["rss_mb"] for s in samples)}
+    return {
+        "engine": name,
+        "records": total * batch_size,
+        "seconds": round(elapsed, 1),
+        "samples_per_s": round(total * batch_size / elapsed),
+        "rss_mb": samples,
+        "rss_growth_after_warmup_mb": round(samples[-1]["rss_mb"] - warm, 1),
+        "rss_max_mb": max(s["rss_mb"] for s in samples),
+    }
 
 
 def throughput(name: str, where: Path, count: int, workers: int, batch_size: int) -> float:
@@ -141,28 +155,39 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="mm-streaming-"))
     pngs, labels = mnist_pngs()
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "workers": args.workers,
-              "batch_size": args.batch_size, "record": "one 28x28 MNIST digit as PNG + its label"}
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "workers": args.workers,
+        "batch_size": args.batch_size,
+        "record": "one 28x28 MNIST digit as PNG + its label",
+    }
     try:
         small, big = scratch / "same-files", scratch / "million"
         write_folder(small / "folder", args.files, pngs, labels)
         write_shards(small / "shards", args.files, pngs, labels)
         rates = {}
         for name in ("folder", "hf", "webdataset"):
-            rates[name] = throughput(name, small / ("folder" if name == "folder" else "shards"), args.files,
-                                     args.workers, args.batch_size)
+            rates[name] = throughput(name, small / ("folder" if name == "folder" else "shards"), args.files, args.workers, args.batch_size)
             print(f"throughput {name}: {rates[name]:.0f} samples/s")
-        report["throughput"] = {"files": args.files, "samples_per_s": {k: round(v) for k, v in rates.items()},
-                                "ratio_to_folder": {k: round(v / rates["folder"], 2) for k, v in rates.items()}}
+        report["throughput"] = {
+            "files": args.files,
+            "samples_per_s": {k: round(v) for k, v in rates.items()},
+            "ratio_to_folder": {k: round(v / rates["folder"], 2) for k, v in rates.items()},
+        }
         write_shards(big, args.records, pngs, labels)
-        report["shards"] = {"count": len(list(big.glob("*.tar"))), "records_each": PER_SHARD,
-                            "parquet_mb": round(sum(f.stat().st_size for f in big.glob("*.parquet")) / 2**20),
-                            "tar_mb": round(sum(f.stat().st_size for f in big.glob("*.tar")) / 2**20)}
+        report["shards"] = {
+            "count": len(list(big.glob("*.tar"))),
+            "records_each": PER_SHARD,
+            "parquet_mb": round(sum(f.stat().st_size for f in big.glob("*.parquet")) / 2**20),
+            "tar_mb": round(sum(f.stat().st_size for f in big.glob("*.tar")) / 2**20),
+        }
         report["memory"] = []
         for name in ("hf", "webdataset"):
             result = stream_memory(name, big, args.records, args.workers, args.batch_size)
-            print(f"memory {name}: {result['records']} records in {result['seconds']} s, rss "
-                  f"{result['rss_mb'][0]['rss_mb']} -> {result['rss_mb'][-1]['rss_mb']} MB (max {result['rss_max_mb']})")
+            print(
+                f"memory {name}: {result['records']} records in {result['seconds']} s, rss "
+                f"{result['rss_mb'][0]['rss_mb']} -> {result['rss_mb'][-1]['rss_mb']} MB (max {result['rss_max_mb']})"
+            )
             report["memory"].append(result)
     finally:
         if args.scratch is None:

@@ -111,10 +111,19 @@ def run_row(name: str, preset: str, args) -> dict:
     rate = {n: row.items_per_batch(p) / min(ts) for n, ts in per_step.items()}
     tflops = {n: flops[n] / min(ts) / 1e12 for n, ts in per_step.items()}
     params = {n: sum(x.numel() for x in m.parameters()) / 1e6 for n, (m, _) in cases.items()}
-    return {"row": name, "preset": preset, "unit": row.UNIT, "bf16": bf16, "compile": args.compile,
-            "items_per_s": rate, "params_m": params, "ratio": rate["mmcore"] / rate[peer_name],
-            "step_gflop": {n: f / 1e9 for n, f in flops.items()}, "tflop_per_s": tflops,
-            "percent_of_peak": {n: 100 * t * 1e12 / args.peak for n, t in tflops.items()}}
+    return {
+        "row": name,
+        "preset": preset,
+        "unit": row.UNIT,
+        "bf16": bf16,
+        "compile": args.compile,
+        "items_per_s": rate,
+        "params_m": params,
+        "ratio": rate["mmcore"] / rate[peer_name],
+        "step_gflop": {n: f / 1e9 for n, f in flops.items()},
+        "tflop_per_s": tflops,
+        "percent_of_peak": {n: 100 * t * 1e12 / args.peak for n, t in tflops.items()},
+    }
 
 
 def main() -> None:
@@ -139,8 +148,10 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     device = torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)"
     args.peak = matmul_peak(torch.device(args.device))
-    print(f"device {device}, preset {args.preset}, compile {args.compile}, "
-          f"measured matmul peak {args.peak / 1e12:.2f} TFLOP/s ({'bf16' if cuda else 'fp32'})")
+    print(
+        f"device {device}, preset {args.preset}, compile {args.compile}, "
+        f"measured matmul peak {args.peak / 1e12:.2f} TFLOP/s ({'bf16' if cuda else 'fp32'})"
+    )
     print(f"{'row':10s} {'model':42s} {'params (M)':>10s} {'items/s':>12s} {'TFLOP/s':>8s} {'% peak':>7s} {'ratio':>7s}")
     results = []
     for name in args.row or names:
@@ -148,12 +159,13 @@ def main() -> None:
         results.append(r)
         for model, rate in r["items_per_s"].items():
             ratio = f"{r['ratio']:7.2f}" if model == "mmcore" else ""
-            print(f"{name:10s} {model:42s} {r['params_m'][model]:10.2f} {rate:9.1f} {r['unit']:>5s} "
-                  f"{r['tflop_per_s'][model]:8.3f} {r['percent_of_peak'][model]:6.1f}%{ratio}")
+            print(
+                f"{name:10s} {model:42s} {r['params_m'][model]:10.2f} {rate:9.1f} {r['unit']:>5s} "
+                f"{r['tflop_per_s'][model]:8.3f} {r['percent_of_peak'][model]:6.1f}%{ratio}"
+            )
     out = Path(args.json or Path(__file__).parent / "results" / f"{args.preset}-{args.device.split(':')[0]}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": device, "versions": versions(), "peak_tflop_per_s": args.peak / 1e12,
-                               "rows": results}, indent=2))
+    out.write_text(json.dumps({"device": device, "versions": versions(), "peak_tflop_per_s": args.peak / 1e12, "rows": results}, indent=2))
     print(f"results: {out}")
 
 

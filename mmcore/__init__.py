@@ -24,8 +24,22 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Command", "ConfigError", "DataError", "Embedder", "Head", "MMCoreError", "MaskingPolicy", "Modality", "PluginError",
-    "Target", "Tokenizer", "Tokens", "features", "from_pretrained", "hookimpl", "train",
+    "Command",
+    "ConfigError",
+    "DataError",
+    "Embedder",
+    "Head",
+    "MMCoreError",
+    "MaskingPolicy",
+    "Modality",
+    "PluginError",
+    "Target",
+    "Tokenizer",
+    "Tokens",
+    "features",
+    "from_pretrained",
+    "hookimpl",
+    "train",
 ]
 
 

@@ -123,26 +123,32 @@ class Transformer(nn.Module):
         if not 0 < config.norm_eps < 1:
             raise ConfigError(f"norm_eps {config.norm_eps!r} is out of range; accepted: 0 < norm_eps < 1, such as 1e-6")
         if config.norm_placement not in NORM_PLACEMENTS:
-            raise ConfigError(f"norm_placement {config.norm_placement!r} is unknown; accepted: "
-                              f"{', '.join(NORM_PLACEMENTS)}")
+            raise ConfigError(f"norm_placement {config.norm_placement!r} is unknown; accepted: {', '.join(NORM_PLACEMENTS)}")
         self.config = config
         post = config.norm_placement == "post"
-        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, config.norm_eps, post)
-                                    for _ in range(config.depth))
+        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, config.norm_eps, post) for _ in range(config.depth))
         # post-norm ends normalised already (BERT has no final norm): no weights, so no keys for it
         self.norm = nn.Identity() if post else nn.LayerNorm(config.dim, eps=config.norm_eps)
         self.apply(_init_weights)
         if config.rotary and (config.dim // config.heads % 2 or not config.rotary_base > 1):
-            raise ConfigError(f"rotary positions need an even head width (dim {config.dim} / heads {config.heads}) "
-                              f"and rotary_base > 1 (got {config.rotary_base!r})")
+            raise ConfigError(
+                f"rotary positions need an even head width (dim {config.dim} / heads {config.heads}) "
+                f"and rotary_base > 1 (got {config.rotary_base!r})"
+            )
         for block in self.blocks if config.rotary else ():
             block.attn.rotary_base = float(config.rotary_base)
         if config.class_token:  # created only when asked: existing models keep their weights' keys
             self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
             nn.init.normal_(self.cls_token, std=0.02)
 
-    def forward(self, x: Tensor, key_valid: Tensor | None = None, keep_last: int | None = None,
-                structure: Tensor | None = None, keep_prefix: bool = False) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        key_valid: Tensor | None = None,
+        keep_last: int | None = None,
+        structure: Tensor | None = None,
+        keep_prefix: bool = False,
+    ) -> Tensor:
         """``keep_prefix``: keep the class token's output as row 0 (ViTMAE's decoder reads it)."""
         prefix = 1 if self.config.class_token else 0
         if prefix:
@@ -160,8 +166,9 @@ class Transformer(nn.Module):
         return x[:, prefix:] if keep_last is None and not keep_prefix else x
 
 
-def with_prefix(tokens: Tensor, x: Tensor, key_valid: Tensor | None,
-                structure: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+def with_prefix(
+    tokens: Tensor, x: Tensor, key_valid: Tensor | None, structure: Tensor | None
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """``tokens`` [1, P, D] prepended to ``x`` [B, N, D]; ``key_valid`` and ``structure`` grown to match:
     the prefix is valid, may attend every key and be attended by every query (bias 0)."""
     B, P = x.shape[0], tokens.shape[1]

@@ -86,25 +86,33 @@ class EpochKeys:
         return len(self.batches)
 
 
-def iterate_batches(dataset, collate, batch_size: int, num_workers: int, seed: int, accelerator: Accelerator,
-                    position: DataPosition) -> Iterator:
+def iterate_batches(
+    dataset, collate, batch_size: int, num_workers: int, seed: int, accelerator: Accelerator, position: DataPosition
+) -> Iterator:
     """Endless batches for this rank; ``position`` is kept current for checkpoints."""
-    sampler = DistributedSampler(dataset, num_replicas=accelerator.num_processes, rank=accelerator.process_index,
-                                 shuffle=True, seed=seed, drop_last=True)
+    sampler = DistributedSampler(
+        dataset, num_replicas=accelerator.num_processes, rank=accelerator.process_index, shuffle=True, seed=seed, drop_last=True
+    )
     samples = SeededSamples(dataset, seed)
     while True:
         sampler.set_epoch(position.epoch)
         batches = SkipBatchSampler(BatchSampler(sampler, batch_size, drop_last=True), position.batch)
-        loader = DataLoader(samples, batch_sampler=EpochKeys(batches, position.epoch), collate_fn=collate,
-                            num_workers=num_workers, pin_memory=accelerator.device.type == "cuda")
+        loader = DataLoader(
+            samples,
+            batch_sampler=EpochKeys(batches, position.epoch),
+            collate_fn=collate,
+            num_workers=num_workers,
+            pin_memory=accelerator.device.type == "cuda",
+        )
         for batch in loader:
             position.batch += 1
             yield batch
         position.epoch, position.batch = position.epoch + 1, 0
 
 
-def iterate_stream(stream, collate, batch_size: int, num_workers: int, seed: int, accelerator: Accelerator,
-                   position: DataPosition) -> Iterator:
+def iterate_stream(
+    stream, collate, batch_size: int, num_workers: int, seed: int, accelerator: Accelerator, position: DataPosition
+) -> Iterator:
     """Endless batches of a streamed dataset (`mmcore.streams`) for this rank, through torchdata's
     ``StatefulDataLoader``: it keeps each loader worker's stream position with every batch, so
     ``position.snapshot()`` is exactly what this rank has consumed, prefetched batches excluded."""
@@ -113,8 +121,14 @@ def iterate_stream(stream, collate, batch_size: int, num_workers: int, seed: int
     stream.place(seed, accelerator.process_index, accelerator.num_processes)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "'set_vital' is deprecated")  # torchdata 0.11 on torch ≥ 2.9
-        loader = StatefulDataLoader(stream, batch_size=batch_size, collate_fn=collate, num_workers=num_workers,
-                                    drop_last=True, pin_memory=accelerator.device.type == "cuda")
+        loader = StatefulDataLoader(
+            stream,
+            batch_size=batch_size,
+            collate_fn=collate,
+            num_workers=num_workers,
+            drop_last=True,
+            pin_memory=accelerator.device.type == "cuda",
+        )
     if position.stream is not None:
         loader.load_state_dict(position.stream)
     position.loader = loader

@@ -47,8 +47,7 @@ class Range:
             noun = f"a list of {self.count} {'integers' if self.integer else 'numbers'}, each"
         if self.high is None:
             return f"{noun} {'>' if self.low_open else '>='} {_num(self.low)}"
-        return (f"{noun} in {'(' if self.low_open else '['}{_num(self.low)}, "
-                f"{_num(self.high)}{')' if self.high_open else ']'}")
+        return f"{noun} in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}{')' if self.high_open else ']'}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def check_values(node: DictConfig, table: dict[type, dict[str, Bound]], fail: Fa
         full = f"{prefix}{key}"
         bound = bounds.get(str(key))
         if isinstance(bound, Each):
-            for k, v in (value.items_ex(resolve=False) if isinstance(value, DictConfig) else []):
+            for k, v in value.items_ex(resolve=False) if isinstance(value, DictConfig) else []:
                 if not bound.bound.accepts(v):
                     raise fail(f"{full}.{k}", shown(v), str(bound.bound))
         elif bound is not None:

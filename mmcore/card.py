@@ -59,8 +59,20 @@ or reconstruct a file of your own: `mm reconstruct {repo} INPUT -o out.png`.
 """
 
 # run facts kept under `mmcore` in the metadata (license and dataset have their own keys, the recipe its section)
-FACTS = ("name", "description", "steps", "effective_batch", "batch_size", "grad_accum",
-         "world_size", "base_lr", "lr", "precision", "metrics", "picture")
+FACTS = (
+    "name",
+    "description",
+    "steps",
+    "effective_batch",
+    "batch_size",
+    "grad_accum",
+    "world_size",
+    "base_lr",
+    "lr",
+    "precision",
+    "metrics",
+    "picture",
+)
 
 STYLE_TEXT = {
     "mae": "the encoder sees visible tokens only, a light decoder predicts the hidden ones",
@@ -130,8 +142,10 @@ def _number(value: Any, spec: str) -> str:
 def _streams(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{name: {modality, masking, target}}: one entry for a single-modality model, one per stream for a joint one."""
     if "modalities" in config:
-        return {name: {"modality": e.get("modality") or name, "masking": e.get("masking") or {},
-                       "target": e.get("target") or {}} for name, e in config["modalities"].items()}
+        return {
+            name: {"modality": e.get("modality") or name, "masking": e.get("masking") or {}, "target": e.get("target") or {}}
+            for name, e in config["modalities"].items()
+        }
     return {config["modality"]: {"modality": config["modality"], "masking": config["masking"], "target": config["target"]}}
 
 

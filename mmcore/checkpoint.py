@@ -79,8 +79,10 @@ def together(accelerator: Accelerator, action: Callable[[], None], what: str, ma
         return
     rank, (disk_full, message) = failures[0]
     if disk_full:
-        raise StorageError(f"disk full while writing {what}: {message}; the partial write was removed, what was "
-                           f"there before is intact. Free space, then resume with --resume")
+        raise StorageError(
+            f"disk full while writing {what}: {message}; the partial write was removed, what was "
+            f"there before is intact. Free space, then resume with --resume"
+        )
     if error is not None:
         raise error
     raise StorageError(f"rank {rank} failed while writing {what}: {message}")
@@ -108,8 +110,9 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def load_latest(accelerator: Accelerator, root: Path, expected: dict[str, Any],
-                model_tensors: dict[str, tuple[str, list[int]]]) -> dict[str, Any] | None:
+def load_latest(
+    accelerator: Accelerator, root: Path, expected: dict[str, Any], model_tensors: dict[str, tuple[str, list[int]]]
+) -> dict[str, Any] | None:
     """Restore the newest checkpoint that is intact and loads on every rank; None when none does.
 
     ``expected``: the recipe values the checkpoint must share (see `mismatch`); ``model_tensors``: the
@@ -127,7 +130,7 @@ def load_latest(accelerator: Accelerator, root: Path, expected: dict[str, Any],
         if path is None:
             return None
         path = Path(path)
-        candidates = candidates[[str(c) for c in candidates].index(str(path)) + 1:]
+        candidates = candidates[[str(c) for c in candidates].index(str(path)) + 1 :]
         failure = None
         try:
             accelerator.load_state(str(path))
@@ -142,8 +145,9 @@ def load_latest(accelerator: Accelerator, root: Path, expected: dict[str, Any],
     return None
 
 
-def first_intact(accelerator: Accelerator, candidates: list[Path], expected: dict[str, Any],
-                 model_tensors: dict[str, tuple[str, list[int]]]) -> list[str | None]:
+def first_intact(
+    accelerator: Accelerator, candidates: list[Path], expected: dict[str, Any], model_tensors: dict[str, tuple[str, list[int]]]
+) -> list[str | None]:
     """[path, None] for the newest intact candidate; [None, refusal] when one was written by another recipe."""
     for path in candidates:
         damage = damaged(path)
@@ -154,13 +158,14 @@ def first_intact(accelerator: Accelerator, candidates: list[Path], expected: dic
         try:
             differences = mismatch(state, expected) + tensor_mismatch(path / WEIGHTS, model_tensors)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            accelerator.print(f"warning: checkpoint {path} is damaged: {WEIGHTS} header unreadable ({exc}); "
-                              f"trying the previous one")
+            accelerator.print(f"warning: checkpoint {path} is damaged: {WEIGHTS} header unreadable ({exc}); trying the previous one")
             continue
         if differences:
-            refusal = (f"checkpoint {path} was written by a different run setup: {'; '.join(differences[:8])}"
-                       f"{' ...' if len(differences) > 8 else ''}. Resume with the values it was written with, or "
-                       f"start a new run in another output_dir (its files are kept)")
+            refusal = (
+                f"checkpoint {path} was written by a different run setup: {'; '.join(differences[:8])}"
+                f"{' ...' if len(differences) > 8 else ''}. Resume with the values it was written with, or "
+                f"start a new run in another output_dir (its files are kept)"
+            )
             return [None, refusal]
         return [str(path), None]
     return [None, None]
@@ -185,12 +190,21 @@ def mismatch(state: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     """Recipe values that differ between a checkpoint and this run, as 'key: X there, Y here'."""
     saved = flatten(state.get("recipe", {}))
     current = flatten(expected.get("recipe", {}))
-    out = [f"{k} is {saved.get(k, '(unset)')!r} there, {current.get(k, '(unset)')!r} here"
-           for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)] if saved else []
+    out = (
+        [
+            f"{k} is {saved.get(k, '(unset)')!r} there, {current.get(k, '(unset)')!r} here"
+            for k in sorted(set(saved) | set(current))
+            if saved.get(k) != current.get(k)
+        ]
+        if saved
+        else []
+    )
     world = len(state.get("data", [])) or expected["world_size"]
     if world != expected["world_size"]:
-        out.append(f"written by {world} processes, this run has {expected['world_size']} (the data position and "
-                   f"random states are per process: launch with --num_processes {world})")
+        out.append(
+            f"written by {world} processes, this run has {expected['world_size']} (the data position and "
+            f"random states are per process: launch with --num_processes {world})"
+        )
     return out
 
 
@@ -202,13 +216,26 @@ def tensor_mismatch(path: Path, model_tensors: dict[str, tuple[str, list[int]]])
         return []
     with path.open("rb") as f:  # the safetensors header: 8-byte length, then JSON {key: {dtype, shape, ...}}
         header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-    names = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
-             "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+    names = {
+        "F64": "float64",
+        "F32": "float32",
+        "F16": "float16",
+        "BF16": "bfloat16",
+        "I64": "int64",
+        "I32": "int32",
+        "I16": "int16",
+        "I8": "int8",
+        "U8": "uint8",
+        "BOOL": "bool",
+    }
     saved = {k: (names.get(v["dtype"], v["dtype"]), list(v["shape"])) for k, v in header.items() if k != "__metadata__"}
     out = [f"tensor {k} missing there" for k in sorted(set(model_tensors) - set(saved))]
     out += [f"tensor {k} not in this model" for k in sorted(set(saved) - set(model_tensors))]
-    out += [f"tensor {k} is {saved[k][0]}{saved[k][1]} there, {model_tensors[k][0]}{model_tensors[k][1]} here"
-            for k in sorted(set(saved) & set(model_tensors)) if saved[k] != model_tensors[k]]
+    out += [
+        f"tensor {k} is {saved[k][0]}{saved[k][1]} there, {model_tensors[k][0]}{model_tensors[k][1]} here"
+        for k in sorted(set(saved) & set(model_tensors))
+        if saved[k] != model_tensors[k]
+    ]
     return out
 
 
@@ -219,8 +246,7 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def file_digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != STATE_FILE}
+    return {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != STATE_FILE}
 
 
 def sha256(path: Path) -> str:
@@ -235,4 +261,3 @@ def write_json_atomic(path: Path, data: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-

@@ -55,63 +55,103 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mm", description="Masked modeling across modalities.",
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="mm", description="Masked modeling across modalities.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    p = add_command(sub, "train", "train a recipe", usage="mm train RECIPE [key=value ...] [--resume | --overwrite] [--dry-run]",
-                    examples=["mm train image-mae-demo", "mm train image-mae data.dataset.path=~/photos train.steps=5000",
-                              "mm train image-mae-demo --resume", "mm train image-mae-demo model.masking.name=block --dry-run"])
+    p = add_command(
+        sub,
+        "train",
+        "train a recipe",
+        usage="mm train RECIPE [key=value ...] [--resume | --overwrite] [--dry-run]",
+        examples=[
+            "mm train image-mae-demo",
+            "mm train image-mae data.dataset.path=~/photos train.steps=5000",
+            "mm train image-mae-demo --resume",
+            "mm train image-mae-demo model.masking.name=block --dry-run",
+        ],
+    )
     p.add_argument("recipe", help="a YAML file or a registered recipe name (mm recipes ls)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=100")
     p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh in a folder that holds a run, moving its files into .previous/<time>/")
+    p.add_argument(
+        "--overwrite", action="store_true", help="start afresh in a folder that holds a run, moving its files into .previous/<time>/"
+    )
     p.add_argument("--dry-run", action="store_true", help="check the recipe and print it resolved; train nothing")
     p.set_defaults(func=cmd_train)
 
-    p = add_command(sub, "validate", "check a recipe and its overrides without training (as mm train --dry-run)",
-                    usage="mm validate RECIPE [key=value ...]",
-                    examples=["mm validate image-mae-demo train.steps=300", "mm validate my.yaml > resolved.yaml"])
+    p = add_command(
+        sub,
+        "validate",
+        "check a recipe and its overrides without training (as mm train --dry-run)",
+        usage="mm validate RECIPE [key=value ...]",
+        examples=["mm validate image-mae-demo train.steps=300", "mm validate my.yaml > resolved.yaml"],
+    )
     p.add_argument("recipe")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_validate)
 
-    p = add_command(sub, "plugins", "list plugins as JSON, broken ones with their error",
-                    examples=["mm plugins", "MMCORE_LOAD_PLUGINS=mm-image mm plugins"])
+    p = add_command(
+        sub,
+        "plugins",
+        "list plugins as JSON, broken ones with their error",
+        examples=["mm plugins", "MMCORE_LOAD_PLUGINS=mm-image mm plugins"],
+    )
     p.set_defaults(func=cmd_plugins)
 
-    p = add_command(sub, "env", "print versions, device and plugins for a bug report", usage="mm env [--json]",
-                    examples=["mm env", "mm env --json > env.json"])
+    p = add_command(
+        sub,
+        "env",
+        "print versions, device and plugins for a bug report",
+        usage="mm env [--json]",
+        examples=["mm env", "mm env --json > env.json"],
+    )
     p.add_argument("--json", action="store_true", help="one JSON object instead of key: value lines")
     p.set_defaults(func=cmd_env)
 
-    p = add_command(sub, "new-plugin", "write a new modality plugin that installs, trains and passes its tests",
-                    usage="mm new-plugin NAME [--dest DIR]", examples=["mm new-plugin ecg", "mm new-plugin ecg --dest plugins"])
+    p = add_command(
+        sub,
+        "new-plugin",
+        "write a new modality plugin that installs, trains and passes its tests",
+        usage="mm new-plugin NAME [--dest DIR]",
+        examples=["mm new-plugin ecg", "mm new-plugin ecg --dest plugins"],
+    )
     p.add_argument("name", help="the modality name: lowercase letters, digits, '_' (the plugin is mm-NAME)")
     p.add_argument("--dest", default=".", help="folder to create mm-NAME in (default: the current folder)")
     p.set_defaults(func=cmd_new_plugin)
 
-    p = add_command(sub, "recipes", "list or copy the registered recipes",
-                    examples=["mm recipes ls", "mm recipes cp image-mae my.yaml"])
+    p = add_command(sub, "recipes", "list or copy the registered recipes", examples=["mm recipes ls", "mm recipes cp image-mae my.yaml"])
     rsub = p.add_subparsers(required=True, metavar="ACTION")
     add_command(rsub, "ls", "list registered recipes", examples=["mm recipes ls"]).set_defaults(func=cmd_recipes_ls)
-    cp = add_command(rsub, "cp", "copy a recipe to edit it", usage="mm recipes cp NAME DEST",
-                     examples=["mm recipes cp image-mae my.yaml", "mm recipes cp text-mlm recipes/"])
+    cp = add_command(
+        rsub,
+        "cp",
+        "copy a recipe to edit it",
+        usage="mm recipes cp NAME DEST",
+        examples=["mm recipes cp image-mae my.yaml", "mm recipes cp text-mlm recipes/"],
+    )
     cp.add_argument("name")
     cp.add_argument("dest")
     cp.set_defaults(func=cmd_recipes_cp)
 
-    p = add_command(sub, "reconstruct", "mask a file of yours and show the model's reconstruction",
-                    usage="mm reconstruct MODEL INPUT -o OUT.png [--seed N] [--size H W] [--convert]",
-                    examples=["mm reconstruct runs/image-mae-demo/model my-digit.png -o my-digit-mae.png",
-                              "mm reconstruct runs/image-mae/model photo.jpg -o photo-mae.png --size 224 224 --convert"])
+    p = add_command(
+        sub,
+        "reconstruct",
+        "mask a file of yours and show the model's reconstruction",
+        usage="mm reconstruct MODEL INPUT -o OUT.png [--seed N] [--size H W] [--convert]",
+        examples=[
+            "mm reconstruct runs/image-mae-demo/model my-digit.png -o my-digit-mae.png",
+            "mm reconstruct runs/image-mae/model photo.jpg -o photo-mae.png --size 224 224 --convert",
+        ],
+    )
     p.add_argument("model", help="a model folder or Hub repo id")
     p.add_argument("input", help="a file the model's modality reads (e.g. an image)")
     p.add_argument("-o", "--output", required=True, help="picture to write (PNG)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random mask")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
-                   help="resize the input to H x W first (images: multiples of the patch size)")
+    p.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), help="resize the input to H x W first (images: multiples of the patch size)"
+    )
     p.add_argument("--convert", action="store_true", help="convert gray to colour or colour to gray as the model expects")
     p.set_defaults(func=cmd_reconstruct)
 
@@ -135,8 +175,7 @@ def add_plugin_commands(sub) -> None:
     for command in registry.commands():
         if command.name in sub.choices:
             plugin = registry.owner[("commands", command.name)]
-            print(f"mm: warning: plugin {plugin!r} registers command {command.name!r}, a core command; skipped",
-                  file=sys.stderr)
+            print(f"mm: warning: plugin {plugin!r} registers command {command.name!r}, a core command; skipped", file=sys.stderr)
             continue
         examples = command.examples or [command.usage or f"mm {command.name} --help"]
         p = add_command(sub, command.name, command.help, examples, usage=command.usage)
@@ -146,10 +185,16 @@ def add_plugin_commands(sub) -> None:
 
 def add_hub_commands(sub) -> None:
     """push, pull, card: sharing through the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE apply)."""
-    p = add_command(sub, "push", "upload a model folder to a Hub repo as one commit",
-                    usage="mm push FOLDER REPO_ID [--revision BRANCH] [--message TEXT] [--private]",
-                    examples=["mm push runs/image-mae-demo you/image-mae-demo",
-                              "mm push runs/image-mae-demo you/image-mae-demo --revision v2 --message 'more steps'"])
+    p = add_command(
+        sub,
+        "push",
+        "upload a model folder to a Hub repo as one commit",
+        usage="mm push FOLDER REPO_ID [--revision BRANCH] [--message TEXT] [--private]",
+        examples=[
+            "mm push runs/image-mae-demo you/image-mae-demo",
+            "mm push runs/image-mae-demo you/image-mae-demo --revision v2 --message 'more steps'",
+        ],
+    )
     p.add_argument("folder", help="a model folder, or a run folder with model/ inside")
     p.add_argument("repo_id", help="namespace/name on the Hub")
     p.add_argument("--revision", help="branch to commit to (created from main if new); default main")
@@ -157,17 +202,25 @@ def add_hub_commands(sub) -> None:
     p.add_argument("--private", action="store_true", default=None, help="create the repo private")
     p.set_defaults(func=cmd_push)
 
-    p = add_command(sub, "pull", "download a model from the Hub (the cache when offline) and check it",
-                    usage="mm pull REPO_ID [--revision REV] [--local-dir DIR]",
-                    examples=["mm pull you/image-mae-demo", "mm pull you/image-mae-demo --revision v1 --local-dir models/mae"])
+    p = add_command(
+        sub,
+        "pull",
+        "download a model from the Hub (the cache when offline) and check it",
+        usage="mm pull REPO_ID [--revision REV] [--local-dir DIR]",
+        examples=["mm pull you/image-mae-demo", "mm pull you/image-mae-demo --revision v1 --local-dir models/mae"],
+    )
     p.add_argument("repo_id")
     p.add_argument("--revision", help="branch, tag or commit; default main")
     p.add_argument("--local-dir", help="copy the folder here instead of leaving it in the HF cache")
     p.set_defaults(func=cmd_pull)
 
-    p = add_command(sub, "card", "write a model folder's README.md model card again",
-                    usage="mm card FOLDER [--repo ID] [--license ID] [--dataset NAME] [--description TEXT]",
-                    examples=["mm card runs/image-mae-demo/model --repo you/image-mae-demo --license apache-2.0"])
+    p = add_command(
+        sub,
+        "card",
+        "write a model folder's README.md model card again",
+        usage="mm card FOLDER [--repo ID] [--license ID] [--dataset NAME] [--description TEXT]",
+        examples=["mm card runs/image-mae-demo/model --repo you/image-mae-demo --license apache-2.0"],
+    )
     p.add_argument("folder")
     p.add_argument("--repo", help="repo id the card's usage lines name")
     p.add_argument("--license", help="license id, e.g. apache-2.0, mit, cc-by-4.0")
@@ -178,26 +231,41 @@ def add_hub_commands(sub) -> None:
 
 def add_interop_commands(sub) -> None:
     """export, import: weights to and from peer libraries, only where outputs stay equal (mmcore.interop)."""
-    p = add_command(sub, "export", "write a model's encoder in a peer library's format, outputs checked equal",
-                    usage="mm export MODEL --to timm|transformers -o DIR",
-                    examples=["mm export runs/image-mae-demo --to timm -o exports/mae-timm",
-                              "mm export models/bert --to transformers -o exports/bert   # BertForMaskedLM",
-                              "mm export models/esm2 --to transformers -o exports/esm2   # EsmForMaskedLM (ESM-2)",
-                              "python -c \"import timm; timm.create_model('local-dir:exports/mae-timm', pretrained=True)\""])
+    p = add_command(
+        sub,
+        "export",
+        "write a model's encoder in a peer library's format, outputs checked equal",
+        usage="mm export MODEL --to timm|transformers -o DIR",
+        examples=[
+            "mm export runs/image-mae-demo --to timm -o exports/mae-timm",
+            "mm export models/bert --to transformers -o exports/bert   # BertForMaskedLM",
+            "mm export models/esm2 --to transformers -o exports/esm2   # EsmForMaskedLM (ESM-2)",
+            "python -c \"import timm; timm.create_model('local-dir:exports/mae-timm', pretrained=True)\"",
+        ],
+    )
     p.add_argument("model", help="a model folder, a run folder with model/ inside, or a Hub repo id")
     p.add_argument("--to", required=True, choices=["timm", "transformers"], help="the peer library")
     p.add_argument("-o", "--output", required=True, help="folder to create (must not exist)")
     p.set_defaults(func=cmd_export)
 
-    p = add_command(sub, "import", "turn a peer library's folder into an mmcore model, outputs checked equal",
-                    usage="mm import DIR --from timm|transformers -o OUT",
-                    examples=["mm import exports/vit-timm --from timm -o models/vit-mae",
-                              "mm import vit-mae-base --from transformers -o models/mae   # a ViTMAEForPreTraining folder",
-                              "mm import bert-base --from transformers -o models/bert   # a BertForMaskedLM folder",
-                              "mm import esm2_t6_8M_UR50D --from transformers -o models/esm2   # an EsmForMaskedLM folder",
-                              "mm export models/vit-mae --to timm -o exports/vit-again   # and back out, still equal"])
-    p.add_argument("folder", help="a timm folder (config.json with 'architecture') or a transformers ViTMAE, "
-                                  "BertForMaskedLM or EsmForMaskedLM (ESM-2) folder, with model.safetensors")
+    p = add_command(
+        sub,
+        "import",
+        "turn a peer library's folder into an mmcore model, outputs checked equal",
+        usage="mm import DIR --from timm|transformers -o OUT",
+        examples=[
+            "mm import exports/vit-timm --from timm -o models/vit-mae",
+            "mm import vit-mae-base --from transformers -o models/mae   # a ViTMAEForPreTraining folder",
+            "mm import bert-base --from transformers -o models/bert   # a BertForMaskedLM folder",
+            "mm import esm2_t6_8M_UR50D --from transformers -o models/esm2   # an EsmForMaskedLM folder",
+            "mm export models/vit-mae --to timm -o exports/vit-again   # and back out, still equal",
+        ],
+    )
+    p.add_argument(
+        "folder",
+        help="a timm folder (config.json with 'architecture') or a transformers ViTMAE, "
+        "BertForMaskedLM or EsmForMaskedLM (ESM-2) folder, with model.safetensors",
+    )
     p.add_argument("--from", dest="source", required=True, choices=["timm", "transformers"], help="the peer library")
     p.add_argument("-o", "--output", required=True, help="model folder to create (must not exist)")
     p.set_defaults(func=cmd_import)
@@ -310,8 +378,10 @@ def read_input(modality, tokenizer, args: argparse.Namespace):
     accepted = inspect.signature(modality.read_file).parameters
     for name in options:
         if name not in accepted:
-            raise ConfigError(f"--{name} does not apply to {modality.name!r} files: its reader has no {name!r} option; "
-                              f"accepted: mm reconstruct without --{name}")
+            raise ConfigError(
+                f"--{name} does not apply to {modality.name!r} files: its reader has no {name!r} option; "
+                f"accepted: mm reconstruct without --{name}"
+            )
     return modality.read_file(tokenizer, args.input, **options)
 
 

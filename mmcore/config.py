@@ -118,22 +118,36 @@ class Recipe:
 
 BOUNDS: dict[type, dict[str, Bound]] = {
     TrainConfig: {
-        "steps": integers(1), "grad_accum": integers(1), "warmup_steps": integers(0),
-        "base_lr": numbers(0), "min_lr": numbers(0), "weight_decay": numbers(0),
+        "steps": integers(1),
+        "grad_accum": integers(1),
+        "warmup_steps": integers(0),
+        "base_lr": numbers(0),
+        "min_lr": numbers(0),
+        "weight_decay": numbers(0),
         "grad_clip": numbers(0),  # 0: off; a negative norm would flip every gradient
         "betas": Range(0, 1, high_open=True, count=2),
         "seed": integers(0, 2**32 - 1),  # numpy's range: accelerate's set_seed seeds numpy too
-        "log_every": integers(1), "checkpoint_every": integers(1), "keep_checkpoints": integers(0),
-        "max_nonfinite_steps": integers(1), "picture_every": integers(0),
-        "precision": OneOf(("auto", "bf16", "fp16", "no")), "loss_weights": Each(numbers(0)),
+        "log_every": integers(1),
+        "checkpoint_every": integers(1),
+        "keep_checkpoints": integers(0),
+        "max_nonfinite_steps": integers(1),
+        "picture_every": integers(0),
+        "precision": OneOf(("auto", "bf16", "fp16", "no")),
+        "loss_weights": Each(numbers(0)),
     },
     DataConfig: {"batch_size": integers(1), "num_workers": integers(0), "eval_batches": integers(1)},
     ModelConfig: {"hide_one_prob": numbers(0, 1), "input_keep_prob": numbers(0, 1), "style": OneOf((None, *STYLES))},
     StreamConfig: {"role": OneOf(ROLES)},
     # depth 0: no blocks, the final norm alone; the upper bounds keep building the blocks quick
-    TransformerConfig: {"dim": integers(1, 65536), "depth": integers(0, 1024), "heads": integers(1, 1024),
-                        "mlp_ratio": numbers(0, 64, low_open=True), "norm_eps": numbers(0, 1, low_open=True),
-                        "norm_placement": OneOf(NORM_PLACEMENTS), "rotary_base": numbers(1, low_open=True)},
+    TransformerConfig: {
+        "dim": integers(1, 65536),
+        "depth": integers(0, 1024),
+        "heads": integers(1, 1024),
+        "mlp_ratio": numbers(0, 64, low_open=True),
+        "norm_eps": numbers(0, 1, low_open=True),
+        "norm_placement": OneOf(NORM_PLACEMENTS),
+        "rotary_base": numbers(1, low_open=True),
+    },
 }
 MAX_PARAMS = 20_000_000_000  # encoder + decoder: 80 GB of float32 weights, far beyond any recipe here
 SECTIONS = ("model", "data", "train")  # mappings that may be left out but not null; the parts may be null
@@ -168,14 +182,17 @@ def load_recipe(path: str | Path, overrides: list[str] = (), registry: Registry 
         cfg = merge_checked(schema, [raw, extra], path)
     except (OmegaConfBaseException, RecursionError) as exc:  # e.g. name: ${name}
         key = getattr(exc, "full_key", None) or "an interpolation"
-        raise ConfigError(f"{path}: {key}: cannot resolve: {(str(exc).splitlines() or ['?'])[0]}; accepted: a value, "
-                          "or ${other.key} naming a key that does not lead back to this one") from None
+        raise ConfigError(
+            f"{path}: {key}: cannot resolve: {(str(exc).splitlines() or ['?'])[0]}; accepted: a value, "
+            "or ${other.key} naming a key that does not lead back to this one"
+        ) from None
     check_recipe_values(cfg, registry, path)
     return cfg
 
 
 def check_sections(cfg: Any, path: Path | str) -> None:
     """The recipe and its sections are mappings: ``model: null`` or a list is one line, not an AttributeError."""
+
     def fail(key: str, found: str, accepted: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: got {found}; accepted: {accepted}")
 
@@ -208,6 +225,7 @@ def check_mappings(node: DictConfig, keys, fail, prefix: str = "", required=()) 
 
 def check_recipe_values(cfg: DictConfig, registry: Registry, path: Path) -> None:
     """Every bound of `BOUNDS`, the backbone's shape and size, the trackers, and the masking policies' own checks."""
+
     def fail(key: str, found: str, accepted: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: got {found}; accepted: {accepted}")
 
@@ -225,6 +243,7 @@ def check_recipe_values(cfg: DictConfig, registry: Registry, path: Path) -> None
 
 def option_parts(cfg: DictConfig, registry: Registry) -> list[tuple[str, str, Callable[[], Any]]]:
     """(key prefix, part, build) for each tokenizer, masking policy, target and dataset of the recipe."""
+
     def builder(lookup: Callable[..., type], modality: str, node: DictConfig) -> Callable[[], Any]:
         options = OmegaConf.to_container(node, resolve=True)
         name = options.pop("name", None)
@@ -234,9 +253,11 @@ def option_parts(cfg: DictConfig, registry: Registry) -> list[tuple[str, str, Ca
     found = []
     for key, (modality, node) in model_parts(cfg.model, "model.").items():
         tokenizer = registry.modality(modality).tokenizer
-        found += [(key, "tokenizer", builder(lambda t=tokenizer: t, modality, node.tokenizer)),
-                  (key, "masking", builder(registry.policy, modality, node.masking)),
-                  (key, "target", builder(registry.target, modality, node.target))]
+        found += [
+            (key, "tokenizer", builder(lambda t=tokenizer: t, modality, node.tokenizer)),
+            (key, "masking", builder(registry.policy, modality, node.masking)),
+            (key, "target", builder(registry.target, modality, node.target)),
+        ]
         stream = key.removeprefix("model.modalities.").rstrip(".")
         dataset = streams.get(stream) if streams else (cfg.data.dataset if key == "model." else None)
         if dataset is not None:
@@ -254,15 +275,26 @@ def check_backbone(model: DictConfig, fail, prefix: str) -> None:
             near = min((h for h in range(1, t.dim + 1) if t.dim % h == 0), key=lambda h: (abs(h - t.heads), -h))
             raise fail(f"{prefix}{part}.heads", t.heads, f"a divisor of {prefix}{part}.dim {t.dim}, e.g. {near}")
         if t.rotary and (t.dim // t.heads) % 2:
-            raise fail(f"{prefix}{part}.heads", t.heads, f"with {prefix}{part}.rotary, heads giving an even head "
-                       f"width ({prefix}{part}.dim {t.dim} / heads): rotary turns pairs of channels")
+            raise fail(
+                f"{prefix}{part}.heads",
+                t.heads,
+                f"with {prefix}{part}.rotary, heads giving an even head "
+                f"width ({prefix}{part}.dim {t.dim} / heads): rotary turns pairs of channels",
+            )
         if t.rotary and style_of(model) == "mae":  # MAE routes visible tokens first: rows are not positions
-            raise fail(f"{prefix}{part}.rotary", "true", "false with the MAE style and joint models (rotary "
-                       "positions follow each token's row, which MAE reorders); model.style=bert keeps the order")
+            raise fail(
+                f"{prefix}{part}.rotary",
+                "true",
+                "false with the MAE style and joint models (rotary "
+                "positions follow each token's row, which MAE reorders); model.style=bert keeps the order",
+            )
         total += t.num_params()
     if total > MAX_PARAMS:
-        raise fail(f"{prefix}encoder + {prefix}decoder", f"{total:.3g} parameters ({total * 4 / 1e9:.3g} GB "
-                   "of float32 weights)", f"at most {MAX_PARAMS:.0e} parameters")
+        raise fail(
+            f"{prefix}encoder + {prefix}decoder",
+            f"{total:.3g} parameters ({total * 4 / 1e9:.3g} GB of float32 weights)",
+            f"at most {MAX_PARAMS:.0e} parameters",
+        )
 
 
 def style_of(model: DictConfig) -> str | None:
@@ -284,13 +316,16 @@ def check_trackers(names: list[str], path: Path) -> None:
     installed = {str(getattr(t, "value", t)) for t in get_available_trackers()}
     for name in names:
         if name not in LOGGER_TYPE_TO_CLASS and name != "all":
-            raise ConfigError(f"{path}: train.trackers: got {name!r}; accepted: "
-                              f"{', '.join(sorted(LOGGER_TYPE_TO_CLASS))}, all, or [] for none")
+            raise ConfigError(
+                f"{path}: train.trackers: got {name!r}; accepted: {', '.join(sorted(LOGGER_TYPE_TO_CLASS))}, all, or [] for none"
+            )
         if name != "all" and name not in installed:
             rest = ",".join(n for n in names if n != name)
-            raise ConfigError(f"{path}: train.trackers: got {name!r}, which is not installed; accepted: an installed "
-                              f"one ({', '.join(sorted(installed)) or 'none'}; pip install {name} adds it), or "
-                              f"train.trackers=[{rest}]")
+            raise ConfigError(
+                f"{path}: train.trackers: got {name!r}, which is not installed; accepted: an installed "
+                f"one ({', '.join(sorted(installed)) or 'none'}; pip install {name} adds it), or "
+                f"train.trackers=[{rest}]"
+            )
 
 
 def model_parts(model: DictConfig, prefix: str) -> dict[str, tuple[str, DictConfig]]:
@@ -305,7 +340,7 @@ def one_entry_as_single(merged: DictConfig) -> DictConfig:
     """``model.modalities`` with one entry is the single-modality recipe: same model, same folder."""
     cfg = OmegaConf.to_container(merged)
     model, data = cfg["model"], cfg.get("data", {})
-    (name, entry), = model.pop("modalities").items()
+    ((name, entry),) = model.pop("modalities").items()
     model.pop("hide_one_prob", None)
     model.pop("input_keep_prob", None)
     model.update({k: entry[k] for k in ("tokenizer", "masking", "target") if k in entry}, modality=entry.get("modality") or name)
@@ -353,8 +388,9 @@ def recipe_schema(merged: DictConfig, registry: Registry, path: Path) -> DictCon
 
         OmegaConf.update(schema, "data.dataset", OmegaConf.structured(PairedDatasets), force_add=True)
         for name, modality in modalities.items():
-            add_dataset_node(schema, f"data.dataset.modalities.{name}", modality,
-                             (dataset.get("modalities") or {}).get(name) or {}, registry, path)
+            add_dataset_node(
+                schema, f"data.dataset.modalities.{name}", modality, (dataset.get("modalities") or {}).get(name) or {}, registry, path
+            )
     OmegaConf.set_struct(schema, True)  # unknown keys are errors everywhere but in free-keyed maps
     OmegaConf.set_struct(schema.train.loss_weights, False)
     return schema
@@ -366,8 +402,10 @@ def add_model_parts(schema: DictConfig, prefix: str, model: Any, registry: Regis
     if not streams:
         modality_name = model.get("modality")
         if modality_name is None:
-            raise ConfigError(f"{path}: {prefix}modality is missing; installed: "
-                              f"{', '.join(registry.names('modalities'))} (or {prefix}modalities for several)")
+            raise ConfigError(
+                f"{path}: {prefix}modality is missing; installed: "
+                f"{', '.join(registry.names('modalities'))} (or {prefix}modalities for several)"
+            )
         add_part_nodes(schema, prefix, modality_name, model, registry, path)
         return {None: modality_name}
     found = {}
@@ -379,8 +417,7 @@ def add_model_parts(schema: DictConfig, prefix: str, model: Any, registry: Regis
     return found
 
 
-def add_part_nodes(schema: DictConfig, prefix: str, modality_name: str, node: Any, registry: Registry,
-                   path: Path | str) -> None:
+def add_part_nodes(schema: DictConfig, prefix: str, modality_name: str, node: Any, registry: Registry, path: Path | str) -> None:
     """``<prefix>tokenizer``, ``masking`` and ``target`` typed by the classes the modality's plugins registered."""
     try:
         modality = registry.modality(modality_name)
@@ -447,17 +484,22 @@ def model_section(node: DictConfig, resolve: bool = True) -> dict[str, Any]:
     mixture = {k: model.pop(k) for k in ("hide_one_prob", "input_keep_prob")}
     reads_class = model.pop("decoder_reads_class_token", False)  # written only when set: configs stay as they were
     if reads_class and streams:
-        raise ConfigError("model.decoder_reads_class_token is for one modality's MAE (ViTMAE's decoder); "
-                          "accepted for joint models: false")
+        raise ConfigError("model.decoder_reads_class_token is for one modality's MAE (ViTMAE's decoder); accepted for joint models: false")
     if not streams:
         return {**model, "decoder_reads_class_token": True} if reads_class else model
     for name, entry in streams.items():
         entry["modality"] = entry.get("modality") or name
-    return {"modalities": streams, "style": model.get("style") or "mae", **mixture,
-            "encoder": model["encoder"], "decoder": model["decoder"]}
+    return {
+        "modalities": streams,
+        "style": model.get("style") or "mae",
+        **mixture,
+        "encoder": model["encoder"],
+        "decoder": model["decoder"],
+    }
 
 
 # -- a model folder's config.json -------------------------------------------------------
+
 
 def read_model_config(path: str | Path) -> dict[str, Any]:
     """``config.json`` parsed, or one line saying why it cannot be (the Hub mixin would raise bare)."""
@@ -466,8 +508,7 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {' '.join(str(exc).split())}; accepted: the JSON object "
-                        "mm train writes") from None
+        raise DataError(f"cannot read {path}: {' '.join(str(exc).split())}; accepted: the JSON object mm train writes") from None
     if not isinstance(config, dict):
         raise DataError(f"{path}: got {shown(config)}; accepted: a JSON object of model options")
     return config
@@ -544,8 +585,13 @@ def restore(value: Any, saved: list[str]) -> Any:
 
 
 def omegaconf_error(exc: OmegaConfBaseException, source: str, saved: list[str]) -> DataError:
-    return DataError(restore(f"{source}: {getattr(exc, 'full_key', None) or 'top level'}: "
-                             f"{(str(exc).splitlines() or ['?'])[0]}; accepted: JSON values as mm train writes them", saved))
+    return DataError(
+        restore(
+            f"{source}: {getattr(exc, 'full_key', None) or 'top level'}: "
+            f"{(str(exc).splitlines() or ['?'])[0]}; accepted: JSON values as mm train writes them",
+            saved,
+        )
+    )
 
 
 def is_joint(cfg: DictConfig) -> bool:

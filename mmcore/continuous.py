@@ -30,6 +30,7 @@ EPS = 1e-6  # added to a patch's variance before the square root: flat patches s
 
 # -- positions -------------------------------------------------------------------
 
+
 def sincos(positions: Tensor, dim: int) -> Tensor:
     """[..., N, A] coordinates → [..., N, dim] fixed sin-cos features.
 
@@ -49,6 +50,7 @@ def sincos(positions: Tensor, dim: int) -> Tensor:
 
 
 # -- embedder, head, target --------------------------------------------------------
+
 
 class PatchEmbedder(Embedder):
     """Linear patch projection plus positions: fixed sin-cos by default (MAE style).
@@ -86,8 +88,9 @@ class PatchEmbedder(Embedder):
             nn.init.normal_(self.mask_token, std=0.02)
         if self.positions != "sincos":  # created only when asked: existing models keep their weights' keys
             self.grid = tuple(int(g) for g in tokenizer.grid)
-            coords = torch.stack(torch.meshgrid(*(torch.arange(g, dtype=torch.float32) for g in self.grid),
-                                                indexing="ij"), dim=-1).reshape(1, -1, len(self.grid))
+            coords = torch.stack(torch.meshgrid(*(torch.arange(g, dtype=torch.float32) for g in self.grid), indexing="ij"), dim=-1).reshape(
+                1, -1, len(self.grid)
+            )
             self._table("pos_embed", sincos(coords, dim))
             if decoder_dim is not None:
                 self._table("decoder_pos_embed", sincos(coords, decoder_dim))
@@ -101,15 +104,19 @@ class PatchEmbedder(Embedder):
     def _check_dim(self, name: str, dim: int) -> None:
         step = 2 * self.axes if self.axes else 1
         if dim % step:
-            raise ConfigError(f"model.{name} {dim} is not divisible by {step}, which {self.axes}-D sin-cos positions need; "
-                              f"accepted: multiples of {step} such as {max(step, dim // step * step)}")
+            raise ConfigError(
+                f"model.{name} {dim} is not divisible by {step}, which {self.axes}-D sin-cos positions need; "
+                f"accepted: multiples of {step} such as {max(step, dim // step * step)}"
+            )
 
     def position_rows(self, tokens: Tokens, table: Tensor) -> Tensor:
         """[B or 1, N, D] rows of a position table at the tokens' grid coordinates."""
         grid = tokens.meta.get("grid")
         if grid is not None and tuple(grid) != self.grid:
-            raise ValueError(f"a batch with a {tuple(grid)} patch grid; this model's position table "
-                             f"(tokenizer.positions={self.positions!r}) covers the trained grid {self.grid} only")
+            raise ValueError(
+                f"a batch with a {tuple(grid)} patch grid; this model's position table "
+                f"(tokenizer.positions={self.positions!r}) covers the trained grid {self.grid} only"
+            )
         strides = [1] * len(self.grid)
         for i in range(len(self.grid) - 2, -1, -1):
             strides[i] = strides[i + 1] * self.grid[i + 1]
@@ -183,6 +190,7 @@ class PatchTarget:
 
 # -- masking -----------------------------------------------------------------------
 
+
 @dataclass
 class PatchMasking:
     """Base of patch policies: checks ``ratio`` and hides the lowest scores.
@@ -215,4 +223,3 @@ class RandomMasking(PatchMasking):
     def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor:
         noise = uniform_noise((tokens.batch_size, tokens.num_tokens), tokens.values.device, generator)
         return self.hide(tokens, noise)
-

@@ -76,8 +76,7 @@ class Tokens:
     def to(self, device: torch.device | str) -> Tokens:
         valid = None if self.valid is None else self.valid.to(device)
         structure = None if self.structure is None else self.structure.to(device)
-        return replace(self, values=self.values.to(device), positions=self.positions.to(device), valid=valid,
-                       structure=structure)
+        return replace(self, values=self.values.to(device), positions=self.positions.to(device), valid=valid, structure=structure)
 
 
 @runtime_checkable
@@ -128,9 +127,7 @@ class MaskingPolicy(Protocol):
 
     def num_hidden(self, num_tokens: int) -> int: ...
 
-    def __call__(
-        self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None
-    ) -> Tensor: ...
+    def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor: ...
 
     # Optional, BERT style only: ``corrupt(tokens, hidden, generator) -> Tokens``
     # rewrites the values the encoder sees (BERT's 80% [MASK] / 10% random /

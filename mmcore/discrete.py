@@ -41,6 +41,7 @@ from mmcore.sampling import check_prompts, fill
 
 # -- budgets and ranking -------------------------------------------------------
 
+
 def hidden_budget(ratio: float, num_tokens: int) -> int:
     """Upper bound of hidden tokens per sample: ``round(ratio * N)``, at least 1 when ratio > 0."""
     if ratio <= 0 or num_tokens == 0:
@@ -99,6 +100,7 @@ def _check_ratio(name: str, ratio: float, upper: float = 1.0) -> None:
 
 # -- masking policies ----------------------------------------------------------
 
+
 @dataclass
 class BertMasking:
     """Random tokens (BERT/ESM): ``ratio`` of each sample's valid tokens hidden.
@@ -117,8 +119,10 @@ class BertMasking:
         _check_ratio("model.masking.mask_prob", self.mask_prob)
         _check_ratio("model.masking.random_prob", self.random_prob)
         if self.mask_prob + self.random_prob > 1.0 + 1e-9:
-            raise ConfigError(f"model.masking.mask_prob {self.mask_prob} + random_prob {self.random_prob} exceed 1; "
-                              "accepted: mask_prob + random_prob <= 1 (the rest is kept unchanged)")
+            raise ConfigError(
+                f"model.masking.mask_prob {self.mask_prob} + random_prob {self.random_prob} exceed 1; "
+                "accepted: mask_prob + random_prob <= 1 (the rest is kept unchanged)"
+            )
 
     def num_hidden(self, num_tokens: int) -> int:
         return hidden_budget(self.ratio, num_tokens)
@@ -136,8 +140,7 @@ class BertMasking:
         return corrupt_ids(tokens, hidden, self.mask_prob, self.random_prob, generator)
 
 
-def corrupt_ids(tokens: Tokens, hidden: Tensor, mask_prob: float, random_prob: float,
-                generator: torch.Generator | None) -> Tokens:
+def corrupt_ids(tokens: Tokens, hidden: Tensor, mask_prob: float, random_prob: float, generator: torch.Generator | None) -> Tokens:
     """BERT's 80/10/10 on the device; marks the result so the embedder does not mask it again."""
     ids = tokens.values
     u = uniform_noise((2, *ids.shape), ids.device, generator)
@@ -222,6 +225,7 @@ class DiffusionMasking:
 
 # -- target, embedder, head ------------------------------------------------------
 
+
 @dataclass
 class TokenIdTarget:
     """Predict each hidden token's id (cross-entropy over the vocabulary)."""
@@ -266,8 +270,10 @@ class TokenEmbedder(Embedder):
 
     def _check_length(self, n: int) -> None:
         if n > self.max_length:
-            raise DataError(f"a batch of {n} tokens is longer than the model's limit model.tokenizer.max_length "
-                            f"{self.max_length}; accepted: at most {self.max_length} tokens (crop or split the input)")
+            raise DataError(
+                f"a batch of {n} tokens is longer than the model's limit model.tokenizer.max_length "
+                f"{self.max_length}; accepted: at most {self.max_length} tokens (crop or split the input)"
+            )
 
     def forward(self, tokens: Tokens, hidden: Tensor | None = None) -> Tensor:
         ids = tokens.values
@@ -296,9 +302,11 @@ class VocabHead(Head):
         """Share the output matrix with the embedder's token table, as BERT and ESM tie their decoder
         (the bias stays the head's own); returns the names of the head's parameters now shared."""
         if self.proj.weight.shape != embedder.tokens.weight.shape:
-            raise ConfigError(f"model.tokenizer.tie_embeddings: the head's output matrix {tuple(self.proj.weight.shape)} "
-                              f"and the token table {tuple(embedder.tokens.weight.shape)} differ in shape; accepted: "
-                              "tie_embeddings false, or a head as wide as the embeddings (style bert)")
+            raise ConfigError(
+                f"model.tokenizer.tie_embeddings: the head's output matrix {tuple(self.proj.weight.shape)} "
+                f"and the token table {tuple(embedder.tokens.weight.shape)} differ in shape; accepted: "
+                "tie_embeddings false, or a head as wide as the embeddings (style bert)"
+            )
         self.proj.weight = embedder.tokens.weight
         return ["proj.weight"]
 
@@ -313,6 +321,7 @@ class VocabHead(Head):
 
 # -- mm fill -------------------------------------------------------------------
 
+
 def _configure_fill(p) -> None:
     p.add_argument("model", help="a model folder or Hub repo id (BERT style, discrete tokens)")
     p.add_argument("prompts", nargs="*", help="prompts with the tokenizer's mask token ([MASK] for text, <mask> for protein)")
@@ -321,8 +330,13 @@ def _configure_fill(p) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = argmax; default 1")
     p.add_argument("--argmax", action="store_true", help="one shot: fill every position with its argmax in one pass")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
-    p.add_argument("--given", action="append", default=[], metavar="MODALITY=VALUE",
-                   help="joint models: a modality given as a file or text (repeatable), e.g. --given image=seven.png")
+    p.add_argument(
+        "--given",
+        action="append",
+        default=[],
+        metavar="MODALITY=VALUE",
+        help="joint models: a modality given as a file or text (repeatable), e.g. --given image=seven.png",
+    )
     p.add_argument("--predict", metavar="MODALITY", help="joint models: the modality to predict from the given ones")
     p.add_argument("--length", type=int, default=None, help="joint models: tokens of a predicted text/sequence (default 1)")
     p.add_argument("-o", "--output", help="joint models: picture of a predicted image, spectrogram, ... (PNG)")
@@ -364,11 +378,14 @@ def _run_joint_fill(model, args) -> None:
     from mmcore.joint_fill import predict_stream, read_given
 
     if not args.predict or args.prompts or args.file:
-        raise MMCoreError("mm fill with a model of several modalities: give --given MODALITY=VALUE ... --predict MODALITY "
-                          f"(its modalities: {', '.join(model.streams)})")
+        raise MMCoreError(
+            "mm fill with a model of several modalities: give --given MODALITY=VALUE ... --predict MODALITY "
+            f"(its modalities: {', '.join(model.streams)})"
+        )
     steps, temperature = (1, 0.0) if args.argmax else (args.steps, args.temperature)
-    values, tokens = predict_stream(model, read_given(model, args.given), args.predict, args.length, steps, temperature,
-                                    torch.Generator().manual_seed(args.seed))
+    values, tokens = predict_stream(
+        model, read_given(model, args.given), args.predict, args.length, steps, temperature, torch.Generator().manual_seed(args.seed)
+    )
     stream = model.streams[args.predict]
     render = getattr(stream.tokenizer, "render", None)
     if "mask_id" in tokens.meta and render is not None:
@@ -376,8 +393,11 @@ def _run_joint_fill(model, args) -> None:
         return
     picture = stream.modality.picture
     if not args.output or picture is None:
-        raise MMCoreError(f"--predict {args.predict}: give -o OUT.png for the picture of the prediction"
-                          if picture is not None else f"modality {args.predict!r} has no picture to write")
+        raise MMCoreError(
+            f"--predict {args.predict}: give -o OUT.png for the picture of the prediction"
+            if picture is not None
+            else f"modality {args.predict!r} has no picture to write"
+        )
     detok = stream.tokenizer.detokenize
     blank = detok(torch.full_like(values, float(values.mean())), tokens)
     picture(blank, blank, detok(values, tokens)).save(args.output)  # nothing of it was given: blank | blank | predicted
@@ -388,11 +408,13 @@ FILL_COMMAND = Command(
     name="fill",
     help="fill the masked positions of text or sequences, or predict one modality of a joint model from others",
     usage='mm fill MODEL "The [MASK] sat on the [MASK]." | mm fill MODEL --fasta in.fa '
-          "[--steps N] [--temperature T] [--argmax] [--seed N] | "
-          "mm fill JOINT_MODEL --given image=seven.png --predict text | --given text=seven --predict image -o out.png",
+    "[--steps N] [--temperature T] [--argmax] [--seed N] | "
+    "mm fill JOINT_MODEL --given image=seven.png --predict text | --given text=seven --predict image -o out.png",
     configure=_configure_fill,
     run=_run_fill,
-    examples=('mm fill runs/text-mlm/model "The [MASK] statement binds a [MASK] to a value."',
-              "mm fill runs/protein-mlm/model --fasta masked.fa --steps 8",
-              "mm fill runs/multimodal-digits/model --given image=seven.png --predict text"),
+    examples=(
+        'mm fill runs/text-mlm/model "The [MASK] statement binds a [MASK] to a value."',
+        "mm fill runs/protein-mlm/model --fasta masked.fa --steps 8",
+        "mm fill runs/multimodal-digits/model --given image=seven.png --predict text",
+    ),
 )

@@ -25,8 +25,9 @@ def report() -> dict[str, Any]:
         "platform": platform.platform(),
         **{name: version(name) for name in PACKAGES},
         "device": device(),
-        "plugins": [{k: p.summary()[k] for k in ("name", "distribution", "version", "status", "error")}
-                    for p in get_registry().plugins.values()],
+        "plugins": [
+            {k: p.summary()[k] for k in ("name", "distribution", "version", "status", "error")} for p in get_registry().plugins.values()
+        ],
         "settings": {k: os.environ[k] for k in SETTINGS if k in os.environ},
     }
 

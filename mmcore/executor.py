@@ -48,8 +48,7 @@ from mmcore.config import is_joint, model_dict
 from mmcore.errors import ConfigError, DivergedError
 from mmcore.joint import JointCollate, JointModel
 from mmcore.joint_data import PairedDatasets
-from mmcore.model import (MaskedModel, MaskedOutput, ModelFolder, build_part, model_class, record_joint_sources,
-                          record_sources)
+from mmcore.model import MaskedModel, MaskedOutput, ModelFolder, build_part, model_class, record_joint_sources, record_sources
 from mmcore.plugins import get_registry
 from mmcore.run_folder import RunLock, existing_run_files, move_aside, refuse_unless_fresh
 from mmcore.streams import FIT_RECORDS, SampleList, is_stream
@@ -92,8 +91,12 @@ class LossReducer:
         return summed[0] / count
 
 
-def accumulate_gradients(accelerator: Accelerator, model: torch.nn.Module, reducer: LossReducer,
-                         micro_batches: Iterator[tuple[dict[str, torch.Tensor], torch.Generator]]) -> torch.Tensor:
+def accumulate_gradients(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    reducer: LossReducer,
+    micro_batches: Iterator[tuple[dict[str, torch.Tensor], torch.Generator]],
+) -> torch.Tensor:
     """Forward and backward over one optimizer step's micro-batches; gradients end globally reduced."""
     for batch, generator in micro_batches:
         with accelerator.accumulate(model):
@@ -137,8 +140,7 @@ class Run:
         return self.out_dir / "metrics.jsonl"
 
 
-def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float], None] | None = None,
-          overwrite: bool = False) -> Path:
+def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float], None] | None = None, overwrite: bool = False) -> Path:
     """Run a recipe; return the final model folder. ``on_step(step, loss)`` is
     called on the main process after each optimizer step (logging hooks, tests).
     ``resume`` continues the folder's run; ``overwrite`` moves its old run aside first."""
@@ -162,6 +164,7 @@ def train(cfg: DictConfig, resume: bool = False, on_step: Callable[[int, float],
 
 
 # -- setup -----------------------------------------------------------------------
+
 
 def setup(cfg: DictConfig, resume: bool, overwrite: bool = False) -> Run:
     """The accelerator and the run folder's lock, then everything else (`build_run`)."""
@@ -204,8 +207,9 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
     effective_batch = cfg.data.batch_size * t.grad_accum * world
     streamed = is_stream(train_set)
     if not streamed and len(train_set) < cfg.data.batch_size * world:
-        raise ConfigError(f"data: {len(train_set)} training samples, fewer than one batch "
-                          f"(data.batch_size {cfg.data.batch_size} × {world} processes)")
+        raise ConfigError(
+            f"data: {len(train_set)} training samples, fewer than one batch (data.batch_size {cfg.data.batch_size} × {world} processes)"
+        )
     lr = t.base_lr * effective_batch / 256
     optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=lr, betas=tuple(t.betas), fused=True)
     scheduler = warmup_cosine(optimizer, t.warmup_steps, t.steps, t.min_lr / lr if lr else 0.0)
@@ -218,14 +222,26 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
         f"{world} processes, lr {lr:.3g} = base_lr {t.base_lr:g} × {effective_batch} / 256, "
         f"precision {accelerator.mixed_precision}, device {accelerator.device}"
     )
-    run = Run(cfg, accelerator, model, optimizer, scheduler, dataset_options, train_set, test_set,
-              effective_batch, lr, out_dir, collate, lock=lock)
+    run = Run(
+        cfg,
+        accelerator,
+        model,
+        optimizer,
+        scheduler,
+        dataset_options,
+        train_set,
+        test_set,
+        effective_batch,
+        lr,
+        out_dir,
+        collate,
+        lock=lock,
+    )
     resume_or_start(run, resume)
     device = accelerator.device
     run.shown = picture_batch(collate, test_set if len(test_set) else train_set, device)
     iterate = iterate_stream if streamed else iterate_batches
-    run.batches = iterate(train_set, collate, cfg.data.batch_size, cfg.data.num_workers, t.seed, accelerator,
-                          run.position)
+    run.batches = iterate(train_set, collate, cfg.data.batch_size, cfg.data.num_workers, t.seed, accelerator, run.position)
     run.reducer = LossReducer(dict(t.loss_weights), device)
     run.generator = torch.Generator(device=device)  # re-seeded for every micro-batch: no state to checkpoint
     run.nonfinite, run.streak = torch.zeros((), device=device), torch.zeros((), device=device)
@@ -238,11 +254,15 @@ def refuse_unsupported_fsdp(accelerator: Accelerator) -> None:
     instead. Running something other than what was asked is refused, before the run folder is touched."""
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() != "true" or is_sharded(accelerator):
         return
-    why = ("this machine has no CUDA GPU and Accelerate runs FSDP on GPUs only (on the CPU it would silently "
-           "train with DDP instead)" if not torch.cuda.is_available() else
-           f"Accelerate did not enable it (distributed type {accelerator.distributed_type.value})")
-    raise ConfigError(f"the accelerate config asks for FSDP (distributed_type: FSDP, as recipes/accelerate/fsdp.yaml) "
-                      f"but {why}; launch with recipes/accelerate/cpu-2proc.yaml here, or fsdp.yaml on GPUs")
+    why = (
+        "this machine has no CUDA GPU and Accelerate runs FSDP on GPUs only (on the CPU it would silently train with DDP instead)"
+        if not torch.cuda.is_available()
+        else f"Accelerate did not enable it (distributed type {accelerator.distributed_type.value})"
+    )
+    raise ConfigError(
+        f"the accelerate config asks for FSDP (distributed_type: FSDP, as recipes/accelerate/fsdp.yaml) "
+        f"but {why}; launch with recipes/accelerate/cpu-2proc.yaml here, or fsdp.yaml on GPUs"
+    )
 
 
 def claim_folder(accelerator: Accelerator, out_dir: Path, resume: bool, overwrite: bool) -> RunLock | None:
@@ -291,8 +311,10 @@ def build_joint(config: dict[str, Any], dataset_options: dict[str, Any]) -> tupl
     modalities = {s: e["modality"] for s, e in streams.items()}
     train_set, test_set = paired.build(tokenizers, modalities, "train"), paired.build(tokenizers, modalities, "test")
     if any(is_stream(part) for part in train_set.parts.values()):
-        raise ConfigError("data.dataset.modalities: a joint model reads map-style datasets only (paired by index); "
-                          "streamed parts (name=hf or webdataset) are for single-modality recipes for now")
+        raise ConfigError(
+            "data.dataset.modalities: a joint model reads map-style datasets only (paired by index); "
+            "streamed parts (name=hf or webdataset) are for single-modality recipes for now"
+        )
     for stream, tokenizer in tokenizers.items():
         if hasattr(tokenizer, "fit"):
             tokenizer.fit(train_set.parts[stream])
@@ -309,11 +331,15 @@ def resume_or_start(run: Run, resume: bool) -> None:
     if saved is not None:
         run.step, run.position = saved["step"], DataPosition(**saved["data"][accelerator.process_index])
     elif resume and list_checkpoints(run.checkpoints):
-        raise ConfigError(f"--resume: no checkpoint under {run.checkpoints} is intact (see the warnings above); "
-                          f"nothing was changed. Restore one, or start afresh with --overwrite (moves them aside)")
+        raise ConfigError(
+            f"--resume: no checkpoint under {run.checkpoints} is intact (see the warnings above); "
+            f"nothing was changed. Restore one, or start afresh with --overwrite (moves them aside)"
+        )
     elif resume and existing_run_files(run.out_dir):
-        raise ConfigError(f"--resume: {run.out_dir} holds {', '.join(existing_run_files(run.out_dir))} but no "
-                          f"checkpoint (the run stopped before its first); start afresh with --overwrite")
+        raise ConfigError(
+            f"--resume: {run.out_dir} holds {', '.join(existing_run_files(run.out_dir))} but no "
+            f"checkpoint (the run stopped before its first); start afresh with --overwrite"
+        )
     elif resume:
         accelerator.print(f"--resume: {run.out_dir} holds no run yet; starting one")
     if accelerator.is_main_process:
@@ -327,10 +353,14 @@ def resume_key(run: Run) -> dict[str, Any]:
     """What a checkpoint must share with the run that resumes it: the model, the batch order, the processes."""
     cfg = run.cfg
     workers = {"num_workers": cfg.data.num_workers} if is_stream(run.train_set) else {}  # a stream's position is per worker
-    return {"recipe": {"model": OmegaConf.to_container(cfg.model, resolve=True),
-                       "data": {"batch_size": cfg.data.batch_size, **workers},
-                       "train": {"seed": cfg.train.seed, "grad_accum": cfg.train.grad_accum}},
-            "world_size": run.accelerator.num_processes}
+    return {
+        "recipe": {
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "data": {"batch_size": cfg.data.batch_size, **workers},
+            "train": {"seed": cfg.train.seed, "grad_accum": cfg.train.grad_accum},
+        },
+        "world_size": run.accelerator.num_processes,
+    }
 
 
 def model_tensors(run: Run) -> dict[str, tuple[str, list[int]]]:
@@ -346,6 +376,7 @@ def check_loss_weights(weights: dict[str, float], parts: list[str]) -> None:
 
 
 # -- one optimizer step ------------------------------------------------------------
+
 
 def train_step(run: Run) -> torch.Tensor:
     """``grad_accum`` micro-batches, one globally reduced loss, one clipped optimizer step.
@@ -373,14 +404,14 @@ def micro_batches(run: Run) -> Iterator[tuple[dict[str, torch.Tensor], torch.Gen
 
 # -- logs, pictures and checkpoints ---------------------------------------------------
 
+
 class StepLog:
     """Progress bar, metrics.jsonl, trackers and pictures, every ``log_every`` / ``picture_every`` steps."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         t = run.cfg.train
-        self.bar = tqdm(total=t.steps, initial=run.step, disable=not run.accelerator.is_local_main_process,
-                        desc=run.cfg.name, unit="step")
+        self.bar = tqdm(total=t.steps, initial=run.step, disable=not run.accelerator.is_local_main_process, desc=run.cfg.name, unit="step")
         self.loss_sum = torch.zeros((), device=run.accelerator.device)
         self.window, self.tick = 0, time.perf_counter()
         self.nonfinite_seen = 0
@@ -400,14 +431,19 @@ class StepLog:
     def write(self) -> None:
         run, accelerator = self.run, self.run.accelerator
         elapsed = time.perf_counter() - self.tick
-        logs = {"train/loss": self.loss_sum.item() / self.window, "train/lr": run.scheduler.get_last_lr()[0],
-                "train/items_per_s": run.effective_batch * self.window / elapsed,
-                "train/nonfinite_steps": accelerator.reduce(run.nonfinite, reduction="sum").item()}
+        logs = {
+            "train/loss": self.loss_sum.item() / self.window,
+            "train/lr": run.scheduler.get_last_lr()[0],
+            "train/items_per_s": run.effective_batch * self.window / elapsed,
+            "train/nonfinite_steps": accelerator.reduce(run.nonfinite, reduction="sum").item(),
+        }
         accelerator.log(logs, step=run.step)
         if logs["train/nonfinite_steps"] > self.nonfinite_seen:
             new, self.nonfinite_seen = logs["train/nonfinite_steps"] - self.nonfinite_seen, logs["train/nonfinite_steps"]
-            accelerator.print(f"warning: {new:.0f} of the last {self.window} steps (to step {run.step}) had a "
-                              f"non-finite loss or gradient and were skipped; lr is {logs['train/lr']:.3g}")
+            accelerator.print(
+                f"warning: {new:.0f} of the last {self.window} steps (to step {run.step}) had a "
+                f"non-finite loss or gradient and were skipped; lr is {logs['train/lr']:.3g}"
+            )
         self.bar.set_postfix(loss=f"{logs['train/loss']:.4f}", items_s=f"{logs['train/items_per_s']:.0f}")
         if accelerator.is_main_process:
             with run.metrics_file.open("a") as f:
@@ -436,9 +472,11 @@ def stop_if_diverged(run: Run) -> None:
         return
     streak = int(run.streak.item())
     if streak >= t.max_nonfinite_steps:
-        raise DivergedError(f"training diverged: the last {streak} steps (to step {run.step}) had a non-finite loss "
-                            f"or gradient (train.max_nonfinite_steps={t.max_nonfinite_steps}); {last_good(run)}; "
-                            f"lower train.base_lr (lr was {run.lr:.3g}) or check the data")
+        raise DivergedError(
+            f"training diverged: the last {streak} steps (to step {run.step}) had a non-finite loss "
+            f"or gradient (train.max_nonfinite_steps={t.max_nonfinite_steps}); {last_good(run)}; "
+            f"lower train.base_lr (lr was {run.lr:.3g}) or check the data"
+        )
 
 
 def check_finite_weights(run: Run, what: str) -> None:
@@ -450,9 +488,11 @@ def check_finite_weights(run: Run, what: str) -> None:
     finite = (run.accelerator.reduce(nonfinite, reduction="sum") == 0).cpu()
     if not finite.all():
         bad = [name for name, ok in zip(params, finite.tolist()) if not ok]
-        raise DivergedError(f"weights became non-finite by step {run.step} ({', '.join(bad[:3])}"
-                            f"{' ...' if len(bad) > 3 else ''}): not writing {what}; {last_good(run)}; "
-                            f"lower train.base_lr (lr was {run.lr:.3g})")
+        raise DivergedError(
+            f"weights became non-finite by step {run.step} ({', '.join(bad[:3])}"
+            f"{' ...' if len(bad) > 3 else ''}): not writing {what}; {last_good(run)}; "
+            f"lower train.base_lr (lr was {run.lr:.3g})"
+        )
 
 
 def last_good(run: Run) -> str:
@@ -461,6 +501,7 @@ def last_good(run: Run) -> str:
 
 
 # -- the end of a run ----------------------------------------------------------------
+
 
 def finish(run: Run) -> Path:
     """Check the ranks agree, evaluate, and write the model folder; returns it."""
@@ -473,11 +514,20 @@ def finish(run: Run) -> Path:
 
     def write() -> None:
         info = dict(
-            steps=t.steps, effective_batch=run.effective_batch, batch_size=cfg.data.batch_size,
-            grad_accum=t.grad_accum, world_size=accelerator.num_processes, base_lr=t.base_lr, lr=run.lr,
-            precision=accelerator.mixed_precision, name=cfg.name, description=cfg.description,
-            dataset=run.dataset_options["name"], recipe=OmegaConf.to_yaml(cfg),
-            metrics=evaluate(unwrapped, cfg, run.test_set, run.collate, run.metrics_file))
+            steps=t.steps,
+            effective_batch=run.effective_batch,
+            batch_size=cfg.data.batch_size,
+            grad_accum=t.grad_accum,
+            world_size=accelerator.num_processes,
+            base_lr=t.base_lr,
+            lr=run.lr,
+            precision=accelerator.mixed_precision,
+            name=cfg.name,
+            description=cfg.description,
+            dataset=run.dataset_options["name"],
+            recipe=OmegaConf.to_yaml(cfg),
+            metrics=evaluate(unwrapped, cfg, run.test_set, run.collate, run.metrics_file),
+        )
         info["picture_image"] = draw(unwrapped, run.shown)
         log_picture(accelerator, info["picture_image"], run.step)
         save_model_folder(unwrapped, folder, info)
@@ -514,8 +564,7 @@ def keep_metrics_until(path: Path, step: int) -> None:
         os.replace(tmp, path)
 
 
-def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, state: dict[str, torch.Tensor],
-                        out_dir: Path, step: int) -> None:
+def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, state: dict[str, torch.Tensor], out_dir: Path, step: int) -> None:
     """Every rank must end with bit-identical parameters; a silent desync is an error. ``state`` is
     `Accelerator.get_state_dict`'s: each rank's replica, or under FSDP the full state gathered on the main
     process only (one copy, in sync by construction: its hash is recorded, there is nothing to compare)."""
@@ -527,8 +576,9 @@ def check_ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module, state:
     sharded = is_sharded(accelerator)
     digests = [digest.hexdigest()] if sharded else gather_object([digest.hexdigest()])
     if accelerator.is_main_process:
-        write_json_atomic(out_dir / "ranks.json", {"step": step, "world_size": accelerator.num_processes,
-                                                   "parameter_sha256": digests, "sharded": sharded})
+        write_json_atomic(
+            out_dir / "ranks.json", {"step": step, "world_size": accelerator.num_processes, "parameter_sha256": digests, "sharded": sharded}
+        )
     if len(set(digests)) > 1:
         raise RuntimeError(f"ranks ended with different parameters ({digests}): the processes trained unsynchronised")
 
@@ -622,6 +672,7 @@ def save_model_folder(model: MaskedModel, folder: Path, info: dict[str, Any]) ->
 
 # -- small pieces --------------------------------------------------------------
 
+
 def resolve_precision(precision: str) -> str:
     accepted = ("auto", "bf16", "fp16", "no")
     if precision not in accepted:
@@ -666,6 +717,7 @@ def mask_seed(seed: int, micro_step: int, rank: int) -> int:
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Tensors moved to ``device``, also inside the per-modality sub-batches of a joint model."""
+
     def move(v: Any) -> Any:
         if torch.is_tensor(v):
             return v.to(device, non_blocking=True)

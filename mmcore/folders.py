@@ -20,8 +20,9 @@ def visible_files(root: Path) -> list[Path]:
     return sorted(f for f in root.rglob("*") if not any(s.startswith(".") for s in f.relative_to(root).parts) and f.is_file())
 
 
-def list_class_folder(path: str, extensions: list[str], noun: str, example: str,
-                      readable: list[str] | tuple[str, ...] = ()) -> tuple[list[Path], list[int], list[str]]:
+def list_class_folder(
+    path: str, extensions: list[str], noun: str, example: str, readable: list[str] | tuple[str, ...] = ()
+) -> tuple[list[Path], list[int], list[str]]:
     """Files under ``path`` with one of ``extensions``, searched recursively, hidden ones skipped.
 
     First-level subfolders are classes (sorted names; label = index), files
@@ -45,9 +46,12 @@ def list_class_folder(path: str, extensions: list[str], noun: str, example: str,
     left = [f for f in every if f.suffix.lower() in others]
     if left:
         counts = Counter(f.suffix.lower() for f in left)
-        warnings.warn(f"{noun} folder {root}: left out {len(left)} file(s) whose extension is not in data.dataset.extensions "
-                      f"({', '.join(f'{n} {e}' for e, n in sorted(counts.items()))}, e.g. {left[0].relative_to(root)}); "
-                      f"add the extension to data.dataset.extensions to use them", stacklevel=3)
+        warnings.warn(
+            f"{noun} folder {root}: left out {len(left)} file(s) whose extension is not in data.dataset.extensions "
+            f"({', '.join(f'{n} {e}' for e, n in sorted(counts.items()))}, e.g. {left[0].relative_to(root)}); "
+            f"add the extension to data.dataset.extensions to use them",
+            stacklevel=3,
+        )
     if not files:
         raise DataError(f"{noun} folder {root} holds no {noun} files; accepted: {what}")
     parts = [f.relative_to(root).parts for f in files]
@@ -63,8 +67,9 @@ def refusal(message: str, reason: str) -> DataError:
     return error
 
 
-def keep_readable(files: list[Path], labels: list[int], probe: Callable[[Path], object], noun: str,
-                  path: str, accepted: str) -> tuple[list[Path], list[int]]:
+def keep_readable(
+    files: list[Path], labels: list[int], probe: Callable[[Path], object], noun: str, path: str, accepted: str
+) -> tuple[list[Path], list[int]]:
     """The files ``probe`` accepts (``on_error=skip``), warning once: a count per reason, then the messages.
 
     A DataError made by `refusal` is counted under its reason, any other one
@@ -83,18 +88,22 @@ def keep_readable(files: list[Path], labels: list[int], probe: Callable[[Path], 
             bad.setdefault(getattr(exc, "reason", None) or "unreadable", []).append(name)
             messages.append(str(exc))
     if bad:
-        groups = ", ".join(f"{len(names)} {reason} ({', '.join(names[:5])}{', ...' * (len(names) > 5)})"
-                           for reason, names in bad.items())
+        groups = ", ".join(f"{len(names)} {reason} ({', '.join(names[:5])}{', ...' * (len(names) > 5)})" for reason, names in bad.items())
         more = f" | ... and {len(messages) - 10} more" if len(messages) > 10 else ""
-        warnings.warn(f"skipped {len(messages)} of {len(files)} {noun} files (data.dataset.on_error=skip): {groups} | "
-                      + " | ".join(messages[:10]) + more, stacklevel=3)
+        warnings.warn(
+            f"skipped {len(messages)} of {len(files)} {noun} files (data.dataset.on_error=skip): {groups} | "
+            + " | ".join(messages[:10])
+            + more,
+            stacklevel=3,
+        )
     if not kept:
         raise DataError(f"none of the {len(files)} {noun} files under {path} is readable; accepted: {accepted}")
     return [f for f, _ in kept], [label for _, label in kept]
 
 
-def read_or_next(files: list[Path], index: int, load: Callable[[int], dict], on_error: str, skipped: list[str],
-                 noun: str, accepted: str) -> dict:
+def read_or_next(
+    files: list[Path], index: int, load: Callable[[int], dict], on_error: str, skipped: list[str], noun: str, accepted: str
+) -> dict:
     """``load(index)``; with ``on_error=skip`` a file that fails stands aside for the next readable one,
     recorded in ``skipped`` and said in a warning, so one bad file cannot stop a long run."""
     if on_error == "raise":

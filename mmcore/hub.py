@@ -59,6 +59,7 @@ class HubError(MMCoreError):
 
 # -- checks ------------------------------------------------------------------
 
+
 def check_repo_id(repo_id: str) -> str:
     """The Hub's own rule (``huggingface_hub.utils.validate_repo_id``), said in one line."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
@@ -66,23 +67,27 @@ def check_repo_id(repo_id: str) -> str:
     try:
         validate_repo_id(repo_id)
     except HFValidationError:
-        raise HubError(f"invalid repo id {repo_id!r}: expected 'namespace/name' made of letters, digits, '-', '_' "
-                       f"and '.' (no '--' or '..', not starting or ending with '-' or '.', at most 96 characters)"
-                       ) from None
+        raise HubError(
+            f"invalid repo id {repo_id!r}: expected 'namespace/name' made of letters, digits, '-', '_' "
+            f"and '.' (no '--' or '..', not starting or ending with '-' or '.', at most 96 characters)"
+        ) from None
     return repo_id
 
 
 def safe_name(name: Any) -> bool:
     """A file name from a server or a user that may become a path: relative, ``/``-separated,
     no empty, ``.`` or ``..`` part, no backslash, no control character."""
-    return (isinstance(name, str) and name.isprintable() and "\\" not in name
-            and all(part not in ("", ".", "..") for part in name.split("/")))
+    return (
+        isinstance(name, str) and name.isprintable() and "\\" not in name and all(part not in ("", ".", "..") for part in name.split("/"))
+    )
 
 
 def check_commit(sha: Any, where: str, endpoint: str) -> str:
     if not (isinstance(sha, str) and COMMIT.fullmatch(sha)):
-        raise HubError(f"the Hub at {endpoint} gave {sha!r} as the commit of {where}: expected 40 hex digits "
-                       f"(a git commit sha); refused, nothing was written")
+        raise HubError(
+            f"the Hub at {endpoint} gave {sha!r} as the commit of {where}: expected 40 hex digits "
+            f"(a git commit sha); refused, nothing was written"
+        )
     return sha
 
 
@@ -92,8 +97,10 @@ def model_folder(path: str | os.PathLike) -> Path:
     for folder in (path, path / "model"):
         if (folder / CONFIG).is_file():
             return folder
-    raise DataError(f"no model folder at {path}: expected {CONFIG} and {WEIGHTS} there or in {path / 'model'} "
-                    f"(a run's model/ folder appears when the run has finished)")
+    raise DataError(
+        f"no model folder at {path}: expected {CONFIG} and {WEIGHTS} there or in {path / 'model'} "
+        f"(a run's model/ folder appears when the run has finished)"
+    )
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -123,11 +130,9 @@ def weights_header(path: Path) -> dict[str, Any]:
     try:
         end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
     except (TypeError, KeyError, IndexError, ValueError):
-        raise DataError(f"cannot read weights {path}: not a safetensors file (damaged header: a tensor "
-                        f"without data_offsets)") from None
+        raise DataError(f"cannot read weights {path}: not a safetensors file (damaged header: a tensor without data_offsets)") from None
     if 8 + size + end != total:
-        raise DataError(f"weights {path} are truncated or padded: the header describes {8 + size + end} bytes, "
-                        f"the file has {total}")
+        raise DataError(f"weights {path} are truncated or padded: the header describes {8 + size + end} bytes, the file has {total}")
     return header
 
 
@@ -145,20 +150,30 @@ def check_tensors(path: Path, expected: dict[str, Any], strict: bool = True) -> 
     """
     import torch
 
-    names = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-             torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-             torch.bool: "BOOL"}
+    names = {
+        torch.float64: "F64",
+        torch.float32: "F32",
+        torch.float16: "F16",
+        torch.bfloat16: "BF16",
+        torch.int64: "I64",
+        torch.int32: "I32",
+        torch.int16: "I16",
+        torch.int8: "I8",
+        torch.uint8: "U8",
+        torch.bool: "BOOL",
+    }
     found = weights_header(path)
     missing, extra = [k for k in expected if k not in found], [k for k in found if k not in expected]
     if strict and (missing or extra):
-        raise DataError(f"weights {path} do not match config.json: missing tensors {_some(missing)}, "
-                        f"unexpected tensors {_some(extra)}")
+        raise DataError(f"weights {path} do not match config.json: missing tensors {_some(missing)}, unexpected tensors {_some(extra)}")
     for key in expected.keys() & found.keys():
         want = (names.get(expected[key].dtype, str(expected[key].dtype)), list(expected[key].shape))
         got = (found[key].get("dtype"), found[key].get("shape")) if isinstance(found[key], dict) else (None, None)
         if got != want:
-            raise DataError(f"weights {path}: tensor {key!r} is {got[0]} {got[1]}, the model built from config.json "
-                            f"has {want[0]} {want[1]}; refused, nothing was loaded")
+            raise DataError(
+                f"weights {path}: tensor {key!r} is {got[0]} {got[1]}, the model built from config.json "
+                f"has {want[0]} {want[1]}; refused, nothing was loaded"
+            )
 
 
 def _some(keys: list[str]) -> str:
@@ -180,20 +195,27 @@ def verify_download(path: str | os.PathLike) -> Path:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
         if digest.hexdigest() != blob.name:
-            raise DataError(f"{path.name} in the Hugging Face cache ({blob}) does not match the sha256 the Hub gave "
-                            f"for it: the file was changed or cut short; delete it and pull again")
+            raise DataError(
+                f"{path.name} in the Hugging Face cache ({blob}) does not match the sha256 the Hub gave "
+                f"for it: the file was changed or cut short; delete it and pull again"
+            )
     return path
 
 
 # -- errors from huggingface_hub, said in one line ---------------------------
+
 
 @contextlib.contextmanager
 def hub_errors(repo_id: str, revision: str | None = None, action: str = "pull") -> Iterator[None]:
     """Turn huggingface_hub and network errors into `HubError` naming the repo, revision and endpoint."""
     from huggingface_hub import constants
     from huggingface_hub.utils import (
-        EntryNotFoundError, HFValidationError, HfHubHTTPError, LocalEntryNotFoundError,
-        RepositoryNotFoundError, RevisionNotFoundError,
+        EntryNotFoundError,
+        HFValidationError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
     )
 
     where = f"{repo_id}@{revision}" if revision else repo_id
@@ -207,33 +229,35 @@ def hub_errors(repo_id: str, revision: str | None = None, action: str = "pull") 
         check_repo_id(repo_id)
         raise
     except LocalEntryNotFoundError:
-        raise HubError(f"{where} is not in the Hugging Face cache and the Hub cannot be asked (HF_HUB_OFFLINE=1 "
-                       f"or no connection to {endpoint}): pull it once online") from None
+        raise HubError(
+            f"{where} is not in the Hugging Face cache and the Hub cannot be asked (HF_HUB_OFFLINE=1 "
+            f"or no connection to {endpoint}): pull it once online"
+        ) from None
     except RevisionNotFoundError:
         raise HubError(f"revision {revision or 'main'!r} not found in {repo_id} on {endpoint}") from None
     except RepositoryNotFoundError:
         raise HubError(repo_not_found(repo_id, endpoint)) from None
     except EntryNotFoundError as exc:
         name = _entry_name(exc)
-        raise HubError(f"{name} not found in {where} on {endpoint}: not an mmcore model repo? "
-                       f"(it needs {CONFIG} and {WEIGHTS})") from None
+        raise HubError(f"{name} not found in {where} on {endpoint}: not an mmcore model repo? (it needs {CONFIG} and {WEIGHTS})") from None
     except HfHubHTTPError as exc:
         status = _status(exc)
         if status == 404:  # a bare 404: a proxy or mirror that drops the Hub's X-Error-Code
             raise HubError(repo_not_found(repo_id, endpoint)) from None
         if status == 401:
-            raise HubError(f"the Hub at {endpoint} refused the token (HTTP 401) for {where}: set HF_TOKEN "
-                           f"to a valid token{after}") from None
+            raise HubError(
+                f"the Hub at {endpoint} refused the token (HTTP 401) for {where}: set HF_TOKEN to a valid token{after}"
+            ) from None
         if status == 403:
-            raise HubError(f"the token may not {action} {where} on {endpoint} (HTTP 403): it needs write access "
-                           f"to that namespace{after}") from None
+            raise HubError(
+                f"the token may not {action} {where} on {endpoint} (HTTP 403): it needs write access to that namespace{after}"
+            ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HubError(f"the Hub at {endpoint} answered HTTP {status} for {where}: {first}{after}") from None
     except Exception as exc:
         if _network(exc):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise HubError(f"network error talking to {endpoint} for {where} ({type(exc).__name__}: {first})"
-                           f"{after}") from None
+            raise HubError(f"network error talking to {endpoint} for {where} ({type(exc).__name__}: {first}){after}") from None
         raise
 
 
@@ -256,6 +280,7 @@ def _entry_name(exc: Exception) -> str:
 
 # -- push, pull, card ----------------------------------------------------------
 
+
 def folder_card(folder: Path, config: dict[str, Any], repo: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
     """The card rendered again from the folder's config and the facts its card recorded."""
     card = folder / CARD
@@ -275,8 +300,16 @@ def write_card(path: str | os.PathLike, repo: str | None = None, **overrides: An
     return folder / CARD
 
 
-def push(path: str | os.PathLike, repo_id: str, *, revision: str | None = None, message: str | None = None,
-         private: bool | None = None, token: str | None = None, endpoint: str | None = None):
+def push(
+    path: str | os.PathLike,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    message: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+):
     """Upload a model folder as one commit; returns huggingface_hub's ``CommitInfo``.
 
     Only the folder's files travel (config, weights, card, picture, recipe); the card is
@@ -305,33 +338,52 @@ def push(path: str | os.PathLike, repo_id: str, *, revision: str | None = None, 
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         if revision not in (None, "main"):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(src) if isinstance(src, Path) else src)
-                      for name, src in files.items()]
-        return api.create_commit(repo_id, operations, commit_message=message or f"mm push {folder.name}",
-                                 revision=revision)
+        operations = [
+            CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(src) if isinstance(src, Path) else src) for name, src in files.items()
+        ]
+        return api.create_commit(repo_id, operations, commit_message=message or f"mm push {folder.name}", revision=revision)
 
 
-def pull(repo_id: str, *, revision: str | None = None, local_dir: str | os.PathLike | None = None,
-         token: str | None = None, endpoint: str | None = None, cache_dir: str | os.PathLike | None = None,
-         force_download: bool = False, local_files_only: bool = False, check: bool = True) -> Path:
+def pull(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    local_dir: str | os.PathLike | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    check: bool = True,
+) -> Path:
     """Download a model folder (from the cache when offline) and check it; returns its path.
 
     The folder lands in the HF cache (``snapshots/<commit>``); ``local_dir`` gets a copy of it.
     """
     check_repo_id(repo_id)
     if revision is not None and not safe_name(revision):
-        raise HubError(f"invalid revision {revision!r}: expected a branch, tag or commit sha (no empty, '.' or '..' "
-                       f"parts, no backslash, not starting with '/')")
+        raise HubError(
+            f"invalid revision {revision!r}: expected a branch, tag or commit sha (no empty, '.' or '..' "
+            f"parts, no backslash, not starting with '/')"
+        )
     with hub_errors(repo_id, revision, "pull"):
-        folder = fetch(repo_id, revision, cache_dir=cache_dir, token=token, endpoint=endpoint,
-                       force_download=force_download, local_files_only=local_files_only)
+        folder = fetch(
+            repo_id,
+            revision,
+            cache_dir=cache_dir,
+            token=token,
+            endpoint=endpoint,
+            force_download=force_download,
+            local_files_only=local_files_only,
+        )
     if local_dir is not None:
         folder = export(folder, Path(local_dir))
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
             where = f"{repo_id}@{revision}" if revision else repo_id
-            raise HubError(f"{name} not found in {where}: not an mmcore model repo? (it needs {CONFIG} and {WEIGHTS};"
-                           f" pickle weights are never loaded)")
+            raise HubError(
+                f"{name} not found in {where}: not an mmcore model repo? (it needs {CONFIG} and {WEIGHTS}; pickle weights are never loaded)"
+            )
     if check:
         from mmcore.model import check_plugins
 
@@ -340,8 +392,16 @@ def pull(repo_id: str, *, revision: str | None = None, local_dir: str | os.PathL
     return folder
 
 
-def fetch(repo_id: str, revision: str | None, *, cache_dir=None, token=None, endpoint=None,
-          force_download: bool = False, local_files_only: bool = False) -> Path:
+def fetch(
+    repo_id: str,
+    revision: str | None,
+    *,
+    cache_dir=None,
+    token=None,
+    endpoint=None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+) -> Path:
     """The model folder's files at ``revision`` into the HF cache; returns ``snapshots/<commit>``.
 
     Every path is built from checked values only (the repo id, a 40-hex commit, the listed
@@ -406,20 +466,23 @@ def listing(api, repo_id: str, sha: str, where: str, endpoint: str) -> dict[str,
     files = {}
     for item in api.list_repo_tree(repo_id, revision=sha, recursive=True):
         if not safe_name(item.path):
-            raise HubError(f"the Hub at {endpoint} lists a file {item.path!r} in {where}: expected a relative path "
-                           f"(no empty, '.' or '..' parts, no backslash or control character); refused, nothing "
-                           f"was written")
+            raise HubError(
+                f"the Hub at {endpoint} lists a file {item.path!r} in {where}: expected a relative path "
+                f"(no empty, '.' or '..' parts, no backslash or control character); refused, nothing "
+                f"was written"
+            )
         if isinstance(item, RepoFile) and item.path in FOLDER_FILES:
             digest, size = (item.lfs.sha256, item.lfs.size) if item.lfs else (item.blob_id, item.size)
             if not (isinstance(digest, str) and (SHA256 if item.lfs else COMMIT).fullmatch(digest)):
-                raise HubError(f"the Hub at {endpoint} gave {digest!r} as the sha of {item.path} in {where}: "
-                               f"expected {64 if item.lfs else 40} hex digits; refused, nothing was written")
+                raise HubError(
+                    f"the Hub at {endpoint} gave {digest!r} as the sha of {item.path} in {where}: "
+                    f"expected {64 if item.lfs else 40} hex digits; refused, nothing was written"
+                )
             files[item.path] = (digest, size)
     return files
 
 
-def download(repo_id: str, name: str, sha: str, digest: str, size: int, dest: Path, *, token, endpoint,
-             where: str, named: str) -> None:
+def download(repo_id: str, name: str, sha: str, digest: str, size: int, dest: Path, *, token, endpoint, where: str, named: str) -> None:
     """One file to a temporary file beside ``dest``, renamed to ``dest`` only once its sha is ``digest``.
 
     The HEAD first, as huggingface_hub does, only to refuse a server whose headers disagree
@@ -431,25 +494,26 @@ def download(repo_id: str, name: str, sha: str, digest: str, size: int, dest: Pa
 
     url = hf_hub_url(repo_id, name, revision=sha, endpoint=endpoint)
     meta = get_hf_file_metadata(url, token=token)
-    if meta.commit_hash != sha or not (isinstance(meta.etag, str) and (SHA256.fullmatch(meta.etag)
-                                                                        or COMMIT.fullmatch(meta.etag))):
-        raise HubError(f"the Hub at {named} answered commit {meta.commit_hash!r} and ETag {meta.etag!r} for {name} in "
-                       f"{where}: expected commit {sha} and a 40 or 64 hex digit ETag; refused, {name} not downloaded")
+    if meta.commit_hash != sha or not (isinstance(meta.etag, str) and (SHA256.fullmatch(meta.etag) or COMMIT.fullmatch(meta.etag))):
+        raise HubError(
+            f"the Hub at {named} answered commit {meta.commit_hash!r} and ETag {meta.etag!r} for {name} in "
+            f"{where}: expected commit {sha} and a 40 or 64 hex digit ETag; refused, {name} not downloaded"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{name}-", suffix=".incomplete")
     try:
         with os.fdopen(fd, "wb") as f:
             http_get(url, f, headers=build_hf_headers(token=token), expected_size=size, displayed_filename=name)
         if file_sha(Path(tmp), len(digest)) != digest:
-            raise DataError(f"{name} from {where} on {named} does not match the sha the Hub listed for it ({digest}): "
-                            f"refused, not kept")
+            raise DataError(f"{name} from {where} on {named} does not match the sha the Hub listed for it ({digest}): refused, not kept")
         os.replace(tmp, dest)
     except ConnectionError:
         raise
     except OSError as exc:  # http_get's size check, or the disk
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{name} from {where} on {named} arrived incomplete or could not be written ({first}): "
-                        f"not kept, pull again") from None
+        raise DataError(
+            f"{name} from {where} on {named} arrived incomplete or could not be written ({first}): not kept, pull again"
+        ) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -483,8 +547,10 @@ def cached(storage: Path, revision: str | None, where: str, endpoint: str) -> Pa
         sha = ref.read_text().strip()
     if sha and COMMIT.fullmatch(sha) and (storage / "snapshots" / sha / CONFIG).is_file():
         return storage / "snapshots" / sha
-    raise HubError(f"{where} is not in the Hugging Face cache and the Hub cannot be asked (HF_HUB_OFFLINE=1 "
-                   f"or no connection to {endpoint}): pull it once online")
+    raise HubError(
+        f"{where} is not in the Hugging Face cache and the Hub cannot be asked (HF_HUB_OFFLINE=1 "
+        f"or no connection to {endpoint}): pull it once online"
+    )
 
 
 def export(folder: Path, local_dir: Path) -> Path:

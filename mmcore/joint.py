@@ -43,8 +43,20 @@ from mmcore.backbone import Transformer, TransformerConfig
 from mmcore.contract import Modality, Tokens
 from mmcore.errors import ConfigError, PluginError
 from mmcore.model import (
-    STYLES, MaskedOutput, ModelFolder, build_part, check_hidden, loss_part_names, mae_order, mae_pass,
-    own_frozen_target, score_slots, scored_mask, scorer_of, structure_of, tie_head,
+    STYLES,
+    MaskedOutput,
+    ModelFolder,
+    build_part,
+    check_hidden,
+    loss_part_names,
+    mae_order,
+    mae_pass,
+    own_frozen_target,
+    score_slots,
+    scored_mask,
+    scorer_of,
+    structure_of,
+    tie_head,
 )
 from mmcore.plugins import get_registry, install_hint
 
@@ -119,8 +131,9 @@ class JointModel(ModelFolder):
         self.streams = build_streams(config)
         enc, dec = TransformerConfig(**config["encoder"]), TransformerConfig(**config["decoder"])
         mae = self.style == "mae"
-        self.embedders = nn.ModuleDict({s.name: s.modality.embedder(s.tokenizer, enc.dim, dec.dim if mae else None)
-                                        for s in self.streams.values()})
+        self.embedders = nn.ModuleDict(
+            {s.name: s.modality.embedder(s.tokenizer, enc.dim, dec.dim if mae else None) for s in self.streams.values()}
+        )
         width = dec.dim if mae else enc.dim
         self.heads = nn.ModuleDict({s.name: s.modality.head(s.tokenizer, s.target, width) for s in self.streams.values()})
         for s in self.streams.values():  # model.modalities.<stream>.tokenizer.tie_embeddings
@@ -204,13 +217,14 @@ class JointModel(ModelFolder):
             else:
                 out[name] = self.streams[name].policy.num_hidden(t.num_tokens)
                 if not 0 <= out[name] <= t.num_tokens:
-                    raise ConfigError(f"modality {name!r}: its masking policy hides {out[name]} of {t.num_tokens} "
-                                      f"tokens per sample; accepted: 0 to {t.num_tokens} (check model.modalities."
-                                      f"{name}.masking)")
+                    raise ConfigError(
+                        f"modality {name!r}: its masking policy hides {out[name]} of {t.num_tokens} "
+                        f"tokens per sample; accepted: 0 to {t.num_tokens} (check model.modalities."
+                        f"{name}.masking)"
+                    )
         return out
 
-    def draw_masks(self, tokens: dict[str, Tokens], budgets: dict[str, int],
-                   generator: torch.Generator | None) -> dict[str, Tensor]:
+    def draw_masks(self, tokens: dict[str, Tokens], budgets: dict[str, int], generator: torch.Generator | None) -> dict[str, Tensor]:
         masks = {}
         for name, t in tokens.items():
             K, N = budgets[name], t.num_tokens
@@ -223,8 +237,13 @@ class JointModel(ModelFolder):
         return masks
 
     # -- tokenize → mask → predict -------------------------------------------------
-    def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None,
-                hidden: dict[str, Tensor] | None = None, hide_whole: str | None = None) -> JointOutput:
+    def forward(
+        self,
+        batch: dict[str, Any],
+        generator: torch.Generator | None = None,
+        hidden: dict[str, Tensor] | None = None,
+        hide_whole: str | None = None,
+    ) -> JointOutput:
         """``hidden`` {stream: [B, N_m] bool} fixes the masks (checked per stream against its budget);
         ``hide_whole`` names a stream to predict from the others alone (e.g. text from image).
 
@@ -245,19 +264,26 @@ class JointModel(ModelFolder):
         seen = self.corrupted(tokens, masks, budgets, generator)
         return (self.compiled_step or self.step)(tokens, masks, budgets, seen, whole, left_out)
 
-    def step(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
-             seen: dict[str, Tokens], whole: str | None, left_out: frozenset[str]) -> JointOutput:
+    def step(
+        self,
+        tokens: dict[str, Tokens],
+        masks: dict[str, Tensor],
+        budgets: dict[str, int],
+        seen: dict[str, Tokens],
+        whole: str | None,
+        left_out: frozenset[str],
+    ) -> JointOutput:
         """Predict and score every stream with every random choice made (no generator): one graph."""
         preds = self.predict(tokens, masks, budgets, seen=seen)
         outputs = {}
         for name, t in tokens.items():
             scored = masks[name] if name not in left_out else torch.zeros_like(masks[name])  # left out: not scored
-            outputs[name] = score_slots(self.streams[name].target, self._scorer(self.streams[name]), name, t, scored,
-                                        *preds[name])
+            outputs[name] = score_slots(self.streams[name].target, self._scorer(self.streams[name]), name, t, scored, *preds[name])
         return JointOutput(outputs, whole, left_out)
 
-    def corrupted(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
-                  generator: torch.Generator | None) -> dict[str, Tokens]:
+    def corrupted(
+        self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int], generator: torch.Generator | None
+    ) -> dict[str, Tokens]:
         """{stream: the tokens the BERT-style encoder sees}: the policy's ``corrupt`` where a stream is
         masked by its policy (not wholly hidden or shown); MAE style sees them unchanged."""
         seen = dict(tokens)
@@ -291,9 +317,14 @@ class JointModel(ModelFolder):
             parts.append(x + self.modality_embed[self.row[name]].to(x.dtype))
         return torch.cat(parts, dim=1)
 
-    def predict(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
-                generator: torch.Generator | None = None,
-                seen: dict[str, Tokens] | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+    def predict(
+        self,
+        tokens: dict[str, Tokens],
+        masks: dict[str, Tensor],
+        budgets: dict[str, int],
+        generator: torch.Generator | None = None,
+        seen: dict[str, Tokens] | None = None,
+    ) -> dict[str, tuple[Tensor, Tensor]]:
         """{stream: (head outputs [B, K_m, ...], local token index [B, K_m])}. BERT style encodes
         ``seen`` (default: the policies' corruption drawn from ``generator``)."""
         masks = {n: scored_mask(m, tokens[n].valid) for n, m in masks.items()}
@@ -303,8 +334,7 @@ class JointModel(ModelFolder):
             seen = self.corrupted(tokens, masks, budgets, generator)
         return self.forward_bert(tokens, masks, budgets, seen)
 
-    def forward_mae(self, tokens: dict[str, Tokens], masks: dict[str, Tensor],
-                    budgets: dict[str, int]) -> dict[str, tuple[Tensor, Tensor]]:
+    def forward_mae(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int]) -> dict[str, tuple[Tensor, Tensor]]:
         x = self.embed(tokens, masks)
         B = x.shape[0]
         offsets = stream_offsets(tokens)
@@ -312,23 +342,29 @@ class JointModel(ModelFolder):
         for name, t in tokens.items():  # each stream routed on its own, the routes concatenated
             order = mae_order(masks[name], t.valid) + offsets[name]
             encoder_slots.append(order[:, : t.num_tokens - budgets[name]])
-            predicted_slots.append(order[:, t.num_tokens - budgets[name]:])
+            predicted_slots.append(order[:, t.num_tokens - budgets[name] :])
         order = torch.cat(encoder_slots + predicted_slots, dim=1)  # [B, N]
-        pos = torch.cat([self.embedders[n].decoder_positions(t).expand(B, -1, -1) + self.decoder_modality_embed[self.row[n]]
-                         for n, t in tokens.items()], dim=1)
-        y = mae_pass(self, x, order, sum(budgets.values()), joint_valid(tokens),
-                     joint_structure(tokens, self.embedders, masks), pos)  # [B, K, Dd]: stream 1's slots, 2's, ...
+        pos = torch.cat(
+            [
+                self.embedders[n].decoder_positions(t).expand(B, -1, -1) + self.decoder_modality_embed[self.row[n]]
+                for n, t in tokens.items()
+            ],
+            dim=1,
+        )
+        y = mae_pass(
+            self, x, order, sum(budgets.values()), joint_valid(tokens), joint_structure(tokens, self.embedders, masks), pos
+        )  # [B, K, Dd]: stream 1's slots, 2's, ...
         out, start = {}, 0
         for name, slots in zip(tokens, predicted_slots):
             k = slots.shape[1]
-            out[name] = (self.heads[name](y[:, start:start + k]), slots - offsets[name])
+            out[name] = (self.heads[name](y[:, start : start + k]), slots - offsets[name])
             start += k
         return out
 
-    def forward_bert(self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int],
-                     seen: dict[str, Tokens]) -> dict[str, tuple[Tensor, Tensor]]:
-        x = self.encoder(self.embed(tokens, masks, seen), joint_valid(tokens),
-                         structure=joint_structure(tokens, self.embedders, masks))
+    def forward_bert(
+        self, tokens: dict[str, Tokens], masks: dict[str, Tensor], budgets: dict[str, int], seen: dict[str, Tokens]
+    ) -> dict[str, tuple[Tensor, Tensor]]:
+        x = self.encoder(self.embed(tokens, masks, seen), joint_valid(tokens), structure=joint_structure(tokens, self.embedders, masks))
         offsets = stream_offsets(tokens)
         out = {}
         for name in tokens:
@@ -356,8 +392,7 @@ class JointModel(ModelFolder):
     def features(self, batch: dict[str, Any]) -> Tensor:
         """[B, D] mean of the encoder's states over every valid token of every stream given."""
         tokens = self.tokenize(batch)
-        masks = {n: torch.zeros(t.batch_size, t.num_tokens, dtype=torch.bool, device=t.values.device)
-                 for n, t in tokens.items()}
+        masks = {n: torch.zeros(t.batch_size, t.num_tokens, dtype=torch.bool, device=t.values.device) for n, t in tokens.items()}
         valid = joint_valid(tokens)
         states = self.encoder(self.embed(tokens, masks), valid, structure=joint_structure(tokens, self.embedders, masks))
         if valid is None:
@@ -367,6 +402,7 @@ class JointModel(ModelFolder):
 
 
 # -- building --------------------------------------------------------------------------
+
 
 def build_streams(config: dict[str, Any]) -> dict[str, Stream]:
     registry = get_registry()
@@ -386,8 +422,9 @@ def build_streams(config: dict[str, Any]) -> dict[str, Stream]:
             target.bind(tokenizer)
         streams[name] = Stream(name, modality, tokenizer, policy, target, role)
     if all(s.role == "target" for s in streams.values()):
-        raise ConfigError("model.modalities: every modality has role 'target'; accepted: at least one that the "
-                          "encoder may see (role 'both' or 'input')")
+        raise ConfigError(
+            "model.modalities: every modality has role 'target'; accepted: at least one that the encoder may see (role 'both' or 'input')"
+        )
     return streams
 
 
@@ -403,13 +440,15 @@ def check_joint_plugins(config: dict[str, Any]) -> None:
         if modality not in registry.items["modalities"]:
             missing.append((name, modality))
     if missing:
-        lines = "; ".join(f"modality {m!r} (stream {n!r})" + (f": {hint}" if (hint := install_hint(f"mm-{m}")) else "")
-                          for n, m in missing)
-        raise PluginError(f"this model needs plugins that are not installed: {lines}; "
-                          f"installed modalities: {', '.join(registry.names('modalities')) or 'none'}")
+        lines = "; ".join(f"modality {m!r} (stream {n!r})" + (f": {hint}" if (hint := install_hint(f"mm-{m}")) else "") for n, m in missing)
+        raise PluginError(
+            f"this model needs plugins that are not installed: {lines}; "
+            f"installed modalities: {', '.join(registry.names('modalities')) or 'none'}"
+        )
 
 
 # -- the union of streams --------------------------------------------------------------
+
 
 def stream_offsets(tokens: dict[str, Tokens]) -> dict[str, int]:
     offsets, start = {}, 0
@@ -423,9 +462,13 @@ def joint_valid(tokens: dict[str, Tokens]) -> Tensor | None:
     """[B, N] valid mask of the concatenation, or None when no stream has a void token."""
     if all(t.valid is None for t in tokens.values()):
         return None
-    return torch.cat([t.valid if t.valid is not None else
-                      torch.ones(t.batch_size, t.num_tokens, dtype=torch.bool, device=t.values.device)
-                      for t in tokens.values()], dim=1)
+    return torch.cat(
+        [
+            t.valid if t.valid is not None else torch.ones(t.batch_size, t.num_tokens, dtype=torch.bool, device=t.values.device)
+            for t in tokens.values()
+        ],
+        dim=1,
+    )
 
 
 def joint_structure(tokens: dict[str, Tokens], embedders: nn.ModuleDict, masks: dict[str, Tensor]) -> Tensor | None:
@@ -451,7 +494,7 @@ def joint_structure(tokens: dict[str, Tokens], embedders: nn.ModuleDict, masks: 
             b = blocks[name]
             if floating and b.dtype == torch.bool:
                 b = torch.zeros(b.shape, device=device).masked_fill(~b, float("-inf"))
-            full[:, :, start:start + n, start:start + n] = b
+            full[:, :, start : start + n, start : start + n] = b
         start += n
     return full
 
@@ -465,11 +508,8 @@ def spread_rows(tokens: Tokens, present: list[bool]) -> Tokens:
         out = torch.full((B, *x.shape[1:]), fill, dtype=x.dtype, device=x.device)
         return out.index_copy(0, rows, x)
 
-    valid = tokens.valid if tokens.valid is not None else torch.ones(
-        tokens.values.shape[:2], dtype=torch.bool, device=tokens.values.device)
+    valid = tokens.valid if tokens.valid is not None else torch.ones(tokens.values.shape[:2], dtype=torch.bool, device=tokens.values.device)
     positions = tokens.positions if tokens.positions.shape[0] == 1 else spread(tokens.positions)
-    meta = {k: spread(v) if torch.is_tensor(v) and v.dim() and v.shape[0] == tokens.batch_size else v
-            for k, v in tokens.meta.items()}
+    meta = {k: spread(v) if torch.is_tensor(v) and v.dim() and v.shape[0] == tokens.batch_size else v for k, v in tokens.meta.items()}
     structure = None if tokens.structure is None else spread(tokens.structure, True if tokens.structure.dtype == torch.bool else 0.0)
-    return replace(tokens, values=spread(tokens.values), positions=positions, valid=spread(valid, False),
-                   meta=meta, structure=structure)
+    return replace(tokens, values=spread(tokens.values), positions=positions, valid=spread(valid, False), meta=meta, structure=structure)

@@ -41,11 +41,14 @@ class PairedDatasets:
             raise ConfigError(f"data.dataset.by {self.by!r} is unknown; accepted: {', '.join(PAIR_BY)}")
         missing = [s for s in tokenizers if s not in (self.modalities or {})]
         if missing:
-            raise ConfigError(f"data.dataset.modalities lacks {missing}; accepted: one dataset per modality of "
-                              f"model.modalities ({', '.join(tokenizers)})")
+            raise ConfigError(
+                f"data.dataset.modalities lacks {missing}; accepted: one dataset per modality of model.modalities ({', '.join(tokenizers)})"
+            )
         registry = get_registry()
-        parts = {stream: build_part(registry.dataset, modalities[stream], dict(self.modalities[stream])).build(tok, split)
-                 for stream, tok in tokenizers.items()}
+        parts = {
+            stream: build_part(registry.dataset, modalities[stream], dict(self.modalities[stream])).build(tok, split)
+            for stream, tok in tokenizers.items()
+        }
         return PairedSamples(parts, self.by, self.seed + (0 if split == "train" else 1))
 
 
@@ -85,8 +88,10 @@ class PairedSamples(Dataset):
 def label_of(dataset: Any, i: int, stream: str) -> int:
     item = dataset[i]
     if not isinstance(item, dict) or "label" not in item:
-        raise DataError(f"data.dataset.modalities.{stream}: item {i} has no 'label', which pairing by label needs; "
-                        "accepted: a dataset whose items carry a label, or data.dataset.by=index")
+        raise DataError(
+            f"data.dataset.modalities.{stream}: item {i} has no 'label', which pairing by label needs; "
+            "accepted: a dataset whose items carry a label, or data.dataset.by=index"
+        )
     return int(item["label"])
 
 

@@ -49,8 +49,15 @@ def read_given(model, given: list[str]) -> dict[str, Any]:
     return samples
 
 
-def predict_stream(model, given: dict[str, Any], stream: str, length: int | None = None, steps: int = 8,
-                   temperature: float = 1.0, generator: torch.Generator | None = None) -> tuple[Tensor, Tokens]:
+def predict_stream(
+    model,
+    given: dict[str, Any],
+    stream: str,
+    length: int | None = None,
+    steps: int = 8,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tokens]:
     """Predict ``stream`` from the ``given`` samples alone: (token values [1, N, ...], the stream's Tokens)."""
     if stream not in model.streams:
         raise ConfigError(f"--predict {stream}: not a modality of this model; accepted: {', '.join(model.streams)}")
@@ -70,8 +77,9 @@ def predict_stream(model, given: dict[str, Any], stream: str, length: int | None
 
 
 @torch.no_grad()
-def decode(model, tokens: dict[str, Tokens], stream: str, steps: int, temperature: float,
-           generator: torch.Generator | None) -> tuple[Tensor, Tokens]:
+def decode(
+    model, tokens: dict[str, Tokens], stream: str, steps: int, temperature: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tokens]:
     """Confidence-ordered decoding of a discrete stream; the other streams stay fully visible."""
     if steps < 1:
         raise ConfigError(f"--steps {steps!r} is invalid; accepted: an integer >= 1")

@@ -97,9 +97,14 @@ class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         if os.path.exists(name) or name.startswith((".", "/")) or name.count("/") > 1:
             raise DataError(f"no model folder at {name}: expected a folder with config.json and model.safetensors")
         check_repo_id(name)
-        folder = pull(name, revision=revision, token=kwargs.get("token"), cache_dir=kwargs.get("cache_dir"),
-                      force_download=kwargs.get("force_download", False),
-                      local_files_only=kwargs.get("local_files_only", False))  # checked paths only: mmcore.hub
+        folder = pull(
+            name,
+            revision=revision,
+            token=kwargs.get("token"),
+            cache_dir=kwargs.get("cache_dir"),
+            force_download=kwargs.get("force_download", False),
+            local_files_only=kwargs.get("local_files_only", False),
+        )  # checked paths only: mmcore.hub
         read_model_config(os.path.join(folder, "config.json"))
         return super().from_pretrained(str(folder), revision=revision, **kwargs)
 
@@ -108,8 +113,7 @@ class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         from mmcore.hub import check_repo_id, hub_errors
 
         with hub_errors(check_repo_id(repo_id), kwargs.get("branch"), "push"):
-            return super().push_to_hub(repo_id, model_card_kwargs={"repo": repo_id, **(model_card_kwargs or {})},
-                                       **kwargs)
+            return super().push_to_hub(repo_id, model_card_kwargs={"repo": repo_id, **(model_card_kwargs or {})}, **kwargs)
 
     def generate_model_card(self, *args, info: dict | None = None, repo: str = "path/to/model", **kwargs):
         """The mmcore card (`mmcore.card`), not the mixin's generic one."""
@@ -120,9 +124,19 @@ class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         return ModelCard(render_card(self.config, info or {}, repo))
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
-                         local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
-                         **model_kwargs):
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision=None,
+        cache_dir=None,
+        force_download=False,
+        local_files_only=False,
+        token=None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ):
         """Weights from safetensors only (never pickle), each tensor's dtype and shape checked against
         the model's before anything is read (`mmcore.hub.check_tensors`), then loaded strictly."""
         from mmcore.hub import WEIGHTS, check_tensors, pull
@@ -136,13 +150,23 @@ class ModelFolder(nn.Module, PyTorchModelHubMixin, library_name="mmcore", tags=[
         except MMCoreError:
             raise
         except (RuntimeError, MemoryError, ValueError, TypeError, KeyError, IndexError) as exc:  # a plugin part's
-            raise DataError(f"{source}: the model it describes cannot be built: {type(exc).__name__}: "
-                            f"{' '.join(str(exc).split())[:300]}") from exc
+            raise DataError(
+                f"{source}: the model it describes cannot be built: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            ) from exc
         if os.path.isdir(model_id):
             path = os.path.join(model_id, WEIGHTS)
         else:
-            path = pull(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download, token=token,
-                        local_files_only=local_files_only) / WEIGHTS
+            path = (
+                pull(
+                    model_id,
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    force_download=force_download,
+                    token=token,
+                    local_files_only=local_files_only,
+                )
+                / WEIGHTS
+            )
         check_tensors(Path(path), model.state_dict(), strict)
         try:
             state = load_file(path, device=str(map_location))
@@ -202,9 +226,11 @@ class MaskedModel(ModelFolder):
         self.decoder_reads_class_token = bool(config.get("decoder_reads_class_token", False))
         if self.decoder_reads_class_token:  # ViTMAE's decoder: created only when asked, existing keys unchanged
             if self.style != "mae" or not enc.class_token:
-                raise ConfigError("model.decoder_reads_class_token needs the MAE style and model.encoder.class_token: "
-                                  f"got style {self.style!r}, encoder.class_token {enc.class_token}; accepted: both, "
-                                  "or decoder_reads_class_token false")
+                raise ConfigError(
+                    "model.decoder_reads_class_token needs the MAE style and model.encoder.class_token: "
+                    f"got style {self.style!r}, encoder.class_token {enc.class_token}; accepted: both, "
+                    "or decoder_reads_class_token false"
+                )
             self.register_buffer("decoder_class_pos", torch.zeros(1, 1, dec.dim))  # the class row's decoder position
 
     def loss_parts(self) -> list[str]:
@@ -236,8 +262,7 @@ class MaskedModel(ModelFolder):
         hidden, seen = self.draw(tokens, generator, hidden)
         return (self.compiled_step or self.step)(tokens, hidden, seen)
 
-    def draw(self, tokens: Tokens, generator: torch.Generator | None = None,
-             hidden: Tensor | None = None) -> tuple[Tensor, Tokens]:
+    def draw(self, tokens: Tokens, generator: torch.Generator | None = None, hidden: Tensor | None = None) -> tuple[Tensor, Tokens]:
         """(hidden [B, N], the tokens the encoder sees): the policy's mask, or ``hidden`` checked, and in
         BERT style the policy's corruption (80/10/10), all drawn from ``generator``."""
         if hidden is None:
@@ -258,8 +283,9 @@ class MaskedModel(ModelFolder):
         pred, index = self.predict(tokens, hidden, self.policy.num_hidden(tokens.num_tokens), seen=seen)
         return self.score(tokens, hidden, pred, index)
 
-    def predict(self, tokens: Tokens, hidden: Tensor, num_hidden: int, generator: torch.Generator | None = None,
-                seen: Tokens | None = None) -> tuple[Tensor, Tensor]:
+    def predict(
+        self, tokens: Tokens, hidden: Tensor, num_hidden: int, generator: torch.Generator | None = None, seen: Tokens | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Head outputs at ``num_hidden`` slots per sample: (pred [B, K, ...], token index [B, K]).
         Slots holding a void token (spare slots) have an index but are never scored. BERT style
         encodes ``seen`` (default: the policy's corruption drawn from ``generator``)."""
@@ -272,10 +298,17 @@ class MaskedModel(ModelFolder):
 
     def forward_mae(self, tokens: Tokens, hidden: Tensor, num_hidden: int) -> tuple[Tensor, Tensor]:
         order = mae_order(hidden, tokens.valid)  # [B, N] visible, then void, then hidden
-        y = mae_pass(self, self.embedder(tokens, hidden), order, num_hidden, tokens.valid,
-                     structure_of(self.embedder, tokens, hidden), self.embedder.decoder_positions(tokens),
-                     self.decoder_class_pos if self.decoder_reads_class_token else None)
-        return self.head(y), order[:, tokens.num_tokens - num_hidden:]
+        y = mae_pass(
+            self,
+            self.embedder(tokens, hidden),
+            order,
+            num_hidden,
+            tokens.valid,
+            structure_of(self.embedder, tokens, hidden),
+            self.embedder.decoder_positions(tokens),
+            self.decoder_class_pos if self.decoder_reads_class_token else None,
+        )
+        return self.head(y), order[:, tokens.num_tokens - num_hidden :]
 
     def forward_bert(self, tokens: Tokens, hidden: Tensor, num_hidden: int, seen: Tokens) -> tuple[Tensor, Tensor]:
         x = self.encoder(self.embedder(seen, hidden), tokens.valid, structure=structure_of(self.embedder, tokens, hidden))
@@ -310,8 +343,9 @@ class MaskedModel(ModelFolder):
     def reconstruct(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Detokenized (original, masked, reconstruction); visible tokens pasted back."""
         if not self.reconstructs:
-            raise ConfigError(f"target {self.config['target'].get('name')!r} predicts no token values "
-                              "(features): there is no reconstruction to draw")
+            raise ConfigError(
+                f"target {self.config['target'].get('name')!r} predicts no token values (features): there is no reconstruction to draw"
+            )
         out = self(batch, generator=generator)
         tokens, hidden = out.tokens, out.hidden
         values = tokens.values.float()
@@ -323,14 +357,14 @@ class MaskedModel(ModelFolder):
         detok = self.tokenizer.detokenize
         return detok(values, tokens), detok(masked, tokens), detok(recon, tokens)
 
+
 def loss_part_names(scorer: Any, name: str) -> list[str]:
     """``[name]``, or ``name/part`` for each part a loss declares in ``loss_parts``."""
     parts = getattr(scorer, "loss_parts", None)
     return [f"{name}/{p}" for p in parts] if parts else [name]
 
 
-def score_slots(target: Any, scorer: Any, name: str, tokens: Tokens, hidden: Tensor, pred: Tensor,
-                index: Tensor) -> MaskedOutput:
+def score_slots(target: Any, scorer: Any, name: str, tokens: Tokens, hidden: Tensor, pred: Tensor, index: Tensor) -> MaskedOutput:
     """Score predictions at token ``index`` [B, K] against ``target(tokens)``: hidden ∩ valid slots
     weigh 1, spare (void) slots 0; loss parts are named after ``name`` (the modality or stream)."""
     with torch.no_grad():  # a target is data, even when a frozen network computes it
@@ -368,8 +402,16 @@ def mae_order(hidden: Tensor, valid: Tensor | None) -> Tensor:
     return tier.argsort(dim=1, stable=True)
 
 
-def mae_pass(model: nn.Module, x: Tensor, order: Tensor, num_hidden: int, valid: Tensor | None,
-             structure: Tensor | None, decoder_positions: Tensor, class_position: Tensor | None = None) -> Tensor:
+def mae_pass(
+    model: nn.Module,
+    x: Tensor,
+    order: Tensor,
+    num_hidden: int,
+    valid: Tensor | None,
+    structure: Tensor | None,
+    decoder_positions: Tensor,
+    class_position: Tensor | None = None,
+) -> Tensor:
     """The MAE encoder and decoder over embedded tokens ``x`` [B, N, D] routed by ``order`` [B, N]
     (encoder slots first, the ``num_hidden`` predicted slots last): decoder states [B, K, Dd] of the
     predicted slots. ``model`` holds ``encoder``, ``decoder_embed``, ``mask_token`` and ``decoder``;
@@ -383,9 +425,12 @@ def mae_pass(model: nn.Module, x: Tensor, order: Tensor, num_hidden: int, valid:
     V = N - num_hidden
     valid = None if valid is None else valid.gather(1, order)
     structure = reorder_structure(structure, order)
-    h = model.encoder(x.gather(1, order[:, :V, None].expand(-1, -1, D)), None if valid is None else valid[:, :V],
-                      structure=None if structure is None else structure[..., :V, :V],
-                      keep_prefix=class_position is not None)
+    h = model.encoder(
+        x.gather(1, order[:, :V, None].expand(-1, -1, D)),
+        None if valid is None else valid[:, :V],
+        structure=None if structure is None else structure[..., :V, :V],
+        keep_prefix=class_position is not None,
+    )
     y = model.decoder_embed(h)  # [B, V, Dd] (with the class row first: [B, 1 + V, Dd])
     if class_position is not None:
         cls, y = y[:, :1] + class_position.to(y.dtype), y[:, 1:]
@@ -424,8 +469,10 @@ def check_routable(policy: Any, name: str, style: str) -> None:
     """A policy whose hidden count is not a fixed budget (``fixed_budget = False``) cannot feed the
     MAE style's fixed encoder slots."""
     if style == "mae" and not getattr(policy, "fixed_budget", True):
-        raise ConfigError(f"masking policy {name!r} hides a count drawn per batch, which the MAE style's fixed "
-                          "encoder slots cannot route; accepted: model.style=bert with this policy, or another policy")
+        raise ConfigError(
+            f"masking policy {name!r} hides a count drawn per batch, which the MAE style's fixed "
+            "encoder slots cannot route; accepted: model.style=bert with this policy, or another policy"
+        )
 
 
 def check_hidden(hidden: Tensor, tokens: Tokens, num_hidden: int, style: str) -> None:
@@ -435,21 +482,24 @@ def check_hidden(hidden: Tensor, tokens: Tokens, num_hidden: int, style: str) ->
     """
     B, N = tokens.batch_size, tokens.num_tokens
     if tuple(hidden.shape) != (B, N) or hidden.dtype != torch.bool:
-        raise ConfigError(f"hidden: expected a [B, N] = [{B}, {N}] bool mask (True = hidden), "
-                          f"got {tuple(hidden.shape)} {hidden.dtype}")
+        raise ConfigError(f"hidden: expected a [B, N] = [{B}, {N}] bool mask (True = hidden), got {tuple(hidden.shape)} {hidden.dtype}")
     valid = tokens.valid if tokens.valid is not None else torch.ones_like(hidden)
     scored = (hidden & valid).sum(dim=1)
     visible = (~hidden & valid).sum(dim=1)
     over = (scored > num_hidden).nonzero().flatten().tolist()
     if over:
-        raise ConfigError(f"hidden: sample(s) {over} hide {scored[over].tolist()} valid tokens, more than the "
-                          f"model predicts per sample ({num_hidden} = masking.num_hidden({N})); accepted: at most "
-                          f"{num_hidden} hidden valid tokens per sample")
+        raise ConfigError(
+            f"hidden: sample(s) {over} hide {scored[over].tolist()} valid tokens, more than the "
+            f"model predicts per sample ({num_hidden} = masking.num_hidden({N})); accepted: at most "
+            f"{num_hidden} hidden valid tokens per sample"
+        )
     crowded = (visible > N - num_hidden).nonzero().flatten().tolist()
     if style == "mae" and crowded:
-        raise ConfigError(f"hidden: sample(s) {crowded} leave {visible[crowded].tolist()} valid tokens visible, more "
-                          f"than the encoder's {N - num_hidden} slots (N {N} - {num_hidden} hidden); accepted: at "
-                          f"least {num_hidden} tokens per sample hidden or void, so no visible token is dropped")
+        raise ConfigError(
+            f"hidden: sample(s) {crowded} leave {visible[crowded].tolist()} valid tokens visible, more "
+            f"than the encoder's {N - num_hidden} slots (N {N} - {num_hidden} hidden); accepted: at "
+            f"least {num_hidden} tokens per sample hidden or void, so no visible token is dropped"
+        )
 
 
 def own_frozen_target(model: nn.Module, target: nn.Module, prefix: str = "target.") -> None:
@@ -476,8 +526,7 @@ def own_frozen_target(model: nn.Module, target: nn.Module, prefix: str = "target
     model.register_load_state_dict_post_hook(allow_missing_target)
 
 
-def tie_head(model: nn.Module, tokenizer: Any, embedder: nn.Module, head: nn.Module, prefix: str,
-             style: str) -> None:
+def tie_head(model: nn.Module, tokenizer: Any, embedder: nn.Module, head: nn.Module, prefix: str, style: str) -> None:
     """``tokenizer.tie_embeddings``: the head's output matrix is the embedder's token table (BERT, ESM).
 
     The shared matrix is stored once, under the embedder's key, as transformers saves tied weights:
@@ -489,9 +538,11 @@ def tie_head(model: nn.Module, tokenizer: Any, embedder: nn.Module, head: nn.Mod
         return
     tie = getattr(head, "tie_to", None)
     if style != "bert" or tie is None or not hasattr(embedder, "tokens"):
-        raise ConfigError(f"model.tokenizer.tie_embeddings needs style bert and a vocabulary head and token table "
-                          f"(text, protein); got style {style!r}, head {type(head).__name__}; accepted: "
-                          "tie_embeddings false, or model.style=bert with a discrete-token modality")
+        raise ConfigError(
+            f"model.tokenizer.tie_embeddings needs style bert and a vocabulary head and token table "
+            f"(text, protein); got style {style!r}, head {type(head).__name__}; accepted: "
+            "tie_embeddings false, or model.style=bert with a discrete-token modality"
+        )
     tied = [prefix + name for name in tie(embedder)]
 
     def drop_tied(module, state, key_prefix, local_metadata) -> None:
@@ -499,8 +550,9 @@ def tie_head(model: nn.Module, tokenizer: Any, embedder: nn.Module, head: nn.Mod
             state.pop(key_prefix + key, None)
 
     def allow_missing_tied(module, incompatible) -> None:  # keys may carry DDP or torch.compile prefixes
-        incompatible.missing_keys[:] = [k for k in incompatible.missing_keys
-                                        if k.removeprefix("module.").removeprefix("_orig_mod.") not in tied]
+        incompatible.missing_keys[:] = [
+            k for k in incompatible.missing_keys if k.removeprefix("module.").removeprefix("_orig_mod.") not in tied
+        ]
 
     model.register_state_dict_post_hook(drop_tied)
     model.register_load_state_dict_post_hook(allow_missing_tied)
@@ -532,18 +584,18 @@ def check_plugins(config: dict[str, Any], check_modality: bool = True) -> None:
     for dist, version in (config.get("plugins") or {}).items():
         what = ", ".join(for_part.get(dist, [f"modality {config.get('modality')!r}"]))
         if not isinstance(version, str) or install_hint(dist, version) is None:
-            problems.append(f"the plugin {dist!r} version {version!r} for its {what}, which is not a valid "
-                            f"distribution name and version (PEP 508 name, PEP 440 version): no install command shown")
+            problems.append(
+                f"the plugin {dist!r} version {version!r} for its {what}, which is not a valid "
+                f"distribution name and version (PEP 508 name, PEP 440 version): no install command shown"
+            )
             continue
         try:
             installed = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            problems.append(f"the plugin {dist}>={version} for its {what}, which is not installed: "
-                            f"{install_hint(dist, version)}")
+            problems.append(f"the plugin {dist}>={version} for its {what}, which is not installed: {install_hint(dist, version)}")
             continue
         if Version(installed) < Version(version):
-            problems.append(f"{dist}>={version} for its {what}, found {installed}: "
-                            f"{install_hint(dist, version, upgrade=True)}")
+            problems.append(f"{dist}>={version} for its {what}, found {installed}: {install_hint(dist, version, upgrade=True)}")
     if problems:
         raise PluginError("this model needs " + "; and ".join(problems))
     if check_modality:
@@ -554,12 +606,10 @@ def record_sources(config: dict[str, Any], dataset: str | None = None) -> dict[s
     """``parts`` (the plugin and version behind the modality, masking policy, target and dataset)
     and ``plugins`` ({distribution: version} of all of them), as ``config.json`` stores them."""
     modality = config["modality"]
-    keys = {"modality": modality, "masking": (modality, config["masking"]["name"]),
-            "target": (modality, config["target"]["name"])}
+    keys = {"modality": modality, "masking": (modality, config["masking"]["name"]), "target": (modality, config["target"]["name"])}
     if dataset is not None:
         keys["dataset"] = (modality, dataset)
-    parts = {part: {"name": key if isinstance(key, str) else key[1], **_source(PART_KINDS[part], key)}
-             for part, key in keys.items()}
+    parts = {part: {"name": key if isinstance(key, str) else key[1], **_source(PART_KINDS[part], key)} for part, key in keys.items()}
     plugins = {src["plugin"]: src["version"] for src in parts.values() if src.get("plugin")}
     return {"parts": parts, "plugins": plugins}
 
@@ -576,8 +626,7 @@ def record_joint_sources(config: dict[str, Any], datasets: dict[str, str]) -> di
     """`record_sources` for every stream of a joint model; part keys are ``<stream>.<part>``."""
     parts, plugins = {}, {}
     for stream, entry in config["modalities"].items():
-        one = record_sources({"modality": entry["modality"], "masking": entry["masking"], "target": entry["target"]},
-                             datasets.get(stream))
+        one = record_sources({"modality": entry["modality"], "masking": entry["masking"], "target": entry["target"]}, datasets.get(stream))
         parts.update({f"{stream}.{part}": src for part, src in one["parts"].items()})
         plugins.update(one["plugins"])
     return {"parts": parts, "plugins": plugins}

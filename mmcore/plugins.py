@@ -32,8 +32,14 @@ from mmcore.errors import PluginError
 from mmcore.streams import STREAMED, stream_dataset
 
 ENTRY_POINT_GROUP = "mmcore"
-HOOKS = ("register_modalities", "register_masking_policies", "register_targets", "register_datasets", "register_recipes",
-         "register_commands")
+HOOKS = (
+    "register_modalities",
+    "register_masking_policies",
+    "register_targets",
+    "register_datasets",
+    "register_recipes",
+    "register_commands",
+)
 KINDS = ("modalities", "policies", "targets", "datasets", "recipes", "commands")
 
 

@@ -75,8 +75,7 @@ def linear_probe(train_x, train_y, test_x, test_y, seed: int = 0, c_grid=C_GRID,
     if len(c_grid) > 1:
         counts = np.unique(train_y, return_counts=True)[1]
         stratify = train_y if counts.min() >= 2 else None
-        fit_x, val_x, fit_y, val_y = train_test_split(
-            train_x, train_y, test_size=val_fraction, random_state=seed, stratify=stratify)
+        fit_x, val_x, fit_y, val_y = train_test_split(train_x, train_y, test_size=val_fraction, random_state=seed, stratify=stratify)
         fit_x, val_x = standardise(fit_x, val_x)
         scores = [_logistic(c, seed).fit(fit_x, fit_y).score(val_x, val_y) for c in c_grid]
         best_c = c_grid[int(np.argmax(scores))]  # ties go to the smallest C (strongest regularisation)
@@ -114,8 +113,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def probe_scores(train_x, train_y, test_x, test_y, k: int = 20, seed: int = 0) -> dict:
     """Both reference probes on one set of features: {"linear", "knn", "dim"}."""
-    return {"linear": linear_probe(train_x, train_y, test_x, test_y, seed=seed),
-            "knn": knn_probe(train_x, train_y, test_x, test_y, k=k), "dim": int(train_x.shape[1])}
+    return {
+        "linear": linear_probe(train_x, train_y, test_x, test_y, seed=seed),
+        "knn": knn_probe(train_x, train_y, test_x, test_y, k=k),
+        "dim": int(train_x.shape[1]),
+    }
 
 
 def probe_encoder(model, train_set, test_set, k: int = 20, seed: int = 0, batch_size: int = 256) -> dict:

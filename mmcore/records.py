@@ -51,8 +51,10 @@ def field(record: Mapping[str, Any], names: Sequence[str], required: bool = True
             return name, record[name]
     if required:
         keys = ", ".join(sorted(k for k in record if not k.startswith("__"))) or "none"
-        raise DataError(f"the record has no field {' / '.join(map(repr, names))} (its fields: {keys}); "
-                        f"rename one with data.dataset.columns={{yours: {names[0]}}}")
+        raise DataError(
+            f"the record has no field {' / '.join(map(repr, names))} (its fields: {keys}); "
+            f"rename one with data.dataset.columns={{yours: {names[0]}}}"
+        )
     return None, None
 
 
@@ -67,8 +69,7 @@ def as_bytes(value: Any, name: str) -> bytes:
             return _read(value["path"], name)
     if isinstance(value, str) and value:
         return _read(value, name)
-    raise DataError(f"field {name!r} is a {type(value).__name__}, expected an encoded file "
-                    f"(bytes, {{'bytes': ...}} or a path)")
+    raise DataError(f"field {name!r} is a {type(value).__name__}, expected an encoded file (bytes, {{'bytes': ...}} or a path)")
 
 
 def _read(path: str, name: str) -> bytes:

@@ -43,15 +43,19 @@ class RunLock:
             except BlockingIOError:
                 holder = read_holder(fd)
                 os.close(fd)
-                raise ConfigError(f"run folder {self.path.parent} is in use by {describe(holder)}; wait for it to "
-                                  f"end, or choose another output_dir=...") from None
+                raise ConfigError(
+                    f"run folder {self.path.parent} is in use by {describe(holder)}; wait for it to end, or choose another output_dir=..."
+                ) from None
             if same_file(fd, self.path):  # not a lock file its last holder unlinked meanwhile
                 break
             os.close(fd)
         previous = read_holder(fd)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                                  "command": " ".join(sys.argv)}).encode(), 0)
+        os.pwrite(
+            fd,
+            json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "command": " ".join(sys.argv)}).encode(),
+            0,
+        )
         self.fd = fd
         return f"took over the lock of {describe(previous)}, which is no longer running" if previous else None
 
@@ -91,8 +95,10 @@ def refuse_unless_fresh(folder: Path) -> None:
     """A fresh run starts only in a folder that holds no run."""
     found = existing_run_files(folder)
     if found:
-        raise ConfigError(f"{folder} already holds a run ({', '.join(found)}); continue it with --resume, or pass "
-                          f"--overwrite to move those files into {folder / PREVIOUS}/ and start afresh")
+        raise ConfigError(
+            f"{folder} already holds a run ({', '.join(found)}); continue it with --resume, or pass "
+            f"--overwrite to move those files into {folder / PREVIOUS}/ and start afresh"
+        )
 
 
 def move_aside(folder: Path) -> Path | None:

@@ -40,8 +40,12 @@ def hidden_logits(model, tokens: Tokens, hidden: Tensor) -> tuple[Tensor, Tensor
     """
     if model.style != "bert":
         raise ConfigError(f"infilling needs a BERT-style model; this one is {model.style!r} (set model.style=bert)")
-    shown = Tokens(tokens.values.masked_fill(hidden, tokens.meta["mask_id"]), tokens.positions, tokens.valid,
-                   {k: v for k, v in tokens.meta.items() if k != "corrupted"})
+    shown = Tokens(
+        tokens.values.masked_fill(hidden, tokens.meta["mask_id"]),
+        tokens.positions,
+        tokens.valid,
+        {k: v for k, v in tokens.meta.items() if k != "corrupted"},
+    )
     states = model.encoder(model.embedder(shown, hidden), tokens.valid)  # [B, N, D]
     index, slot = gather_hidden(hidden)
     states = states.gather(1, index[..., None].expand(-1, -1, states.shape[-1]))
@@ -69,8 +73,9 @@ def remaining_after(step: int, steps: int, total: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def fill(model, batch: dict[str, Tensor], steps: int = 8, temperature: float = 1.0,
-         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def fill(
+    model, batch: dict[str, Tensor], steps: int = 8, temperature: float = 1.0, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
     """Fill every mask-id position of ``batch``; return (ids [B, N], filled [B, N] bool).
 
     ``steps`` rounds of confidence-ordered decoding (1 = one shot); ``temperature``
@@ -96,9 +101,17 @@ def fill(model, batch: dict[str, Tensor], steps: int = 8, temperature: float = 1
     return ids, filled
 
 
-def commit_confident(ids: Tensor, hidden: Tensor, logits: Tensor, index: Tensor, slot: Tensor,
-                     schedule: tuple[int, int, Tensor], allowed: tuple[int, int], temperature: float,
-                     generator: torch.Generator | None) -> None:
+def commit_confident(
+    ids: Tensor,
+    hidden: Tensor,
+    logits: Tensor,
+    index: Tensor,
+    slot: Tensor,
+    schedule: tuple[int, int, Tensor],
+    allowed: tuple[int, int],
+    temperature: float,
+    generator: torch.Generator | None,
+) -> None:
     """One MaskGIT step, in place: sample an id for every hidden slot and commit the most confident ones.
 
     ``logits`` [B, K, V] at token ``index`` [B, K] (``slot`` False for padding slots); ``schedule`` is
@@ -124,5 +137,7 @@ def check_prompts(ids: Tensor, valid: Tensor | None, mask_id: int, names: list[s
         hidden &= valid
     empty = [names[i] for i in torch.nonzero(~hidden.any(dim=1)).flatten().tolist()]
     if empty:
-        raise DataError(f"{', '.join(empty)}: no {mask_token} to fill; accepted: a prompt with at least one "
-                        f"{mask_token} where a token should be predicted")
+        raise DataError(
+            f"{', '.join(empty)}: no {mask_token} to fill; accepted: a prompt with at least one "
+            f"{mask_token} where a token should be predicted"
+        )

@@ -24,14 +24,20 @@ NAME = re.compile(r"[a-z][a-z0-9_]*")
 def new_plugin(name: str, dest: str | os.PathLike = ".") -> Path:
     """Write the plugin ``mm-<name>`` (module ``mm_<name>``) under ``dest``; return its folder."""
     if not NAME.fullmatch(name):
-        raise ConfigError(f"plugin name {name!r} is invalid; accepted: lowercase letters, digits and '_', "
-                          "starting with a letter (e.g. 'ecg' or 'time_series')")
+        raise ConfigError(
+            f"plugin name {name!r} is invalid; accepted: lowercase letters, digits and '_', "
+            "starting with a letter (e.g. 'ecg' or 'time_series')"
+        )
     from mmcore.plugins import get_registry
 
     if name in get_registry().names("modalities"):
         raise ConfigError(f"a modality named {name!r} is already installed; accepted: a new name (see `mm plugins`)")
-    words = {"name": name, "module": f"mm_{name}", "dist": f"mm-{name.replace('_', '-')}",
-             "Name": "".join(w.capitalize() for w in name.split("_"))}
+    words = {
+        "name": name,
+        "module": f"mm_{name}",
+        "dist": f"mm-{name.replace('_', '-')}",
+        "Name": "".join(w.capitalize() for w in name.split("_")),
+    }
     dest = Path(dest).expanduser().absolute()
     target = dest / words["dist"]
     if target.exists():

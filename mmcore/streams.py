@@ -53,6 +53,7 @@ def _seed(*parts: int) -> int:
 
 # -- the engines: shards of records --------------------------------------------------------
 
+
 class HuggingFaceShards:
     """The shards of ``datasets.load_dataset(path, config, data_files=..., split=..., streaming=True)``."""
 
@@ -67,13 +68,17 @@ class HuggingFaceShards:
             stream = datasets.load_dataset(path, config, data_dir=data_dir, data_files=files, split=split, streaming=True)
         except (FileNotFoundError, ValueError) as exc:
             where = f"data_dir={data_dir}" if data_dir else f"data_files={files}"
-            raise DataError(f"data.dataset: datasets cannot open {path!r} ({where}, split={split!r}): "
-                            f"{' '.join(str(exc).split())[:300]}") from None
+            raise DataError(
+                f"data.dataset: datasets cannot open {path!r} ({where}, split={split!r}): {' '.join(str(exc).split())[:300]}"
+            ) from None
         self.stream = stream.decode(False)  # records stay encoded: small in the buffer, decoded by the plugin
         self.count = self.stream.n_shards
         found = getattr(self.stream._ex_iterable, "kwargs", {}).get("files")
-        self.names = [str(f) for f in found] if isinstance(found, list) and len(found) == self.count else \
-            [f"{path} shard {i} of {self.count}" for i in range(self.count)]
+        self.names = (
+            [str(f) for f in found]
+            if isinstance(found, list) and len(found) == self.count
+            else [f"{path} shard {i} of {self.count}" for i in range(self.count)]
+        )
 
     def read(self, index: int) -> Iterator[dict[str, Any]]:
         # .iter(), not iter(): inside a loader worker datasets would deal the one shard to worker 0 only
@@ -112,8 +117,10 @@ class TarShards:
                 names.extend(sorted(glob.glob(url)) if any(c in url for c in "*?[") else [url])
         missing = [n for n in names if "://" not in n and not Path(n).is_file()]
         if not names or missing:
-            raise DataError(f"data.dataset.urls: {'no shard matches ' + repr(urls) if not names else 'no such shard ' + missing[0]}"
-                            f"; accepted: tar files, a brace pattern (shards/train-{{000000..000099}}.tar) or a glob")
+            raise DataError(
+                f"data.dataset.urls: {'no shard matches ' + repr(urls) if not names else 'no such shard ' + missing[0]}"
+                f"; accepted: tar files, a brace pattern (shards/train-{{000000..000099}}.tar) or a glob"
+            )
         self.names, self.count = names, len(names)
 
     def read(self, index: int) -> Iterator[dict[str, Any]]:
@@ -134,6 +141,7 @@ def _plain(value: Any) -> Any:
 
 # -- the stream: order, buffer, position ---------------------------------------------------
 
+
 @dataclass
 class Position:
     """Where one slot's stream stands; plain numbers, so checkpoints store it as JSON."""
@@ -149,8 +157,14 @@ class Position:
 class RecordStream(IterableDataset):
     """Endless samples of one split for one rank: see the module docstring."""
 
-    def __init__(self, shards: HuggingFaceShards | TarShards, to_sample: Callable[[dict, torch.Generator], Any],
-                 buffer_size: int, on_error: str, columns: dict[str, str]) -> None:
+    def __init__(
+        self,
+        shards: HuggingFaceShards | TarShards,
+        to_sample: Callable[[dict, torch.Generator], Any],
+        buffer_size: int,
+        on_error: str,
+        columns: dict[str, str],
+    ) -> None:
         self.shards, self.to_sample, self.buffer_size = shards, to_sample, buffer_size
         self.on_error, self.columns = on_error, dict(columns)
         self.seed, self.rank, self.world = 0, 0, 1
@@ -210,9 +224,11 @@ class RecordStream(IterableDataset):
                             yield sample
                 pos.cursor, pos.offset = pos.cursor + 1, 0
             if whole and (not read or (drawn and not made)):
-                raise DataError(f"rank {self.rank} loader worker {worker} got no {'record' if not read else 'usable record'} "
-                                f"in a whole epoch of {self.shards.count} shard(s) ({self.shards.names[0]}, ...): the "
-                                f"shards are empty or every record was skipped")
+                raise DataError(
+                    f"rank {self.rank} loader worker {worker} got no {'record' if not read else 'usable record'} "
+                    f"in a whole epoch of {self.shards.count} shard(s) ({self.shards.names[0]}, ...): the "
+                    f"shards are empty or every record was skipped"
+                )
             pos.epoch, pos.cursor, pos.offset, pos.seen = pos.epoch + 1, 0, 0, 0
 
     def _plan(self, epoch: int, slot: int, slots: int) -> tuple[list[int], bool]:
@@ -247,8 +263,10 @@ class RecordStream(IterableDataset):
                 if offset >= last:
                     break
         if any(b is None for b in buffer):
-            raise DataError(f"cannot resume the stream: {sum(b is None for b in buffer)} buffered record(s) are no "
-                            f"longer in their shards (were the shards changed since the checkpoint?)")
+            raise DataError(
+                f"cannot resume the stream: {sum(b is None for b in buffer)} buffered record(s) are no "
+                f"longer in their shards (were the shards changed since the checkpoint?)"
+            )
         return buffer
 
     def _records(self, shard: int, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -298,6 +316,7 @@ class SampleList(Dataset):
 
 # -- the recipe's dataset parts ---------------------------------------------------------------
 
+
 @dataclass
 class StreamOptions:
     """Options both engines share."""
@@ -314,15 +333,15 @@ class StreamOptions:
         for name in ("buffer_size", "test_records"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "buffer_size" else 0):
-                raise ConfigError(f"data.dataset.{name} {value!r} is invalid; accepted: an integer ≥ "
-                                  f"{1 if name == 'buffer_size' else 0}")
+                raise ConfigError(f"data.dataset.{name} {value!r} is invalid; accepted: an integer ≥ {1 if name == 'buffer_size' else 0}")
 
     def stream(self, shards: Any, tokenizer) -> RecordStream:
         from mmcore.plugins import get_registry
 
         from_record = get_registry().modality(self.modality).from_record
-        return RecordStream(shards, lambda record, g: from_record(tokenizer, record, g), self.buffer_size,
-                            self.on_error, _plain(self.columns) or {})
+        return RecordStream(
+            shards, lambda record, g: from_record(tokenizer, record, g), self.buffer_size, self.on_error, _plain(self.columns) or {}
+        )
 
     def as_split(self, stream: RecordStream | None, split: str) -> Dataset:
         if split == "train":
@@ -348,8 +367,9 @@ class HuggingFaceStream(StreamOptions):
     def __post_init__(self) -> None:
         self.check()
         if not self.path or self.path == "???":
-            raise ConfigError("data.dataset.path is required for name=hf; e.g. data.dataset.path=parquet "
-                              "data.dataset.data_files='shards/train-*.parquet'")
+            raise ConfigError(
+                "data.dataset.path is required for name=hf; e.g. data.dataset.path=parquet data.dataset.data_files='shards/train-*.parquet'"
+            )
 
     def build(self, tokenizer, split: str) -> Dataset:
         name = self.split if split == "train" else self.test_split
@@ -368,8 +388,9 @@ class WebDatasetStream(StreamOptions):
     def __post_init__(self) -> None:
         self.check()
         if not self.urls or self.urls == "???":
-            raise ConfigError("data.dataset.urls is required for name=webdataset; "
-                              "e.g. data.dataset.urls='shards/train-{000000..000099}.tar'")
+            raise ConfigError(
+                "data.dataset.urls is required for name=webdataset; e.g. data.dataset.urls='shards/train-{000000..000099}.tar'"
+            )
 
     def build(self, tokenizer, split: str) -> Dataset:
         urls = self.urls if split == "train" else self.test_urls

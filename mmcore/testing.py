@@ -65,17 +65,35 @@ class Check:
         self.run()
 
 
-def tiny_config(modality: str, policy: str, target: str | None = None, style: str | None = None,
-                tokenizer: dict[str, Any] | None = None, dims: dict[str, Any] | None = None) -> dict[str, Any]:
+def tiny_config(
+    modality: str,
+    policy: str,
+    target: str | None = None,
+    style: str | None = None,
+    tokenizer: dict[str, Any] | None = None,
+    dims: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     mod = get_registry().modality(modality)
-    return {"modality": modality, "style": style or mod.style, "tokenizer": tokenizer or {},
-            "masking": {"name": policy}, "target": {"name": target or mod.default_target}, **(dims or TINY)}
+    return {
+        "modality": modality,
+        "style": style or mod.style,
+        "tokenizer": tokenizer or {},
+        "masking": {"name": policy},
+        "target": {"name": target or mod.default_target},
+        **(dims or TINY),
+    }
 
 
-def modality_checks(modality: str, samples: list[Any], tokenizer: dict[str, Any] | None = None,
-                    styles: tuple[str, ...] | None = None, dims: dict[str, Any] | None = None,
-                    expected_failed: dict[str, str] | None = None, round_trip: str | None = None,
-                    atol: float = 1e-5) -> list[Check]:
+def modality_checks(
+    modality: str,
+    samples: list[Any],
+    tokenizer: dict[str, Any] | None = None,
+    styles: tuple[str, ...] | None = None,
+    dims: dict[str, Any] | None = None,
+    expected_failed: dict[str, str] | None = None,
+    round_trip: str | None = None,
+    atol: float = 1e-5,
+) -> list[Check]:
     """Every check for every masking policy and style of ``modality``.
 
     ``round_trip``: the batch key whose tensor ``detokenize`` gives back, for a lossless tokenizer
@@ -90,8 +108,10 @@ def modality_checks(modality: str, samples: list[Any], tokenizer: dict[str, Any]
             Check(f"check_mask_count_{policy}", lambda p=policy: check_mask_count(modality, p, samples, tokenizer)),
             Check(f"check_mask_deterministic_{policy}", lambda p=policy: check_mask_deterministic(modality, p, samples, tokenizer)),
             Check(f"check_mask_ratio_zero_{policy}", lambda p=policy: check_mask_ratio_zero(modality, p, samples, tokenizer)),
-            Check(f"check_routing_{policy}", lambda p=policy: check_routing(
-                [tiny_config(modality, p, None, s, tokenizer, dims) for s in styles], samples)),
+            Check(
+                f"check_routing_{policy}",
+                lambda p=policy: check_routing([tiny_config(modality, p, None, s, tokenizer, dims) for s in styles], samples),
+            ),
         ]
     default_policy = registry.modality(modality).default_policy
     config = lambda style=None: tiny_config(modality, default_policy, None, style, tokenizer, dims)
@@ -126,8 +146,9 @@ def _tokens(modality: str, policy_name: str, samples, tokenizer, **policy_option
 def check_mask_count(modality, policy_name, samples, tokenizer=None) -> None:
     tokens, policy = _tokens(modality, policy_name, samples, tokenizer)
     hidden = policy(tokens, torch.Generator().manual_seed(0))
-    assert hidden.shape == (tokens.batch_size, tokens.num_tokens) and hidden.dtype == torch.bool, \
+    assert hidden.shape == (tokens.batch_size, tokens.num_tokens) and hidden.dtype == torch.bool, (
         f"{policy_name}: mask must be [B, N] bool, got {tuple(hidden.shape)} {hidden.dtype}"
+    )
     budget = policy.num_hidden(tokens.num_tokens)
     counts = hidden.sum(1)
     if tokens.valid is None:
@@ -139,7 +160,8 @@ def check_mask_count(modality, policy_name, samples, tokenizer=None) -> None:
         visible = (~hidden & valid).sum(1)
         assert (visible <= tokens.num_tokens - budget).all(), (
             f"{policy_name}: leaves {visible.tolist()} valid tokens visible, more than the encoder's "
-            f"N - num_hidden = {tokens.num_tokens - budget} slots (MAE style would drop visible tokens)")
+            f"N - num_hidden = {tokens.num_tokens - budget} slots (MAE style would drop visible tokens)"
+        )
 
 
 def check_mask_deterministic(modality, policy_name, samples, tokenizer=None) -> None:
@@ -154,8 +176,9 @@ def check_mask_deterministic(modality, policy_name, samples, tokenizer=None) -> 
 
 def check_mask_ratio_zero(modality, policy_name, samples, tokenizer=None) -> None:
     tokens, policy = _tokens(modality, policy_name, samples, tokenizer, ratio=0.0)
-    assert policy.num_hidden(tokens.num_tokens) == 0 and not policy(tokens, torch.Generator().manual_seed(0)).any(), \
+    assert policy.num_hidden(tokens.num_tokens) == 0 and not policy(tokens, torch.Generator().manual_seed(0)).any(), (
         f"{policy_name}: ratio 0 must hide nothing"
+    )
 
 
 def check_train_step(config, samples) -> None:
@@ -217,8 +240,10 @@ def check_routing(configs: list[dict[str, Any]], samples) -> None:
         assert (lost == 0).all(), f"{name}: {lost.tolist()} hidden valid tokens per sample are never scored"
         if config["style"] == "mae":
             dropped = visible.gather(1, out.index).sum(1)
-            assert (dropped == 0).all(), (f"{name}: {dropped.tolist()} visible valid tokens per sample are dropped "
-                                          "from the encoder (more than N - num_hidden visible)")
+            assert (dropped == 0).all(), (
+                f"{name}: {dropped.tolist()} visible valid tokens per sample are dropped "
+                "from the encoder (more than N - num_hidden visible)"
+            )
 
 
 def check_round_trip(modality, samples, tokenizer=None, key: str | None = None, atol: float = 1e-5) -> None:
@@ -231,15 +256,15 @@ def check_round_trip(modality, samples, tokenizer=None, key: str | None = None, 
     out = tok.detokenize(tokens.values, tokens)
     assert out.shape[0] == tokens.batch_size, f"detokenize gave {tuple(out.shape)}, expected batch-first"
     moved = tok.detokenize(tokens.values + 1, tokens)
-    assert not torch.allclose(out.float(), moved.float(), rtol=0, atol=0, equal_nan=True), \
-        "detokenize ignores the token values"
+    assert not torch.allclose(out.float(), moved.float(), rtol=0, atol=0, equal_nan=True), "detokenize ignores the token values"
     if key is None:
         return
     again = tok.tokenize({**batch, key: out}).values
     err = (again.float() - tokens.values.float()).abs()[_valid(tokens)]
     assert err.max() <= atol + atol * tokens.values.float().abs().max(), (
         f"tokenize(detokenize(tokens)) differs from the tokens by up to {err.max():.3g} at valid tokens "
-        f"(batch key {key!r}); a lossy tokenizer passes round_trip=None")
+        f"(batch key {key!r}); a lossy tokenizer passes round_trip=None"
+    )
 
 
 def check_padding_at_end(modality, samples, tokenizer=None) -> None:
@@ -252,7 +277,8 @@ def check_padding_at_end(modality, samples, tokenizer=None) -> None:
         n = alone.num_tokens
         assert n <= batch.num_tokens, f"sample {i} has {n} tokens alone, more than the batch's {batch.num_tokens}"
         assert torch.equal(_valid(batch)[i, :n], _valid(alone)[0]), (
-            f"sample {i}: its valid tokens alone are not the first {n} of its row in a batch (padding at the front?)")
+            f"sample {i}: its valid tokens alone are not the first {n} of its row in a batch (padding at the front?)"
+        )
         assert not _valid(batch)[i, n:].any(), f"sample {i}: the tokens a batch adds after its {n} must be void"
 
 
@@ -290,8 +316,7 @@ def check_position_sensitivity(config, samples) -> None:
 
 
 def _valid(tokens: Tokens) -> Tensor:
-    return tokens.valid if tokens.valid is not None else torch.ones(tokens.values.shape[:2], dtype=torch.bool,
-                                                                      device=tokens.values.device)
+    return tokens.valid if tokens.valid is not None else torch.ones(tokens.values.shape[:2], dtype=torch.bool, device=tokens.values.device)
 
 
 @torch.no_grad()
@@ -303,8 +328,24 @@ def _encode(model: MaskedModel, tokens: Tokens) -> tuple[Tensor, Tensor]:
 
 # The tensor calls that wait for the device: a value read back to the host, or an output whose shape
 # depends on values (nonzero, boolean indexing). ``cpu``/``numpy`` copy to the host.
-SYNCING = frozenset({"item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__", "nonzero",
-                     "argwhere", "unique", "unique_consecutive", "masked_select", "bincount"})
+SYNCING = frozenset(
+    {
+        "item",
+        "tolist",
+        "numpy",
+        "cpu",
+        "__bool__",
+        "__int__",
+        "__float__",
+        "__index__",
+        "nonzero",
+        "argwhere",
+        "unique",
+        "unique_consecutive",
+        "masked_select",
+        "bincount",
+    }
+)
 
 
 class HostSyncGuard(TorchFunctionMode):
@@ -315,13 +356,19 @@ class HostSyncGuard(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         index = args[1] if name in ("__getitem__", "__setitem__") and len(args) > 1 else None
         indices = index if isinstance(index, tuple) else (index,)
-        if (name in SYNCING or (name == "where" and len(args) + len(kwargs or {}) == 1)
-                or any(isinstance(i, Tensor) and i.dtype == torch.bool for i in indices)):
-            caller = next((f for f in reversed(traceback.extract_stack()[:-1])
-                           if "/torch/" not in f.filename and f.filename != __file__), None)
+        if (
+            name in SYNCING
+            or (name == "where" and len(args) + len(kwargs or {}) == 1)
+            or any(isinstance(i, Tensor) and i.dtype == torch.bool for i in indices)
+        ):
+            caller = next(
+                (f for f in reversed(traceback.extract_stack()[:-1]) if "/torch/" not in f.filename and f.filename != __file__), None
+            )
             where = f" at {caller.filename}:{caller.lineno} ({caller.line})" if caller else ""
-            raise AssertionError(f"host sync in the step: Tensor.{name}{where}; the step must not read "
-                                 "device values back (decide on the CPU in collate, or keep it a tensor)")
+            raise AssertionError(
+                f"host sync in the step: Tensor.{name}{where}; the step must not read "
+                "device values back (decide on the CPU in collate, or keep it a tensor)"
+            )
         return func(*args, **(kwargs or {}))
 
 
@@ -360,8 +407,7 @@ def fuzz_settings(max_examples: int | None = None):
 
     if max_examples is None:
         max_examples = int(os.environ.get("MM_FUZZ_EXAMPLES", "60"))
-    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
 
 def corrupted(data: bytes, header: int = 256):
@@ -380,13 +426,13 @@ def corrupted(data: bytes, header: int = 256):
         for _ in range(draw(st.integers(1, 3))):
             kind = draw(st.sampled_from(["truncate", "flip", "insert", "overwrite"]))
             if kind == "truncate":
-                del out[offset():]
+                del out[offset() :]
             elif kind == "flip":
                 for _ in range(draw(st.integers(1, 8)) if out else 0):
                     out[offset() % len(out)] ^= draw(st.integers(1, 255))
             else:
                 at, junk = offset(), draw(st.binary(min_size=1, max_size=32))
-                out[at:at + (len(junk) if kind == "overwrite" else 0)] = junk
+                out[at : at + (len(junk) if kind == "overwrite" else 0)] = junk
         return bytes(out)
 
     return strategy()

@@ -76,8 +76,17 @@ class BrokenPlugin:
 
     @hookimpl
     def register_modalities(self, register):
-        register(Modality(name="broken", tokenizer=BrokenTokenizer, embedder=SignalEmbedder, head=SignalHead,
-                          default_policy="random", default_target="identity", style="mae"))
+        register(
+            Modality(
+                name="broken",
+                tokenizer=BrokenTokenizer,
+                embedder=SignalEmbedder,
+                head=SignalHead,
+                default_policy="random",
+                default_target="identity",
+                style="mae",
+            )
+        )
 
     @hookimpl
     def register_masking_policies(self, register):

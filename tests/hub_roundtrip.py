@@ -51,15 +51,21 @@ snapshot = snapshot_download(repo_id)
 old = hf_hub_download(repo_id, "model.safetensors", revision=first)
 info = api.model_info(repo_id, files_metadata=True)
 lfs = {s.rfilename: s.lfs is not None for s in info.siblings}
-print(json.dumps({
-    "version": huggingface_hub.__version__,
-    "first": first, "second": second, "main": info.sha,
-    "same_bytes": digest(Path(snapshot) / "model.safetensors") == digest(folder / "model.safetensors")
-    and (Path(snapshot) / "config.json").read_bytes() == (folder / "config.json").read_bytes(),
-    "old_bytes": Path(old).read_bytes() == bytes(range(256)) * 40,
-    "lfs": lfs,
-    "missing_repo": error_of(lambda: hf_hub_download(repo_id + "-nope", "config.json")),
-    "missing_file": error_of(lambda: hf_hub_download(repo_id, "nope.json")),
-    "missing_revision": error_of(lambda: hf_hub_download(repo_id, "config.json", revision="v404")),
-    "bad_token": error_of(lambda: HfApi(endpoint=endpoint, token="hf_bad").create_repo(repo_id + "-2")),
-}))
+print(
+    json.dumps(
+        {
+            "version": huggingface_hub.__version__,
+            "first": first,
+            "second": second,
+            "main": info.sha,
+            "same_bytes": digest(Path(snapshot) / "model.safetensors") == digest(folder / "model.safetensors")
+            and (Path(snapshot) / "config.json").read_bytes() == (folder / "config.json").read_bytes(),
+            "old_bytes": Path(old).read_bytes() == bytes(range(256)) * 40,
+            "lfs": lfs,
+            "missing_repo": error_of(lambda: hf_hub_download(repo_id + "-nope", "config.json")),
+            "missing_file": error_of(lambda: hf_hub_download(repo_id, "nope.json")),
+            "missing_revision": error_of(lambda: hf_hub_download(repo_id, "config.json", revision="v404")),
+            "bad_token": error_of(lambda: HfApi(endpoint=endpoint, token="hf_bad").create_repo(repo_id + "-2")),
+        }
+    )
+)

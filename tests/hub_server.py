@@ -42,8 +42,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 POINTER_RE = re.compile(rb"^version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n$")
-GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in (
-    "*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.onnx", "*.npz", "*.png", "*.jpg", "*.zip", "*.tar.gz"))
+GITATTRIBUTES = "".join(
+    f"{p} filter=lfs diff=lfs merge=lfs -text\n"
+    for p in ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.onnx", "*.npz", "*.png", "*.jpg", "*.zip", "*.tar.gz")
+)
 LFS_THRESHOLD = 10 * 1024 * 1024  # larger files go to LFS whatever their name, as on the Hub
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0"}
 
@@ -69,8 +71,9 @@ class Repo:
         return self.git_bytes(*args, input=input, env=env, check=check).decode()
 
     def git_bytes(self, *args: str, input: bytes | None = None, env: dict | None = None, check: bool = True) -> bytes:
-        out = subprocess.run(["git", f"--git-dir={self.git_dir}", *args], input=input, capture_output=True,
-                             env={**os.environ, **GIT_ENV, **(env or {})})
+        out = subprocess.run(
+            ["git", f"--git-dir={self.git_dir}", *args], input=input, capture_output=True, env={**os.environ, **GIT_ENV, **(env or {})}
+        )
         if check and out.returncode:
             raise RuntimeError(f"git {' '.join(args)}: {out.stderr.decode().strip()}")
         return out.stdout
@@ -140,8 +143,7 @@ class Hub:
             if (path / ".git" / "HEAD").exists():
                 raise HubError(409, "You already created this model repo")
             path.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, capture_output=True,
-                           env={**os.environ, **GIT_ENV})
+            subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, capture_output=True, env={**os.environ, **GIT_ENV})
             repo = self.repos[repo_id] = self.repo_class(path, repo_id)
         blob = repo.git("hash-object", "-w", "--stdin", input=GITATTRIBUTES.encode()).strip()
         tree = repo.git("mktree", input=f"100644 blob {blob}\t.gitattributes\n".encode()).strip()
@@ -151,8 +153,12 @@ class Hub:
 
 
 def author(user: str) -> dict[str, str]:
-    return {"GIT_AUTHOR_NAME": user, "GIT_AUTHOR_EMAIL": f"{user}@hub.test",
-            "GIT_COMMITTER_NAME": user, "GIT_COMMITTER_EMAIL": f"{user}@hub.test"}
+    return {
+        "GIT_AUTHOR_NAME": user,
+        "GIT_AUTHOR_EMAIL": f"{user}@hub.test",
+        "GIT_COMMITTER_NAME": user,
+        "GIT_COMMITTER_EMAIL": f"{user}@hub.test",
+    }
 
 
 def split_repo(parts: list[str]) -> tuple[str, list[str]]:
@@ -337,13 +343,28 @@ class Handler(BaseHTTPRequestHandler):
             if blobs:
                 sibling.update(size=entry["size"], blobId=entry["oid"])
                 if "lfs" in entry:
-                    sibling["lfs"] = {"sha256": entry["lfs"]["oid"], "size": entry["lfs"]["size"],
-                                      "pointerSize": entry["lfs"]["pointerSize"]}
+                    sibling["lfs"] = {
+                        "sha256": entry["lfs"]["oid"],
+                        "size": entry["lfs"]["size"],
+                        "pointerSize": entry["lfs"]["pointerSize"],
+                    }
             siblings.append(sibling)
         namespace = repo.repo_id.split("/")[0]
-        self.send(200, {"id": repo.repo_id, "modelId": repo.repo_id, "author": namespace, "sha": commit,
-                        "lastModified": repo.commit_date(commit), "private": False, "gated": False,
-                        "disabled": False, "tags": [], "siblings": siblings})
+        self.send(
+            200,
+            {
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "author": namespace,
+                "sha": commit,
+                "lastModified": repo.commit_date(commit),
+                "private": False,
+                "gated": False,
+                "disabled": False,
+                "tags": [],
+                "siblings": siblings,
+            },
+        )
 
     def tree(self, repo: Repo, revision: str, prefix: str) -> None:
         commit = repo.resolve(revision)
@@ -353,7 +374,7 @@ class Handler(BaseHTTPRequestHandler):
         for path, entry in repo.entries(commit).items():
             if prefix and not path.startswith(prefix + "/"):
                 continue
-            rel = path[len(prefix) + 1:] if prefix else path
+            rel = path[len(prefix) + 1 :] if prefix else path
             if "/" in rel and not recursive:
                 dirs.add((prefix + "/" if prefix else "") + rel.split("/")[0])
                 continue
@@ -363,8 +384,9 @@ class Handler(BaseHTTPRequestHandler):
                 dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
         if prefix and not items and not dirs:
             raise HubError(404, f"{prefix} does not exist on {revision}", "EntryNotFound")
-        items += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d}
-                  for d in sorted(dirs) if not prefix or d.startswith(prefix + "/")]
+        items += [
+            {"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(dirs) if not prefix or d.startswith(prefix + "/")
+        ]
         self.send(200, items)
 
     def refs(self, repo: Repo) -> None:
@@ -396,13 +418,14 @@ class Handler(BaseHTTPRequestHandler):
         files = []
         for f in self.json_body().get("files", []):
             sample = base64.b64decode(f.get("sample", ""))
-            lfs = (f["size"] >= LFS_THRESHOLD or b"\0" in sample
-                   or any(fnmatch.fnmatch(f["path"], p) or fnmatch.fnmatch(f["path"].rsplit("/", 1)[-1], p)
-                          for p in patterns))
+            lfs = (
+                f["size"] >= LFS_THRESHOLD
+                or b"\0" in sample
+                or any(fnmatch.fnmatch(f["path"], p) or fnmatch.fnmatch(f["path"].rsplit("/", 1)[-1], p) for p in patterns)
+            )
             old = entries.get(f["path"])
             oid = None if old is None else old["lfs"]["oid"] if "lfs" in old else old["oid"]
-            files.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                          "oid": oid})
+            files.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
         self.send(200, {"files": files, "commitOid": commit})
 
     def lfs_batch(self, repo: Repo) -> None:
@@ -420,8 +443,7 @@ class Handler(BaseHTTPRequestHandler):
             path = repo.lfs_path(oid)
             if not (path.exists() and path.stat().st_size == size):  # no actions: already stored
                 base = f"{self.base()}/lfs-%s/{repo.repo_id}/{oid}"
-                entry["actions"] = {"upload": {"href": base % "upload"},
-                                    "verify": {"href": base % "verify"}}
+                entry["actions"] = {"upload": {"href": base % "upload"}, "verify": {"href": base % "verify"}}
             objects.append(entry)
         self.send(200, {"transfer": "basic", "objects": objects}, content_type="application/vnd.git-lfs+json")
 
@@ -478,8 +500,9 @@ class Handler(BaseHTTPRequestHandler):
             message = header.get("summary", "") + ("\n\n" + header["description"] if header.get("description") else "")
             new = repo.git("commit-tree", tree, "-p", parent, "-m", message or "update", env=author(user)).strip()
             repo.git("update-ref", f"refs/heads/{revision}", new, parent)  # compare-and-swap
-        self.send(200, {"success": True, "commitOid": new, "pullRequestUrl": None,
-                        "commitUrl": f"{self.base()}/{repo.repo_id}/commit/{new}"})
+        self.send(
+            200, {"success": True, "commitOid": new, "pullRequestUrl": None, "commitUrl": f"{self.base()}/{repo.repo_id}/commit/{new}"}
+        )
 
     def apply(self, repo: Repo, key: str, value: dict, env: dict) -> None:
         path = value.get("path", "")
@@ -491,8 +514,9 @@ class Handler(BaseHTTPRequestHandler):
             oid, size = value["oid"], int(value["size"])
             stored = repo.lfs_path(oid)
             if not stored.exists() or stored.stat().st_size != size:
-                raise HubError(400, f"Your push was rejected because an LFS pointer pointed to a file that does not "
-                                    f"exist ({path}, sha256 {oid})")
+                raise HubError(
+                    400, f"Your push was rejected because an LFS pointer pointed to a file that does not exist ({path}, sha256 {oid})"
+                )
             content = f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
         elif key in ("deletedFile", "deletedFolder"):
             listed = repo.git("ls-files", "-z", "--", path, env=env).split("\0")
@@ -530,7 +554,7 @@ class Handler(BaseHTTPRequestHandler):
         if ranged:
             start, end = int(ranged[1]), int(ranged[2]) if ranged[2] else len(data) - 1
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-            data, status = data[start: end + 1], 206
+            data, status = data[start : end + 1], 206
         self.send(status, data, headers, content_type="application/octet-stream")
 
 

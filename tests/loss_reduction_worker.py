@@ -82,7 +82,7 @@ def main(style: str, out: str) -> None:
     accelerator = Accelerator(cpu=True)
     rank, world = accelerator.process_index, accelerator.num_processes
     share = SAMPLES // world
-    grads = step_gradients(accelerator, style, [samples()[rank * share:(rank + 1) * share]])
+    grads = step_gradients(accelerator, style, [samples()[rank * share : (rank + 1) * share]])
     if accelerator.is_main_process:
         torch.save({"world": world, "grads": grads}, out)
     accelerator.wait_for_everyone()

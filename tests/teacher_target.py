@@ -37,9 +37,11 @@ class TeacherFeatures(nn.Module):
 
     def bind(self, tokenizer) -> None:
         if getattr(tokenizer, "vocab_size", None) != self.teacher_vocab:
-            raise ConfigError(f"model.target.path {self.path}: the teacher's vocabulary ({self.teacher_vocab} ids) "
-                              f"is not the student's ({getattr(tokenizer, 'vocab_size', None)}); accepted: a teacher "
-                              "trained with the same tokenizer")
+            raise ConfigError(
+                f"model.target.path {self.path}: the teacher's vocabulary ({self.teacher_vocab} ids) "
+                f"is not the student's ({getattr(tokenizer, 'vocab_size', None)}); accepted: a teacher "
+                "trained with the same tokenizer"
+            )
 
     def dim(self, tokenizer) -> int:
         return self.encoder.config.dim

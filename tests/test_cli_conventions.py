@@ -48,8 +48,13 @@ def recipe(tmp_path, toy_registry):
 
 
 def test_every_subcommand_help_shows_an_example(toy_registry):
-    toy_registry.add_plugin(Offers(Command("shout", "print loudly", lambda p: None, print, examples=("mm shout",)),
-                                   Command("whisper", "print softly", lambda p: None, print, usage="mm whisper")), "talk")
+    toy_registry.add_plugin(
+        Offers(
+            Command("shout", "print loudly", lambda p: None, print, examples=("mm shout",)),
+            Command("whisper", "print softly", lambda p: None, print, usage="mm whisper"),
+        ),
+        "talk",
+    )
     found = dict(subcommands(build_parser()))
     assert {"mm train", "mm env", "mm reconstruct", "mm recipes cp", "mm shout", "mm whisper"} <= set(found)
     for name, parser in found.items():
@@ -71,8 +76,16 @@ def test_env_lists_versions_device_and_a_broken_plugin(monkeypatch, capsys):
         info = json.loads(capsys.readouterr().out)
     finally:
         plugins.reset_registry()
-    for line in ("python: 3.", f"torch: {importlib.metadata.version('torch')}", "accelerate: ", "transformers: ",
-                 "huggingface_hub: ", "mmcore: ", "platform: ", "device: "):
+    for line in (
+        "python: 3.",
+        f"torch: {importlib.metadata.version('torch')}",
+        "accelerate: ",
+        "transformers: ",
+        "huggingface_hub: ",
+        "mmcore: ",
+        "platform: ",
+        "device: ",
+    ):
         assert line in text
     assert "torch threads" in info["device"] and info["accelerate"] == importlib.metadata.version("accelerate")
     assert "plugin mm_gone: broken: import failed: ModuleNotFoundError" in text

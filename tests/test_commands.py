@@ -85,11 +85,14 @@ def test_a_core_command_name_is_skipped_with_a_warning(registry, capsys):
     assert json.loads(captured.out)[0]["commands"] == ["train"]
 
 
-@pytest.mark.parametrize("command, error", [
-    ("echo", "register_commands takes mmcore.Command objects, got str"),
-    (Command(name="Echo!", help="", configure=configure_echo, run=run_echo), "command name 'Echo!' is not valid"),
-    (Command(name="echo", help="", configure=lambda p: p.add_argument("-h"), run=run_echo), "conflicting option string: -h"),
-])
+@pytest.mark.parametrize(
+    "command, error",
+    [
+        ("echo", "register_commands takes mmcore.Command objects, got str"),
+        (Command(name="Echo!", help="", configure=configure_echo, run=run_echo), "command name 'Echo!' is not valid"),
+        (Command(name="echo", help="", configure=lambda p: p.add_argument("-h"), run=run_echo), "conflicting option string: -h"),
+    ],
+)
 def test_a_bad_command_marks_its_plugin_broken_not_mm(registry, capsys, command, error):
     info = registry.add_plugin(Offers(command), "bad")
     assert info.error.startswith("hook register_commands failed") and error in info.error

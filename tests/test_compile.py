@@ -20,12 +20,29 @@ from toy import joint_config, paired_samples, train_recipe
 from mmcore.config import load_recipe, model_dict
 from mmcore.model import MaskedModel
 
-RECIPES = {"image": "image-mae-demo", "video": "video-mae", "audio": "audio-mae", "text": "text-mlm",
-           "protein": "protein-mlm", "pointcloud": "pointcloud-mae", "tabular": "tabular-remask"}
-TINY = ["model.encoder.dim=32", "model.encoder.depth=1", "model.encoder.heads=2",
-        "model.decoder.dim=16", "model.decoder.depth=1", "model.decoder.heads=2"]
-TEXTS = ["The cat sat on the mat.", "A dog ran across the garden and barked at the postman.",
-         "Assignment statements bind names to values.", "Hello world"]
+RECIPES = {
+    "image": "image-mae-demo",
+    "video": "video-mae",
+    "audio": "audio-mae",
+    "text": "text-mlm",
+    "protein": "protein-mlm",
+    "pointcloud": "pointcloud-mae",
+    "tabular": "tabular-remask",
+}
+TINY = [
+    "model.encoder.dim=32",
+    "model.encoder.depth=1",
+    "model.encoder.heads=2",
+    "model.decoder.dim=16",
+    "model.decoder.depth=1",
+    "model.decoder.heads=2",
+]
+TEXTS = [
+    "The cat sat on the mat.",
+    "A dog ran across the garden and barked at the postman.",
+    "Assignment statements bind names to values.",
+    "Hello world",
+]
 
 
 def samples(modality):
@@ -34,17 +51,23 @@ def samples(modality):
     if modality == "image":
         return [{"image": torch.rand(1, 28, 28, generator=g), "label": i} for i in range(4)], {}
     if modality == "video":
-        return ([{"video": torch.randint(0, 256, (1, 4, 16, 16), generator=g, dtype=torch.uint8), "label": i}
-                 for i in range(4)], {"num_frames": 4, "image_size": [16, 16], "tubelet_size": [2, 8, 8], "channels": 1})
+        return (
+            [{"video": torch.randint(0, 256, (1, 4, 16, 16), generator=g, dtype=torch.uint8), "label": i} for i in range(4)],
+            {"num_frames": 4, "image_size": [16, 16], "tubelet_size": [2, 8, 8], "channels": 1},
+        )
     if modality == "audio":
-        return ([{"wave": torch.randn(n, generator=g) * 0.1, "label": 0} for n in (5000, 2500, 1200, 4000)],
-                {"sample_rate": 16000, "num_mel_bins": 32, "target_frames": 32, "patch_size": [8, 8]})
+        return (
+            [{"wave": torch.randn(n, generator=g) * 0.1, "label": 0} for n in (5000, 2500, 1200, 4000)],
+            {"sample_rate": 16000, "num_mel_bins": 32, "target_frames": 32, "patch_size": [8, 8]},
+        )
     if modality == "pointcloud":
         from mm_pointcloud import make_shape
 
         rng = np.random.default_rng(0)
-        return ([{"points": make_shape(s, 80, rng, 0.01), "label": i} for i, s in enumerate(("sphere", "cube", "torus"))],
-                {"num_points": 64, "num_groups": 8, "group_size": 8})
+        return (
+            [{"points": make_shape(s, 80, rng, 0.01), "label": i} for i, s in enumerate(("sphere", "cube", "torus"))],
+            {"num_points": 64, "num_groups": 8, "group_size": 8},
+        )
     if modality == "tabular":
         from mm_tabular import Table, TableTokenizer
         from mm_tabular.data import TableRows
@@ -78,8 +101,14 @@ def explain(fn, *args):
     return torch._dynamo.explain(fn)(*args)
 
 
-CASES = [*RECIPES, "text:model.masking.name=span", "text:model.masking.name=diffusion", "text:model.style=mae",
-         "image:model.masking.name=block", "image:model.style=bert"]
+CASES = [
+    *RECIPES,
+    "text:model.masking.name=span",
+    "text:model.masking.name=diffusion",
+    "text:model.style=mae",
+    "image:model.masking.name=block",
+    "image:model.style=bert",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -128,9 +157,21 @@ def test_train_compile_trains_the_image_demo(tmp_path):
     batch_size 8 = the picture batch, so training, evaluation and pictures share shapes (fewer compilations)."""
     counters.clear()
     torch._dynamo.reset()
-    losses = train_recipe("image-mae-demo", tmp_path / "run", overrides=[
-        *TINY, "train.compile=true", "train.steps=3", "train.warmup_steps=1", "train.log_every=1",
-        "train.trackers=[]", "data.batch_size=8", "data.eval_batches=1", "data.dataset.num_train=64"])
+    losses = train_recipe(
+        "image-mae-demo",
+        tmp_path / "run",
+        overrides=[
+            *TINY,
+            "train.compile=true",
+            "train.steps=3",
+            "train.warmup_steps=1",
+            "train.log_every=1",
+            "train.trackers=[]",
+            "data.batch_size=8",
+            "data.eval_batches=1",
+            "data.dataset.num_train=64",
+        ],
+    )
     assert sorted(losses) == [1, 2, 3] and all(math.isfinite(v) for v in losses.values()), losses
     assert counters["stats"]["unique_graphs"] >= 1, "train.compile compiled nothing"
     assert not counters["graph_break"], dict(counters["graph_break"])

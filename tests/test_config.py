@@ -34,9 +34,17 @@ def test_typed_recipe_with_overrides(recipe):
     assert cfg.model.target.name == "identity"  # the modality's default target
     assert cfg.model.tokenizer.max_length == 16  # the tokenizer dataclass default
     assert cfg.output_dir == "runs/toy"  # interpolated
-    assert model_dict(cfg)["encoder"] == {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 4.0,
-                                               "class_token": False, "norm_eps": 1e-6, "norm_placement": "pre",
-                                               "rotary": False, "rotary_base": 10000.0}
+    assert model_dict(cfg)["encoder"] == {
+        "dim": 32,
+        "depth": 2,
+        "heads": 4,
+        "mlp_ratio": 4.0,
+        "class_token": False,
+        "norm_eps": 1e-6,
+        "norm_placement": "pre",
+        "rotary": False,
+        "rotary_base": 10000.0,
+    }
 
 
 def test_switching_policy_by_override_takes_its_fields(recipe):
@@ -67,8 +75,14 @@ def test_switching_a_shipped_dataset_by_override():
         ("model.masking.ratoi=0.3", r"unknown key 'model.masking.ratoi'; did you mean ratio\?"),
         ("train.steps=many", r"train.steps: got 'many', expected an integer"),
         ("train.base_lr=fast", r"train.base_lr: got 'fast', expected a number"),
-        ("model.masking.name=tube", r"model.masking.name: unknown masking policy 'tube' for modality 'signal'; available: random, random_of_valid"),
-        ("data.dataset.name=imagenet", r"data.dataset.name: unknown dataset 'imagenet' for modality 'signal'; available: (noisy_waves, )?waves"),
+        (
+            "model.masking.name=tube",
+            r"model.masking.name: unknown masking policy 'tube' for modality 'signal'; available: random, random_of_valid",
+        ),
+        (
+            "data.dataset.name=imagenet",
+            r"data.dataset.name: unknown dataset 'imagenet' for modality 'signal'; available: (noisy_waves, )?waves",
+        ),
         ("model.modality=sonar", r"model.modality: unknown modality 'sonar'; available: .*signal"),
         ("train.steps", r"bad override"),
     ],

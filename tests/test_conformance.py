@@ -28,8 +28,7 @@ def broken_registry():
 
 def failures(defects):
     failed = set()
-    for check in modality_checks("broken", broken_samples(), {"defects": list(defects)}, styles=("mae", "bert"),
-                                 round_trip="values"):
+    for check in modality_checks("broken", broken_samples(), {"defects": list(defects)}, styles=("mae", "bert"), round_trip="values"):
         try:
             check()
         except Exception:  # noqa: BLE001 - a check fails by any error (save/load refuses a bad mask with a ConfigError)
@@ -48,12 +47,23 @@ def test_each_defect_fails_its_checks_only(broken_registry, defect):
 
 def test_the_fully_broken_modality_fails_at_least_four_distinct_checks(broken_registry):
     failed = failures(DEFECTS)
-    assert len(failed) >= 4 and {"check_no_host_sync_mae", "check_padding_at_end", "check_position_sensitivity",
-                                 "check_round_trip"} <= failed
+    assert (
+        len(failed) >= 4 and {"check_no_host_sync_mae", "check_padding_at_end", "check_position_sensitivity", "check_round_trip"} <= failed
+    )
 
 
-@pytest.mark.parametrize("sync", [lambda t: t.item(), lambda t: t.tolist(), lambda t: bool(t.any()), lambda t: int(t[0]),
-                                  lambda t: t[t > 0], lambda t: t.nonzero(), lambda t: t.cpu()])
+@pytest.mark.parametrize(
+    "sync",
+    [
+        lambda t: t.item(),
+        lambda t: t.tolist(),
+        lambda t: bool(t.any()),
+        lambda t: int(t[0]),
+        lambda t: t[t > 0],
+        lambda t: t.nonzero(),
+        lambda t: t.cpu(),
+    ],
+)
 def test_the_host_sync_guard_catches_reads_from_the_device(sync):
     import torch
 

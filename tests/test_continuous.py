@@ -5,8 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmcore.continuous import (PatchEmbedder, PatchTarget, RandomMasking, RegressionHead, keep_readable,
-                               list_class_folder, sincos)
+from mmcore.continuous import PatchEmbedder, PatchTarget, RandomMasking, RegressionHead, keep_readable, list_class_folder, sincos
 from mmcore.contract import Tokens
 from mmcore.errors import ConfigError, DataError
 

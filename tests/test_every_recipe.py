@@ -17,18 +17,28 @@ from mmcore.config import is_joint, load_recipe, model_dict
 from mmcore.plugins import get_registry
 from mmcore.executor import build_joint, build_single
 
-TINY = ["model.encoder.dim=32", "model.encoder.depth=1", "model.encoder.heads=2", "model.decoder.dim=16",
-        "model.decoder.depth=1", "model.decoder.heads=2", "data.batch_size=2", "data.num_workers=0"]
+TINY = [
+    "model.encoder.dim=32",
+    "model.encoder.depth=1",
+    "model.encoder.heads=2",
+    "model.decoder.dim=16",
+    "model.decoder.depth=1",
+    "model.decoder.heads=2",
+    "data.batch_size=2",
+    "data.num_workers=0",
+]
 SMALLER = {  # the demo datasets, a few samples each
     "image-mae-demo": ["data.dataset.num_train=16"],
     "audio-mae": ["data.dataset.num_clips=12"],
     "video-mae": ["data.dataset.num_train=4", "model.tokenizer.image_size=[32,32]"],
     "pointcloud-mae": ["data.dataset.num_train=8", "data.dataset.num_test=4"],
-    "multimodal-digits": ["data.dataset.modalities.image.num_train=20", "data.dataset.modalities.audio.num_clips=20",
-                          "data.dataset.modalities.text.per_label=2"],
+    "multimodal-digits": [
+        "data.dataset.modalities.image.num_train=20",
+        "data.dataset.modalities.audio.num_clips=20",
+        "data.dataset.modalities.text.per_label=2",
+    ],
     "image-mae": ["model.tokenizer.image_size=[32,32]"],
-    "video-mae-folder": ["model.tokenizer.image_size=[32,32]", "model.tokenizer.num_frames=4",
-                         "data.dataset.stride=1"],
+    "video-mae-folder": ["model.tokenizer.image_size=[32,32]", "model.tokenizer.num_frames=4", "data.dataset.stride=1"],
 }
 
 
@@ -59,7 +69,7 @@ def folders(tmp_path_factory):
 def test_every_recipe_takes_a_training_step(name, folders):
     registry = get_registry()
     plain = load_recipe(name, ["data.dataset.path=unused"] if "path" in _dataset_keys(name) else [])
-    path = ([f"data.dataset.path={folders[plain.model.modality]}"] if "path" in _dataset_keys(name) else [])
+    path = [f"data.dataset.path={folders[plain.model.modality]}"] if "path" in _dataset_keys(name) else []
     cfg = load_recipe(name, [*TINY, *SMALLER.get(name, []), *path], registry)
     build = build_joint if is_joint(cfg) else build_single
     model, train_set, _, collate = build(model_dict(cfg), OmegaConf.to_container(cfg.data.dataset))

@@ -44,9 +44,25 @@ def force_fsdp_on_cpu() -> None:
 def launch(recipe, out, *options, fsdp=True, force=True, resume=False, port=29560):
     config = ["--config_file", str(FSDP_CONFIG)] if fsdp else ["--multi_gpu", "--num_machines", "1"]
     script = Path(__file__) if fsdp and force else HERE / "mm_worker.py"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *config, "--num_processes", "2",
-           "--mixed_precision", "no", "--main_process_port", str(port), str(script), *options, "train", str(recipe),
-           f"output_dir={out}", *STEPS, *(["--resume"] if resume else [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *config,
+        "--num_processes",
+        "2",
+        "--mixed_precision",
+        "no",
+        "--main_process_port",
+        str(port),
+        str(script),
+        *options,
+        "train",
+        str(recipe),
+        f"output_dir={out}",
+        *STEPS,
+        *(["--resume"] if resume else []),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", PYTHONPATH=str(HERE), HF_HUB_OFFLINE="1")
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
@@ -68,8 +84,7 @@ def test_the_fsdp_config_on_a_cpu_machine_is_refused_in_one_line(recipe, tmp_pat
     result = launch(recipe, tmp_path / "run", force=False, port=29561)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if "asks for FSDP" in line]
-    assert lines and "Accelerate runs FSDP on GPUs only" in lines[0] and "cpu-2proc.yaml" in lines[0], \
-        result.stderr[-3000:]
+    assert lines and "Accelerate runs FSDP on GPUs only" in lines[0] and "cpu-2proc.yaml" in lines[0], result.stderr[-3000:]
     assert not (tmp_path / "run").exists()  # refused before the run folder is touched
 
 

@@ -35,9 +35,21 @@ from mmcore.executor import save_model_folder  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_test_write"
 TOKENIZER = {"image_size": [16, 16], "patch_size": 4, "channels": 1}
-INFO = dict(steps=3, effective_batch=8, batch_size=8, grad_accum=1, world_size=1, base_lr=1.5e-4, lr=4.7e-6,
-            precision="no", name="tiny-mae", description="A tiny test model.", dataset="mnist",
-            metrics={"train_loss": 0.91, "eval_loss": 0.95}, recipe="name: tiny-mae\ntrain:\n  steps: 3\n")
+INFO = dict(
+    steps=3,
+    effective_batch=8,
+    batch_size=8,
+    grad_accum=1,
+    world_size=1,
+    base_lr=1.5e-4,
+    lr=4.7e-6,
+    precision="no",
+    name="tiny-mae",
+    description="A tiny test model.",
+    dataset="mnist",
+    metrics={"train_loss": 0.91, "eval_loss": 0.95},
+    recipe="name: tiny-mae\ntrain:\n  steps: 3\n",
+)
 HUB_VENVS = {"0.36": ".venv-hub036", "1.": ".venv-hub1"}
 OLAH = ".venv-olah/bin/olah-cli"
 
@@ -99,9 +111,13 @@ def folder(tmp_path) -> Path:
 def test_push_pull_round_trip_is_byte_for_byte(hub, folder):
     commit = push(folder.parent, "alice/tiny-mae")  # a run folder: its model/ is pushed
     calls = {(m, p.split("/")[1] if p.startswith("/lfs-") else p) for m, p in hub.requests}
-    assert {("POST", "/api/repos/create"), ("POST", "/api/models/alice/tiny-mae/preupload/main"),
-            ("POST", "/alice/tiny-mae.git/info/lfs/objects/batch"), ("PUT", "lfs-upload"),
-            ("POST", "/api/models/alice/tiny-mae/commit/main")} <= calls
+    assert {
+        ("POST", "/api/repos/create"),
+        ("POST", "/api/models/alice/tiny-mae/preupload/main"),
+        ("POST", "/alice/tiny-mae.git/info/lfs/objects/batch"),
+        ("PUT", "lfs-upload"),
+        ("POST", "/api/models/alice/tiny-mae/commit/main"),
+    } <= calls
     assert commit.oid == HfApi().model_info("alice/tiny-mae").sha
 
     pulled = pull("alice/tiny-mae")
@@ -157,8 +173,7 @@ def test_revisions_and_new_commits_to_an_existing_repo(hub, folder, tmp_path):
     other = make_folder(tmp_path / "other", seed=1)
     dev = push(other, "alice/mixin", revision="dev").oid
     assert HfApi().model_info("alice/mixin").sha == second  # main untouched
-    assert (pull("alice/mixin", revision="dev") / "model.safetensors").read_bytes() == (
-        other / "model.safetensors").read_bytes()
+    assert (pull("alice/mixin", revision="dev") / "model.safetensors").read_bytes() == (other / "model.safetensors").read_bytes()
     assert pull("alice/mixin", revision=dev) == pull("alice/mixin", revision="dev")
 
 
@@ -173,8 +188,7 @@ def test_missing_or_old_plugin_says_what_to_pip_install(hub, folder, capsys):
     for repo, (cfg, expected) in cases.items():  # pushed from a machine that had the plugin
         api.create_repo(repo)
         api.upload_file(path_or_fileobj=json.dumps(cfg).encode(), path_in_repo="config.json", repo_id=repo)
-        api.upload_file(path_or_fileobj=str(folder / "model.safetensors"), path_in_repo="model.safetensors",
-                        repo_id=repo)
+        api.upload_file(path_or_fileobj=str(folder / "model.safetensors"), path_in_repo="model.safetensors", repo_id=repo)
         with pytest.raises(PluginError, match=expected.replace("(", r"\(").replace(".", r"\.")):
             mmcore.from_pretrained(repo)
         assert expected in cli_error(capsys, "pull", repo)
@@ -183,12 +197,16 @@ def test_missing_or_old_plugin_says_what_to_pip_install(hub, folder, capsys):
 def test_only_safetensors_travel_and_no_code(hub, folder, capsys):
     api = HfApi()
     push(folder, "alice/with-extras")
-    api.upload_file(path_or_fileobj=b"raise SystemExit('ran code from the Hub')\n", path_in_repo="modeling.py",
-                    repo_id="alice/with-extras")
+    api.upload_file(path_or_fileobj=b"raise SystemExit('ran code from the Hub')\n", path_in_repo="modeling.py", repo_id="alice/with-extras")
     api.upload_file(path_or_fileobj=b"\x80\x04pickle", path_in_repo="pytorch_model.bin", repo_id="alice/with-extras")
     pulled = pull("alice/with-extras")
     assert sorted(p.name for p in pulled.iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "recipe.yaml", "reconstruction.png"]
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "recipe.yaml",
+        "reconstruction.png",
+    ]
 
     api.create_repo("alice/pickled")
     api.upload_file(path_or_fileobj=str(folder / "config.json"), path_in_repo="config.json", repo_id="alice/pickled")
@@ -267,11 +285,18 @@ def test_offline_pull_hits_the_cache(hub, folder, monkeypatch, capsys):
 
 
 def test_cli_reads_hf_token_endpoint_and_offline_from_the_environment(hub, folder, tmp_path):
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0",
-           "HF_HUB_DISABLE_XET": "1", "HF_HUB_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": TOKEN,
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_CACHE": str(tmp_path / "cache"),
+    }
     mm = [sys.executable, "-m", "mmcore"]
-    out = subprocess.run([*mm, "push", folder, "alice/env", "--message", "from the CLI"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [*mm, "push", folder, "alice/env", "--message", "from the CLI"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     sha = HfApi().model_info("alice/env").sha
     assert out.stdout.strip() == f"{hub.url}/alice/env/commit/{sha}"
@@ -289,9 +314,15 @@ def test_hub_protocol_round_trip_across_huggingface_hub_versions(hub, tmp_path):
         if not python.exists():
             pytest.fail(f"{venv} is missing: run `make hub-venvs` (small venvs with huggingface_hub {version}x)")
         pythons[version] = str(python)
-    runs = {v: subprocess.Popen([py, str(ROOT / "tests" / "hub_roundtrip.py"), hub.url, TOKEN, f"alice/v{i}",
-                                 str(tmp_path / f"v{i}")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for i, (v, py) in enumerate(pythons.items())}
+    runs = {
+        v: subprocess.Popen(
+            [py, str(ROOT / "tests" / "hub_roundtrip.py"), hub.url, TOKEN, f"alice/v{i}", str(tmp_path / f"v{i}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, (v, py) in enumerate(pythons.items())
+    }
     for version, proc in runs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-3000:]
@@ -322,7 +353,8 @@ def test_olah_serves_the_same_repository(hub, folder, tmp_path, monkeypatch):
     (tmp_path / "olah.toml").write_text(
         f'[basic]\nhost = "127.0.0.1"\nport = {port}\nmirror-netloc = "127.0.0.1:{port}"\n'
         f'mirror-lfs-netloc = "127.0.0.1:{port}"\nrepos-path = "{tmp_path / "olah-repos"}"\n'
-        f'mirrors-path = ["{tmp_path / "hub"}"]\n[accessibility]\noffline = true\n')
+        f'mirrors-path = ["{tmp_path / "hub"}"]\n[accessibility]\noffline = true\n'
+    )
     log = (tmp_path / "olah.log").open("w")
     proc = subprocess.Popen([str(olah), "-c", str(tmp_path / "olah.toml")], cwd=tmp_path, stdout=log, stderr=log)
     try:

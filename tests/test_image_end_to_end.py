@@ -20,17 +20,25 @@ from mmcore.cli import main
 pytest.importorskip("mm_image")
 
 TINY = [
-    "model.encoder.dim=32", "model.encoder.depth=1", "model.encoder.heads=2",
-    "model.decoder.dim=16", "model.decoder.depth=1", "model.decoder.heads=2",
-    "data.dataset.num_train=256", "data.batch_size=16", "data.eval_batches=1",
-    "train.steps=6", "train.warmup_steps=2", "train.log_every=2", "train.checkpoint_every=3",
+    "model.encoder.dim=32",
+    "model.encoder.depth=1",
+    "model.encoder.heads=2",
+    "model.decoder.dim=16",
+    "model.decoder.depth=1",
+    "model.decoder.heads=2",
+    "data.dataset.num_train=256",
+    "data.batch_size=16",
+    "data.eval_batches=1",
+    "train.steps=6",
+    "train.warmup_steps=2",
+    "train.log_every=2",
+    "train.checkpoint_every=3",
 ]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
 
 
 def mm(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "mmcore", *map(str, args)], capture_output=True, text=True,
-                          env=ENV, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "mmcore", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout)
 
 
 def mm_here(capsys, *args):
@@ -77,8 +85,17 @@ def test_demo_writes_a_complete_model_folder(trained):
 
 def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
     out, _ = trained
-    result = mm("train", "image-mae-demo", f"output_dir={out}", *TINY[:-4], "train.steps=9", "train.warmup_steps=2",
-                "train.log_every=3", "train.checkpoint_every=3", "--resume")
+    result = mm(
+        "train",
+        "image-mae-demo",
+        f"output_dir={out}",
+        *TINY[:-4],
+        "train.steps=9",
+        "train.warmup_steps=2",
+        "train.log_every=3",
+        "train.checkpoint_every=3",
+        "--resume",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resumed from" in result.stdout and "step 6" in result.stdout
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -94,10 +111,13 @@ def test_reconstruct_a_users_image(trained, tmp_path):
     assert rec.width > 3 * 40
 
 
-@pytest.mark.parametrize("size, mode, message", [
-    ((30, 30), "L", r"30.*not divisible by.*patch size 4"),
-    ((32, 32), "RGB", r"has mode 'RGB'.*expects 1 channel"),
-])
+@pytest.mark.parametrize(
+    "size, mode, message",
+    [
+        ((30, 30), "L", r"30.*not divisible by.*patch size 4"),
+        ((32, 32), "RGB", r"has mode 'RGB'.*expects 1 channel"),
+    ],
+)
 def test_reconstruct_bad_images_get_one_line(trained, tmp_path, capsys, size, mode, message):
     out, _ = trained
     image = digit_png(tmp_path / "bad.png", size=size, mode=mode)
@@ -116,20 +136,34 @@ def test_corrupt_file_in_a_folder_fails_cleanly(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
     with pytest.warns(UserWarning, match=r"skipped 1 of 21 image files.*cats/broken\.png"):  # on stderr in a terminal
-        code, _, err = mm_here(capsys, "train", "image-mae", f"output_dir={out}", f"data.dataset.path={data}",
-                               "data.num_workers=0", "model.tokenizer.image_size=[32,32]", "model.tokenizer.patch_size=8",
-                               *TINY[:6], "data.batch_size=21", "train.steps=2", "train.trackers=[]")
+        code, _, err = mm_here(
+            capsys,
+            "train",
+            "image-mae",
+            f"output_dir={out}",
+            f"data.dataset.path={data}",
+            "data.num_workers=0",
+            "model.tokenizer.image_size=[32,32]",
+            "model.tokenizer.patch_size=8",
+            *TINY[:6],
+            "data.batch_size=21",
+            "train.steps=2",
+            "train.trackers=[]",
+        )
     assert code == 2 and "Traceback" not in err
     assert "fewer than one batch" in err  # 20 readable files, batch_size 21
     assert not (out / "model").exists()
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.stpes=3", "unknown key 'train.stpes'; did you mean steps?"),
-    ("train.steps=lots", "train.steps: got 'lots', expected an integer"),
-    ("model.masking.name=tube", "unknown masking policy 'tube' for modality 'image'; available: block, random, simmim"),
-    ("model.tokenizer.patch_size=5", "not divisible by model.tokenizer.patch_size 5"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.stpes=3", "unknown key 'train.stpes'; did you mean steps?"),
+        ("train.steps=lots", "train.steps: got 'lots', expected an integer"),
+        ("model.masking.name=tube", "unknown masking policy 'tube' for modality 'image'; available: block, random, simmim"),
+        ("model.tokenizer.patch_size=5", "not divisible by model.tokenizer.patch_size 5"),
+    ],
+)
 def test_bad_recipe_values_get_one_line(tmp_path, capsys, monkeypatch, override, message):
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
     code, _, err = mm_here(capsys, "train", "image-mae-demo", f"output_dir={tmp_path}", override)
@@ -140,9 +174,24 @@ def test_bad_recipe_values_get_one_line(tmp_path, capsys, monkeypatch, override,
 
 def test_two_processes_train_in_sync(tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-           "--num_processes", "2", "--main_process_port", "29517", "-m", "mmcore", "train", "image-mae-demo",
-           f"output_dir={out}", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_machines",
+        "1",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "29517",
+        "-m",
+        "mmcore",
+        "train",
+        "image-mae-demo",
+        f"output_dir={out}",
+        *TINY,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "× 2 processes" in result.stdout

@@ -23,10 +23,14 @@ ATOL = 1e-5
 
 def image_mae(channels=3, class_token=False, mean=None, std=None, positions=None, **encoder):
     tokenizer = {"image_size": [32, 24], "patch_size": 8, "channels": channels, "mean": mean, "std": std}
-    config = {"modality": "image", "tokenizer": {**tokenizer, **({"positions": positions} if positions else {})},
-              "masking": {"name": "random"}, "target": {"name": "pixels"},
-              "encoder": {"dim": 32, "depth": 2, "heads": 2, "class_token": class_token, **encoder},
-              "decoder": {"dim": 16, "depth": 1, "heads": 2}}
+    config = {
+        "modality": "image",
+        "tokenizer": {**tokenizer, **({"positions": positions} if positions else {})},
+        "masking": {"name": "random"},
+        "target": {"name": "pixels"},
+        "encoder": {"dim": 32, "depth": 2, "heads": 2, "class_token": class_token, **encoder},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+    }
     config.update(record_sources(config))
     torch.manual_seed(0)
     return MaskedModel(check_model_config(config, "test")).eval()
@@ -42,8 +46,9 @@ def normalised(x, mean, std):
     return (x - torch.tensor(mean or [0.0] * C).view(1, -1, 1, 1)) / torch.tensor(std or [1.0] * C).view(1, -1, 1, 1)
 
 
-@pytest.mark.parametrize("channels, class_token, mean, std", [
-    (3, False, [0.5, 0.4, 0.3], [0.2, 0.3, 0.25]), (1, False, None, None), (3, True, None, None)])
+@pytest.mark.parametrize(
+    "channels, class_token, mean, std", [(3, False, [0.5, 0.4, 0.3], [0.2, 0.3, 0.25]), (1, False, None, None), (3, True, None, None)]
+)
 def test_export_to_timm_gives_equal_outputs(tmp_path, channels, class_token, mean, std):
     model = image_mae(channels, class_token, mean, std)
     folder, diff = export_model(model, "timm", tmp_path / "timm")
@@ -55,7 +60,7 @@ def test_export_to_timm_gives_equal_outputs(tmp_path, channels, class_token, mea
         pooled, states = peer(normalised(x, mean, std)), peer.forward_features(normalised(x, mean, std))
     assert (pooled - model.features({"images": x})).abs().max() <= ATOL  # mmcore's features = timm's pooled output
     ours, _ = model.encode({"images": x})
-    assert (states[:, peer.num_prefix_tokens:] - ours).abs().max() <= ATOL
+    assert (states[:, peer.num_prefix_tokens :] - ours).abs().max() <= ATOL
 
 
 def test_round_trip_through_timm_keeps_outputs(tmp_path):
@@ -75,8 +80,18 @@ def timm_vit(**kwargs):
     """A timm-native ViT (class token with its own position row, layer scale, no qkv bias, a classifier),
     its patch positions set to mmcore's sin-cos values: everything else random."""
     torch.manual_seed(3)
-    args = {"img_size": (16, 24), "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0,
-            "qkv_bias": False, "init_values": 0.1, "num_classes": 5, "global_pool": "token"}
+    args = {
+        "img_size": (16, 24),
+        "patch_size": 8,
+        "embed_dim": 32,
+        "depth": 2,
+        "num_heads": 2,
+        "mlp_ratio": 2.0,
+        "qkv_bias": False,
+        "init_values": 0.1,
+        "num_classes": 5,
+        "global_pool": "token",
+    }
     peer = timm.create_model("vit_base_patch16_224", pretrained=False, **{**args, **kwargs}).eval()
     with torch.no_grad():
         for p in peer.parameters():
@@ -106,12 +121,15 @@ def test_import_timm_native_vit_folds_class_position_and_layer_scale(tmp_path):
     assert (model.encode({"images": x})[0] - theirs).abs().max() <= ATOL
 
 
-@pytest.mark.parametrize("kwargs, says", [
-    ({"reg_tokens": 2}, "register tokens"),
-    ({"qk_norm": True}, "qk_norm"),
-    ({"global_pool": "avg"}, "fc_norm"),
-    ({"act_layer": "gelu_tanh"}, "GELU"),
-])
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"reg_tokens": 2}, "register tokens"),
+        ({"qk_norm": True}, "qk_norm"),
+        ({"global_pool": "avg"}, "fc_norm"),
+        ({"act_layer": "gelu_tanh"}, "GELU"),
+    ],
+)
 def test_import_refuses_what_differs_and_writes_nothing(tmp_path, kwargs, says):
     peer = timm_vit(**kwargs)
     with pytest.raises(NoExactPeer, match=says) as info:
@@ -197,6 +215,7 @@ def test_cli_export_and_import(tmp_path, capsys):
 
 # -- position tables (tokenizer.positions) -----------------------------------------
 
+
 def test_positions_default_to_sincos_and_tables_start_equal():
     plain = image_mae()
     assert plain.config["tokenizer"]["positions"] == "sincos"  # config.json gains the option, with its default
@@ -238,13 +257,24 @@ def test_import_timm_learned_positions_exactly_and_back(tmp_path, no_embed_class
 
 # -- transformers ViTMAE -----------------------------------------------------------
 
+
 def vitmae(**kwargs):
     """A tiny random ViTMAEForPreTraining, as save_pretrained writes it (its fixed position tables kept)."""
     from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
-    args = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "intermediate_size": 64, "decoder_hidden_size": 16, "decoder_num_hidden_layers": 1,
-            "decoder_num_attention_heads": 2, "decoder_intermediate_size": 32, "norm_pix_loss": True}
+    args = {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "decoder_hidden_size": 16,
+        "decoder_num_hidden_layers": 1,
+        "decoder_num_attention_heads": 2,
+        "decoder_intermediate_size": 32,
+        "norm_pix_loss": True,
+    }
     torch.manual_seed(5)
     peer = ViTMAEForPreTraining(ViTMAEConfig(**{**args, **kwargs})).eval()
     with torch.no_grad():
@@ -258,8 +288,9 @@ def test_import_vitmae_encoder_exactly_for_a_fixed_visible_set(tmp_path):
     pytest.importorskip("transformers")
     peer = vitmae()
     peer.save_pretrained(tmp_path / "hf")
-    (tmp_path / "hf" / "preprocessor_config.json").write_text(json.dumps(
-        {"do_normalize": True, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}))
+    (tmp_path / "hf" / "preprocessor_config.json").write_text(
+        json.dumps({"do_normalize": True, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]})
+    )
     folder, diff, notes = import_model(tmp_path / "hf", "transformers", tmp_path / "mae")
     assert diff <= ATOL and any("class-token output" in n for n in notes)
     model = mmcore.from_pretrained(folder)
@@ -271,8 +302,7 @@ def test_import_vitmae_encoder_exactly_for_a_fixed_visible_set(tmp_path):
     keep = noise.argsort(dim=1)[:, :4]  # its visible patches, in its order (mask_ratio 0.75 of 16)
     with torch.no_grad():
         out = peer(pixel_values=normalised(x, c["tokenizer"]["mean"], c["tokenizer"]["std"]), noise=noise)
-        theirs = peer.vit(pixel_values=normalised(x, c["tokenizer"]["mean"], c["tokenizer"]["std"]),
-                          noise=noise).last_hidden_state[:, 1:]
+        theirs = peer.vit(pixel_values=normalised(x, c["tokenizer"]["mean"], c["tokenizer"]["std"]), noise=noise).last_hidden_state[:, 1:]
         embedded = model.embedder(model.tokenizer.tokenize({"images": x}))
         ours = model.encoder(embedded.gather(1, keep[..., None].expand(-1, -1, 32)))
     assert (ours - theirs).abs().max() <= ATOL
@@ -294,8 +324,11 @@ def test_vitmae_refusals_write_nothing(tmp_path):
     from safetensors.torch import load_file, save_file
 
     state = load_file(str(tmp_path / "cut" / "model.safetensors"))
-    save_file({k: v for k, v in state.items() if k != "vit.encoder.layer.1.output.dense.weight"},
-              str(tmp_path / "cut" / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in state.items() if k != "vit.encoder.layer.1.output.dense.weight"},
+        str(tmp_path / "cut" / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     with pytest.raises(DataError, match=r"do not match ViTMAEForPreTraining: missing \['vit.layers.1.mlp.fc2.weight'\]"):
         import_model(tmp_path / "cut", "transformers", tmp_path / "out")
     assert not (tmp_path / "out").exists()

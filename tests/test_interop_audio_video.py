@@ -21,8 +21,14 @@ ATOL = 1e-5
 
 
 def build(modality, tokenizer, masking, target, **encoder):
-    config = {"modality": modality, "tokenizer": tokenizer, "masking": {"name": masking}, "target": {"name": target},
-              "encoder": {"dim": 32, "depth": 2, "heads": 2, **encoder}, "decoder": {"dim": 16, "depth": 1, "heads": 2}}
+    config = {
+        "modality": modality,
+        "tokenizer": tokenizer,
+        "masking": {"name": masking},
+        "target": {"name": target},
+        "encoder": {"dim": 32, "depth": 2, "heads": 2, **encoder},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+    }
     config.update(record_sources(config))
     torch.manual_seed(0)
     return MaskedModel(check_model_config(config, "test")).eval()
@@ -30,14 +36,27 @@ def build(modality, tokenizer, masking, target, **encoder):
 
 def audio_mae(patch_size=(8, 8), mean=-4.0, std=3.0, positions="sincos", **encoder):
     """32 frames × 16 mel bins, AudioMAE style."""
-    tokenizer = {"num_mel_bins": 16, "target_frames": 32, "patch_size": list(patch_size), "mean": mean, "std": std,
-                 "sample_rate": 8000, "positions": positions}
+    tokenizer = {
+        "num_mel_bins": 16,
+        "target_frames": 32,
+        "patch_size": list(patch_size),
+        "mean": mean,
+        "std": std,
+        "sample_rate": 8000,
+        "positions": positions,
+    }
     return build("audio", tokenizer, "random", "fbank", **encoder)
 
 
 def video_mae(tubelet_size=(4, 8, 8), mean=None, std=None, channels=3):
-    tokenizer = {"num_frames": 4, "image_size": [16, 24], "tubelet_size": list(tubelet_size), "channels": channels,
-                 "mean": mean, "std": std}
+    tokenizer = {
+        "num_frames": 4,
+        "image_size": [16, 24],
+        "tubelet_size": list(tubelet_size),
+        "channels": channels,
+        "mean": mean,
+        "std": std,
+    }
     return build("video", tokenizer, "tube", "pixels")
 
 
@@ -61,8 +80,10 @@ def local(folder):
 
 # -- audio ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("patch_size, mean, std, class_token", [
-    ((8, 8), -4.0, 3.0, False), ((8, 4), None, None, True), ((4, 8), 2.0, None, False)])
+
+@pytest.mark.parametrize(
+    "patch_size, mean, std, class_token", [((8, 8), -4.0, 3.0, False), ((8, 4), None, None, True), ((4, 8), 2.0, None, False)]
+)
 def test_audio_export_to_timm_gives_equal_outputs(tmp_path, patch_size, mean, std, class_token):
     model = audio_mae(patch_size, mean, std, class_token=class_token)
     folder, diff = export_model(model, "timm", tmp_path / "timm")
@@ -80,7 +101,7 @@ def test_audio_export_to_timm_gives_equal_outputs(tmp_path, patch_size, mean, st
         pooled = peer(timm_input(x[:, None], cfg_mean, cfg_std))
         ours, _ = model.encode({"fbank": x})
         features = model.features({"fbank": x})
-    assert (states[:, peer.num_prefix_tokens:] - ours).abs().max() <= ATOL
+    assert (states[:, peer.num_prefix_tokens :] - ours).abs().max() <= ATOL
     assert (pooled - features).abs().max() <= ATOL  # mmcore's features = timm's pooled output
 
 
@@ -154,8 +175,19 @@ def test_audio_positions_option_defaults_to_sincos_and_tables_start_equal():
 def test_audio_import_refuses_a_peer_that_is_no_spectrogram_model(tmp_path):
     folder, _ = export_model(audio_mae(), "timm", tmp_path / "timm")
     record = json.loads((folder / "config.json").read_text())["mmcore"]
-    peer = timm.create_model("vit_base_patch16_224", pretrained=False, img_size=(32, 16), patch_size=8, in_chans=3,
-                             embed_dim=32, depth=1, num_heads=2, num_classes=0, global_pool="avg", fc_norm=False)
+    peer = timm.create_model(
+        "vit_base_patch16_224",
+        pretrained=False,
+        img_size=(32, 16),
+        patch_size=8,
+        in_chans=3,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        num_classes=0,
+        global_pool="avg",
+        fc_norm=False,
+    )
     from timm.models import save_for_hf
 
     save_for_hf(peer, str(tmp_path / "rgb"), safe_serialization=True, model_config={"mmcore": record})
@@ -165,6 +197,7 @@ def test_audio_import_refuses_a_peer_that_is_no_spectrogram_model(tmp_path):
 
 
 # -- video ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mean, std, channels", [([0.4, 0.5, 0.6], [0.2, 0.3, 0.25], 3), (None, None, 1)])
 def test_video_whole_clip_tubelet_exact_both_ways(tmp_path, mean, std, channels):
@@ -193,8 +226,11 @@ def test_video_whole_clip_tubelet_exact_both_ways(tmp_path, mean, std, channels)
 
 def test_video_tubelets_split_in_time_are_refused_and_nothing_written(tmp_path):
     model = video_mae(tubelet_size=(2, 8, 8))
-    with pytest.raises(NoExactPeer, match=r"tubelet_size \[2, 8, 8\] splits its 4 frames into 2 steps along time, "
-                                          r"and timm's VisionTransformer has one 2-D patch grid") as info:
+    with pytest.raises(
+        NoExactPeer,
+        match=r"tubelet_size \[2, 8, 8\] splits its 4 frames into 2 steps along time, "
+        r"and timm's VisionTransformer has one 2-D patch grid",
+    ) as info:
         export_model(model, "timm", tmp_path / "timm")
     assert "VideoMAEModel" in str(info.value) and "tubelet_size[0] = num_frames" in str(info.value)
     assert "\n" not in str(info.value)

@@ -26,8 +26,16 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *(f"w{i}" for i i
 def bert(folder, seed=0, **overrides):
     """A tiny random BertForMaskedLM saved with its vocab.txt (token-type rows random too, so the fold shows)."""
     torch.manual_seed(seed)
-    args = {"vocab_size": len(VOCAB), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "intermediate_size": 64, "max_position_embeddings": 24, "pad_token_id": 0, **overrides}
+    args = {
+        "vocab_size": len(VOCAB),
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "max_position_embeddings": 24,
+        "pad_token_id": 0,
+        **overrides,
+    }
     peer = transformers.BertForMaskedLM(transformers.BertConfig(**args)).eval()
     with torch.no_grad():
         for name, p in peer.named_parameters():  # far from init: unit norms and zero biases would hide mistakes
@@ -39,17 +47,26 @@ def bert(folder, seed=0, **overrides):
 
 def text_model(norm_placement="post", eps=1e-12, seed=0, **encoder):
     tokenizer = {"path": None, "tokenizer_json": bert_vocab_json(), "max_length": 24, "norm_eps": eps}
-    config = {"modality": "text", "style": "bert", "tokenizer": tokenizer, "masking": {"name": "bert"},
-              "target": {"name": "ids"}, "decoder": {"dim": 16, "depth": 1, "heads": 2},
-              "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0, "norm_eps": eps,
-                          "norm_placement": norm_placement, **encoder}}
+    config = {
+        "modality": "text",
+        "style": "bert",
+        "tokenizer": tokenizer,
+        "masking": {"name": "bert"},
+        "target": {"name": "ids"},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+        "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0, "norm_eps": eps, "norm_placement": norm_placement, **encoder},
+    }
     config.update(record_sources(config))
     torch.manual_seed(seed)
     model = MaskedModel(check_model_config(config, "test")).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.normal_(mean=1.0 if name.endswith("norm.weight") or "norm1.weight" in name or "norm2.weight" in name
-                      or name == "head.transform.2.weight" else 0.0, std=0.3)
+            p.normal_(
+                mean=1.0
+                if name.endswith("norm.weight") or "norm1.weight" in name or "norm2.weight" in name or name == "head.transform.2.weight"
+                else 0.0,
+                std=0.3,
+            )
     return model
 
 
@@ -76,8 +93,9 @@ def test_import_bert_gives_equal_logits_and_exports_back(tmp_path):
     tok = model.tokenizer  # the vocabulary is the folder's vocab.txt, ids unchanged
     assert tok.vocab_size == len(VOCAB) and tok.mask_id == VOCAB.index("[MASK]") and tok.pad_id == 0
     assert tok.encode(["the cats barked."])[0].ids == [VOCAB.index(w) for w in ("the", "cat", "##s", "barked", ".")]
-    out = model(tok.collate([{"text": "the cat sat on the mat."}, {"text": "a dog ran."}]),
-                generator=torch.Generator().manual_seed(0))  # it trains on as any mmcore text model
+    out = model(
+        tok.collate([{"text": "the cat sat on the mat."}, {"text": "a dog ran."}]), generator=torch.Generator().manual_seed(0)
+    )  # it trains on as any mmcore text model
     assert torch.isfinite(out.loss)
 
     exported, diff = export_model(folder, "transformers", tmp_path / "hf")
@@ -127,9 +145,16 @@ def test_export_ties_an_output_matrix_equal_to_the_word_table(tmp_path):
 
 def test_import_bert_for_pretraining_leaves_out_next_sentence_head(tmp_path):
     torch.manual_seed(1)
-    peer = transformers.BertForPreTraining(transformers.BertConfig(
-        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=24)).eval()
+    peer = transformers.BertForPreTraining(
+        transformers.BertConfig(
+            vocab_size=len(VOCAB),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=24,
+        )
+    ).eval()
     peer.save_pretrained(str(tmp_path / "bert"))
     (tmp_path / "bert" / "vocab.txt").write_text("".join(w + "\n" for w in VOCAB), encoding="utf-8")
     folder, diff, notes = import_model(tmp_path / "bert", "transformers", tmp_path / "mm")
@@ -138,13 +163,16 @@ def test_import_bert_for_pretraining_leaves_out_next_sentence_head(tmp_path):
     assert max_diff(mmcore.from_pretrained(folder), mlm) <= ATOL
 
 
-@pytest.mark.parametrize("override, says", [
-    ({"hidden_act": "gelu_new"}, "hidden_act 'gelu_new'"),
-    ({"hidden_act": "relu"}, "hidden_act 'relu'"),
-    ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key'"),
-    ({"is_decoder": True}, "is_decoder"),
-    ({"architectures": ["BertModel"]}, "no masked-LM head"),
-])
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        ({"hidden_act": "gelu_new"}, "hidden_act 'gelu_new'"),
+        ({"hidden_act": "relu"}, "hidden_act 'relu'"),
+        ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key'"),
+        ({"is_decoder": True}, "is_decoder"),
+        ({"architectures": ["BertModel"]}, "no masked-LM head"),
+    ],
+)
 def test_import_refuses_what_differs_and_writes_nothing(tmp_path, override, says):
     bert(tmp_path / "bert")
     path = tmp_path / "bert" / "config.json"
@@ -169,11 +197,14 @@ def test_import_refuses_missing_vocabulary_and_pickles(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bert"]
 
 
-@pytest.mark.parametrize("kwargs, says", [
-    ({"norm_placement": "pre", "eps": 1e-6}, "encoder.norm_placement is 'pre'"),
-    ({"class_token": True}, "class_token"),
-    ({"eps": 1e-6, "norm_eps": 1e-12}, "tokenizer.norm_eps 1e-06"),
-])
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"norm_placement": "pre", "eps": 1e-6}, "encoder.norm_placement is 'pre'"),
+        ({"class_token": True}, "class_token"),
+        ({"eps": 1e-6, "norm_eps": 1e-12}, "tokenizer.norm_eps 1e-06"),
+    ],
+)
 def test_export_refuses_text_models_without_the_options(tmp_path, kwargs, says):
     with pytest.raises(NoExactPeer, match=says) as info:
         export_model(text_model(**kwargs), "transformers", tmp_path / "x")
@@ -198,6 +229,7 @@ def test_cli_import_and_export(tmp_path, capsys):
 
 
 # -- the options' defaults ----------------------------------------------------------
+
 
 def test_post_norm_blocks_are_berts_and_keep_last_rows():
     torch.manual_seed(0)

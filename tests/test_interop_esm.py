@@ -26,10 +26,22 @@ from transformers import AutoTokenizer, EsmConfig, EsmForMaskedLM  # noqa: E402
 from mm_protein.alphabet import ID, TOKENS  # noqa: E402
 
 ATOL = 1e-5
-ESM2 = {"vocab_size": 33, "mask_token_id": 32, "pad_token_id": 1, "hidden_size": 32, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "intermediate_size": 64, "position_embedding_type": "rotary",
-        "token_dropout": True, "emb_layer_norm_before": False, "layer_norm_eps": 1e-5,
-        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "max_position_embeddings": 66}
+ESM2 = {
+    "vocab_size": 33,
+    "mask_token_id": 32,
+    "pad_token_id": 1,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "position_embedding_type": "rotary",
+    "token_dropout": True,
+    "emb_layer_norm_before": False,
+    "layer_norm_eps": 1e-5,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+    "max_position_embeddings": 66,
+}
 
 
 def esm(**kwargs):
@@ -55,9 +67,16 @@ def close(a, b, valid):
     return (a - b)[valid].abs().max().item()
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"token_dropout": False}, {"emb_layer_norm_before": True},
-                                    {"tie_word_embeddings": False, "rope_theta": 500.0, "layer_norm_eps": 1e-12}],
-                         ids=["esm2", "no-token-dropout", "embedding-norm", "untied-theta-eps"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"token_dropout": False},
+        {"emb_layer_norm_before": True},
+        {"tie_word_embeddings": False, "rope_theta": 500.0, "layer_norm_eps": 1e-12},
+    ],
+    ids=["esm2", "no-token-dropout", "embedding-norm", "untied-theta-eps"],
+)
 def test_import_gives_equal_logits(tmp_path, kwargs):
     peer = esm(**kwargs)
     folder, diff, notes = import_model(saved(peer, tmp_path / "esm"), "transformers", tmp_path / "mm")
@@ -115,13 +134,15 @@ def test_fine_tuned_untied_head_exports_untied(tmp_path):
 
 def esm_layout_config(**encoder):
     """An mmcore protein model built from scratch with the ESM-compatible options (not imported)."""
-    config = {"modality": "protein", "style": "bert",
-              "tokenizer": {"max_length": 64, "ends": True, "positions": "none", "embed_norm": False,
-                            "token_dropout": True, "norm_eps": 1e-5},
-              "masking": {"name": "bert"}, "target": {"name": "ids"},
-              "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 3.0, "norm_eps": 1e-5, "rotary": True,
-                          **encoder},
-              "decoder": {"dim": 16, "depth": 1, "heads": 2}}
+    config = {
+        "modality": "protein",
+        "style": "bert",
+        "tokenizer": {"max_length": 64, "ends": True, "positions": "none", "embed_norm": False, "token_dropout": True, "norm_eps": 1e-5},
+        "masking": {"name": "bert"},
+        "target": {"name": "ids"},
+        "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 3.0, "norm_eps": 1e-5, "rotary": True, **encoder},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+    }
     config.update(record_sources(config))
     return check_model_config(config, "test")
 
@@ -140,10 +161,17 @@ def test_export_a_model_trained_with_the_esm_options(tmp_path):
 
 # -- refusals: named, one line, nothing written --------------------------------------
 
+
 def protein_model(**tokenizer):
-    config = {"modality": "protein", "style": "bert", "tokenizer": {"max_length": 32, **tokenizer},
-              "masking": {"name": "bert"}, "target": {"name": "ids"},
-              "encoder": {"dim": 32, "depth": 1, "heads": 2}, "decoder": {"dim": 16, "depth": 1, "heads": 2}}
+    config = {
+        "modality": "protein",
+        "style": "bert",
+        "tokenizer": {"max_length": 32, **tokenizer},
+        "masking": {"name": "bert"},
+        "target": {"name": "ids"},
+        "encoder": {"dim": 32, "depth": 1, "heads": 2},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+    }
     config.update(record_sources(config))
     torch.manual_seed(0)
     return MaskedModel(check_model_config(config, "test")).eval()
@@ -163,11 +191,14 @@ def test_export_refuses_a_protein_model_without_the_esm_options(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kwargs, says", [
-    ({"position_embedding_type": "absolute"}, "position_embedding_type 'absolute': learned positions"),
-    ({"is_decoder": True}, "causal or cross attention"),
-    ({"vocab_size": 35}, "vocab_size 35; mmcore's protein alphabet is ESM-2's"),
-])
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"position_embedding_type": "absolute"}, "position_embedding_type 'absolute': learned positions"),
+        ({"is_decoder": True}, "causal or cross attention"),
+        ({"vocab_size": 35}, "vocab_size 35; mmcore's protein alphabet is ESM-2's"),
+    ],
+)
 def test_import_refuses_what_mmcore_cannot_match_and_writes_nothing(tmp_path, kwargs, says):
     folder = saved(esm(**kwargs), tmp_path / "esm")
     with pytest.raises(NoExactPeer, match=says) as info:
@@ -186,8 +217,7 @@ def test_import_refuses_another_vocabulary_and_missing_weights(tmp_path):
 
     weights = folder / "model.safetensors"
     state = load_file(str(weights))
-    save_file({k: v for k, v in state.items() if k != "esm.encoder.layer.1.output.dense.weight"}, str(weights),
-              metadata={"format": "pt"})
+    save_file({k: v for k, v in state.items() if k != "esm.encoder.layer.1.output.dense.weight"}, str(weights), metadata={"format": "pt"})
     with pytest.raises(DataError, match=r"missing \['esm.encoder.layer.1.output.dense.weight'\]"):
         import_model(folder, "transformers", tmp_path / "out")
     weights.unlink()
@@ -208,6 +238,7 @@ def test_rotary_is_refused_where_rows_are_not_positions():
 
 # -- the options' defaults leave every model as it was -----------------------------------
 
+
 def test_defaults_keep_protein_models_unchanged():
     """A default protein model: same weights' keys as before the ESM options, and outputs bit-identical
     to mmcore's plain discrete-token embedder and head holding the same weights."""
@@ -217,9 +248,18 @@ def test_defaults_keep_protein_models_unchanged():
     c = model.config
     assert not c["encoder"]["rotary"] and c["tokenizer"]["positions"] == "learned" and not c["tokenizer"]["ends"]
     keys = {k for k in model.state_dict() if k.startswith(("embedder.", "head."))}
-    assert keys == {"embedder.tokens.weight", "embedder.positions.weight", "embedder.norm.weight", "embedder.norm.bias",
-                    "head.transform.0.weight", "head.transform.0.bias", "head.transform.2.weight",
-                    "head.transform.2.bias", "head.proj.weight", "head.proj.bias"}
+    assert keys == {
+        "embedder.tokens.weight",
+        "embedder.positions.weight",
+        "embedder.norm.weight",
+        "embedder.norm.bias",
+        "head.transform.0.weight",
+        "head.transform.0.bias",
+        "head.transform.2.weight",
+        "head.transform.2.bias",
+        "head.proj.weight",
+        "head.proj.bias",
+    }
     assert all(block.attn.rotary_base is None for block in model.encoder.blocks)
     plain_embedder = TokenEmbedder(model.tokenizer, 32, None)
     plain_embedder.load_state_dict(model.embedder.state_dict())
@@ -251,16 +291,20 @@ def test_rotary_last_rows_equal_the_full_pass():
         assert (net(x.flip(1), None)[:, 0] - net(x, None)[:, -1]).abs().max() > 1e-3  # order matters
 
 
-SAMPLES = [{"sequence": s, "label": i % 2} for i, s in
-           enumerate(["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPV", "MDKKYSIGLDIGTNSVGWAVITDEYKVPSKKFKVLGNTDRHSIKKNLIGALLFDS"])]
-ESM_TOKENIZER = {"max_length": 64, "ends": True, "positions": "none", "embed_norm": False, "token_dropout": True,
-                 "norm_eps": 1e-5}
-ESM_DIMS = {"encoder": {"dim": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "norm_eps": 1e-5, "rotary": True},
-            "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0}}
+SAMPLES = [
+    {"sequence": s, "label": i % 2}
+    for i, s in enumerate(["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPV", "MDKKYSIGLDIGTNSVGWAVITDEYKVPSKKFKVLGNTDRHSIKKNLIGALLFDS"])
+]
+ESM_TOKENIZER = {"max_length": 64, "ends": True, "positions": "none", "embed_norm": False, "token_dropout": True, "norm_eps": 1e-5}
+ESM_DIMS = {
+    "encoder": {"dim": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "norm_eps": 1e-5, "rotary": True},
+    "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
+}
 
 
-@pytest.mark.parametrize("check", modality_checks("protein", SAMPLES, ESM_TOKENIZER, styles=("bert",), dims=ESM_DIMS,
-                                                  round_trip="ids"), ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "check", modality_checks("protein", SAMPLES, ESM_TOKENIZER, styles=("bert",), dims=ESM_DIMS, round_trip="ids"), ids=lambda c: c.name
+)
 def test_esm_options_pass_the_conformance_suite(check):
     check()  # padding invariance, position sensitivity (rotary alone places tokens), training, save/load ...
 
@@ -281,6 +325,7 @@ def test_ends_wrap_sequences_and_stay_out_of_prompts_and_renders():
 
 
 # -- the imported model in use: mm score, mm fill, features -------------------------------
+
 
 def test_mm_score_on_the_imported_model_gives_esms_marginals(tmp_path, capsys):
     peer = esm()

@@ -28,9 +28,19 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 def vitmae(**kwargs):
     """A tiny random ViTMAEForPreTraining (16x16 images, 4-pixel patches); its fixed position tables kept,
     every other weight drawn wide enough that a wrong mapping shows."""
-    args = {"image_size": 16, "patch_size": 4, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "intermediate_size": 64, "decoder_hidden_size": 16, "decoder_num_hidden_layers": 1,
-            "decoder_num_attention_heads": 4, "decoder_intermediate_size": 32, "norm_pix_loss": True}
+    args = {
+        "image_size": 16,
+        "patch_size": 4,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "decoder_hidden_size": 16,
+        "decoder_num_hidden_layers": 1,
+        "decoder_num_attention_heads": 4,
+        "decoder_intermediate_size": 32,
+        "norm_pix_loss": True,
+    }
     torch.manual_seed(5)
     peer = ViTMAEForPreTraining(ViTMAEConfig(**{**args, **kwargs})).eval()
     with torch.no_grad():
@@ -43,21 +53,31 @@ def vitmae(**kwargs):
 def saved(peer, folder, mean=MEAN, std=STD):
     peer.save_pretrained(folder)
     if mean is not None:
-        (folder / "preprocessor_config.json").write_text(json.dumps(
-            {"do_normalize": True, "image_mean": mean, "image_std": std}))
+        (folder / "preprocessor_config.json").write_text(json.dumps({"do_normalize": True, "image_mean": mean, "image_std": std}))
     return folder
 
 
-def image_mae(image_size=(16, 16), class_token=True, reads_class=True, norm_eps=1e-12, decoder_eps=None,
-              mean=MEAN, std=STD, positions=None, **extra):
+def image_mae(
+    image_size=(16, 16), class_token=True, reads_class=True, norm_eps=1e-12, decoder_eps=None, mean=MEAN, std=STD, positions=None, **extra
+):
     """An mmcore-native image MAE with the options ViTMAE needs (each one can be turned off)."""
-    tokenizer = {"image_size": list(image_size), "patch_size": 4, "mean": mean, "std": std,
-                 **({"positions": positions} if positions else {})}
-    config = {"modality": "image", "tokenizer": tokenizer, "masking": {"name": "random"},
-              "target": {"name": "pixels"},
-              "encoder": {"dim": 32, "depth": 2, "heads": 4, "class_token": class_token, "norm_eps": norm_eps},
-              "decoder": {"dim": 16, "depth": 1, "heads": 4, "norm_eps": decoder_eps or norm_eps},
-              **({"decoder_reads_class_token": True} if reads_class else {}), **extra}
+    tokenizer = {
+        "image_size": list(image_size),
+        "patch_size": 4,
+        "mean": mean,
+        "std": std,
+        **({"positions": positions} if positions else {}),
+    }
+    config = {
+        "modality": "image",
+        "tokenizer": tokenizer,
+        "masking": {"name": "random"},
+        "target": {"name": "pixels"},
+        "encoder": {"dim": 32, "depth": 2, "heads": 4, "class_token": class_token, "norm_eps": norm_eps},
+        "decoder": {"dim": 16, "depth": 1, "heads": 4, "norm_eps": decoder_eps or norm_eps},
+        **({"decoder_reads_class_token": True} if reads_class else {}),
+        **extra,
+    }
     config.update(record_sources(config))
     torch.manual_seed(0)
     model = MaskedModel(check_model_config(config, "test")).eval()
@@ -87,18 +107,19 @@ def compare(model, peer, x, noise):
         ours = model({"images": x}, hidden=hidden)
         keep = noise.argsort(dim=1)[:, : latent.shape[1] - 1]  # ViTMAE's visible patches, in its order
         embedded = model.embedder(model.tokenizer.tokenize({"images": x}), hidden)
-        states = model.encoder(embedded.gather(1, keep[..., None].expand(-1, -1, embedded.shape[-1])),
-                               keep_prefix=True)  # [B, 1 + V, D]: the class row first, as ViTMAE's
+        states = model.encoder(
+            embedded.gather(1, keep[..., None].expand(-1, -1, embedded.shape[-1])), keep_prefix=True
+        )  # [B, 1 + V, D]: the class row first, as ViTMAE's
     assert bool(hidden.gather(1, ours.index).all())  # mmcore predicts exactly ViTMAE's hidden patches
     pixels = theirs.logits.gather(1, ours.index[..., None].expand(-1, -1, theirs.logits.shape[-1]))
-    return ((states - latent).abs().max().item(), (ours.pred - pixels).abs().max().item(),
-            abs(ours.loss.item() - theirs.loss.item()))
+    return ((states - latent).abs().max().item(), (ours.pred - pixels).abs().max().item(), abs(ours.loss.item() - theirs.loss.item()))
 
 
 NOISE = torch.rand(2, 16, generator=torch.Generator().manual_seed(3))  # fixes ViTMAE's mask: 12 of 16 hidden
 
 
 # -- import ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("norm_pix", [True, False])
 def test_import_gives_vitmae_encoder_decoder_and_loss(tmp_path, norm_pix):
@@ -132,6 +153,7 @@ def test_import_of_vitmae_model_without_decoder_gets_a_fresh_one(tmp_path):
 
 
 # -- export ---------------------------------------------------------------------------
+
 
 def test_round_trip_through_transformers_keeps_outputs(tmp_path):
     peer = vitmae()
@@ -184,12 +206,16 @@ def test_cli_export_to_transformers(tmp_path, capsys):
 
 # -- refusals -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("options, says", [
-    ({"class_token": False, "reads_class": False}, "encoder.class_token is false; ViTMAE's encoder prepends"),
-    ({"reads_class": False}, "decoder_reads_class_token is false; ViTMAE's decoder reads the encoder's class-token"),
-    ({"image_size": (16, 12)}, "images of 16x12 pixels; ViTMAE's are square"),
-    ({"decoder_eps": 1e-6}, "encoder.norm_eps 1e-12 and decoder.norm_eps 1e-06 differ"),
-])
+
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        ({"class_token": False, "reads_class": False}, "encoder.class_token is false; ViTMAE's encoder prepends"),
+        ({"reads_class": False}, "decoder_reads_class_token is false; ViTMAE's decoder reads the encoder's class-token"),
+        ({"image_size": (16, 12)}, "images of 16x12 pixels; ViTMAE's are square"),
+        ({"decoder_eps": 1e-6}, "encoder.norm_eps 1e-12 and decoder.norm_eps 1e-06 differ"),
+    ],
+)
 def test_export_refuses_what_vitmae_cannot_compute(tmp_path, options, says):
     with pytest.raises(NoExactPeer, match="no exact transformers ViTMAEForPreTraining for this model: .*" + says) as info:
         export_model(image_mae(**options), "transformers", tmp_path / "x")
@@ -213,13 +239,15 @@ def test_decoder_reads_class_token_needs_mae_and_a_class_token():
 
     from mmcore.config import ModelConfig
 
-    joint = OmegaConf.merge(OmegaConf.structured(ModelConfig),
-                            {"modalities": {"a": {"modality": "image"}}, "decoder_reads_class_token": True})
+    joint = OmegaConf.merge(
+        OmegaConf.structured(ModelConfig), {"modalities": {"a": {"modality": "image"}}, "decoder_reads_class_token": True}
+    )
     with pytest.raises(ConfigError, match="decoder_reads_class_token is for one modality's MAE"):
         model_section(joint)
 
 
 # -- the defaults leave existing models as they were ------------------------------------
+
 
 def old_mae_pass(model, x, order, num_hidden, valid, structure, decoder_positions):
     """mmcore.model.mae_pass before decoder_reads_class_token existed (image batches: no valid, no structure)."""
@@ -243,8 +271,15 @@ def test_defaults_leave_image_models_unchanged(class_token):
         out = model({"images": x}, generator=g)
         tokens = model.tokenizer.tokenize({"images": x})
         hidden = out.hidden
-        before = old_mae_pass(model, model.embedder(tokens, hidden), mae_order(hidden, None), out.index.shape[1],
-                              None, structure_of(model.embedder, tokens, hidden), model.embedder.decoder_positions(tokens))
+        before = old_mae_pass(
+            model,
+            model.embedder(tokens, hidden),
+            mae_order(hidden, None),
+            out.index.shape[1],
+            None,
+            structure_of(model.embedder, tokens, hidden),
+            model.embedder.decoder_positions(tokens),
+        )
     assert torch.equal(out.pred, model.head(before))  # bit for bit
     on, off = image_mae(norm_eps=1e-6), image_mae(reads_class=False, norm_eps=1e-6)
     assert set(on.state_dict()) - set(off.state_dict()) == {"decoder_class_pos"}  # the one key the option adds

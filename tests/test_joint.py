@@ -135,8 +135,11 @@ def test_missing_plugins_are_all_named_when_loading(joint_registry, tmp_path):
     plugins.reset_registry()
     registry = plugins.get_registry()  # entry points only: neither toy modality is installed
     assert "signal" not in registry.items["modalities"]
-    with pytest.raises(PluginError, match=r"modality 'signal' \(stream 'signal'\): pip install mm-signal; "
-                                          r"modality 'word' \(stream 'word'\): pip install mm-word"):
+    with pytest.raises(
+        PluginError,
+        match=r"modality 'signal' \(stream 'signal'\): pip install mm-signal; "
+        r"modality 'word' \(stream 'word'\): pip install mm-word",
+    ):
         mmcore.from_pretrained(str(tmp_path / "m"))
 
 
@@ -148,11 +151,19 @@ def test_a_budget_larger_than_the_token_count_names_the_modality(joint_registry)
 
 
 def test_every_missing_plugin_of_a_folder_is_named_in_one_error(joint_registry):
-    config = dict(joint_config(), parts={"signal.modality": {"name": "signal", "plugin": "mm-signal", "version": "1.0"},
-                                         "word.target": {"name": "ids", "plugin": "mm-word", "version": "2.0"}},
-                  plugins={"mm-signal": "1.0", "mm-word": "2.0"})
-    with pytest.raises(PluginError, match=r"mm-signal>=1.0 for its signal.modality 'signal'.*pip install 'mm-signal>=1.0'"
-                                          r".*mm-word>=2.0 for its word.target 'ids'.*pip install 'mm-word>=2.0'"):
+    config = dict(
+        joint_config(),
+        parts={
+            "signal.modality": {"name": "signal", "plugin": "mm-signal", "version": "1.0"},
+            "word.target": {"name": "ids", "plugin": "mm-word", "version": "2.0"},
+        },
+        plugins={"mm-signal": "1.0", "mm-word": "2.0"},
+    )
+    with pytest.raises(
+        PluginError,
+        match=r"mm-signal>=1.0 for its signal.modality 'signal'.*pip install 'mm-signal>=1.0'"
+        r".*mm-word>=2.0 for its word.target 'ids'.*pip install 'mm-word>=2.0'",
+    ):
         JointModel(config)
 
 

@@ -46,13 +46,16 @@ def test_mm_fill_predicts_a_modality_from_the_command_line(folder, capsys):
     assert len(printed) == 2 and all(4 <= int(i) < 16 for i in printed)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--given", "sonar=1", "--predict", "word"], r"--given sonar: not a modality of this model; accepted: signal, word"),
-    (["--given", f"signal={WAVE}", "--predict", "signal"], r"--predict signal is also given"),
-    (["--given", f"signal={WAVE}", "--predict", "image"], r"--predict image: not a modality of this model"),
-    (["--given", "signal", "--predict", "word"], r"expected MODALITY=FILE or MODALITY=TEXT"),
-    (["--given", f"signal={WAVE}"], r"give --given MODALITY=VALUE ... --predict MODALITY"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--given", "sonar=1", "--predict", "word"], r"--given sonar: not a modality of this model; accepted: signal, word"),
+        (["--given", f"signal={WAVE}", "--predict", "signal"], r"--predict signal is also given"),
+        (["--given", f"signal={WAVE}", "--predict", "image"], r"--predict image: not a modality of this model"),
+        (["--given", "signal", "--predict", "word"], r"expected MODALITY=FILE or MODALITY=TEXT"),
+        (["--given", f"signal={WAVE}"], r"give --given MODALITY=VALUE ... --predict MODALITY"),
+    ],
+)
 def test_mm_fill_errors_name_the_modality(folder, capsys, argv, message):
     assert main(["fill", str(folder), *argv]) == 2
     err = capsys.readouterr().err
@@ -65,11 +68,16 @@ def test_mm_fill_errors_name_the_modality(folder, capsys, argv, message):
 def image_word_model(tmp_path):
     config = {
         "modalities": {
-            "image": {"tokenizer": {"image_size": [8, 8], "patch_size": 4, "channels": 1},
-                      "masking": {"name": "random", "ratio": 0.5}, "target": {"name": "pixels", "norm_pix": False}},
+            "image": {
+                "tokenizer": {"image_size": [8, 8], "patch_size": 4, "channels": 1},
+                "masking": {"name": "random", "ratio": 0.5},
+                "target": {"name": "pixels", "norm_pix": False},
+            },
             "word": {"masking": {"name": "bert", "ratio": 0.5}, "target": {"name": "ids"}},
         },
-        "style": "mae", "encoder": {"dim": 32, "depth": 1, "heads": 2}, "decoder": {"dim": 16, "depth": 1, "heads": 2},
+        "style": "mae",
+        "encoder": {"dim": 32, "depth": 1, "heads": 2},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
     }
     torch.manual_seed(0)
     JointModel(config).save_pretrained(tmp_path / "iw")

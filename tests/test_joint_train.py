@@ -67,16 +67,19 @@ def test_a_joint_recipe_is_typed_per_modality(recipe):
 
 def test_two_modalities_with_the_same_name_are_refused(recipe, tmp_path):
     twice = tmp_path / "twice.yaml"
-    twice.write_text(RECIPE.replace("    word:\n      masking: {name: bert, ratio: 0.5}\n",
-                                    "    word:\n      masking: {name: bert, ratio: 0.5}\n    word:\n      role: input\n"))
+    twice.write_text(
+        RECIPE.replace(
+            "    word:\n      masking: {name: bert, ratio: 0.5}\n",
+            "    word:\n      masking: {name: bert, ratio: 0.5}\n    word:\n      role: input\n",
+        )
+    )
     with pytest.raises(ConfigError, match="duplicate key"):
         load_recipe(twice)
 
 
 def test_a_one_entry_joint_recipe_is_the_single_modality_model(recipe, tmp_path):
     one = tmp_path / "one.yaml"
-    one.write_text(RECIPE.replace("    word:\n      masking: {name: bert, ratio: 0.5}\n", "")
-                   .replace("      word: {name: labels}\n", ""))
+    one.write_text(RECIPE.replace("    word:\n      masking: {name: bert, ratio: 0.5}\n", "").replace("      word: {name: labels}\n", ""))
     cfg = load_recipe(one)
     assert cfg.model.modality == "signal" and cfg.data.dataset.name == "waves" and not cfg.model.modalities
     folder = train(load_recipe(one, [f"output_dir={tmp_path / 'one'}", "train.steps=2"]))

@@ -43,7 +43,7 @@ def per_micro_batch_mean_gradients(style: str, halves: list[list[dict]]) -> dict
 @pytest.mark.parametrize("style", ["mae", "bert"])
 def test_accumulating_two_halves_equals_one_whole_batch(toy_registry, style):
     data = samples()
-    halves = [data[: SAMPLES // 2], data[SAMPLES // 2:]]
+    halves = [data[: SAMPLES // 2], data[SAMPLES // 2 :]]
     assert halves[0] and sum(len(s["signal"]) for s in halves[0]) != sum(len(s["signal"]) for s in halves[1])
     whole = step_gradients(fresh_accelerator(), style, [data])
     accumulated = step_gradients(fresh_accelerator(gradient_accumulation_steps=2), style, halves)
@@ -55,9 +55,21 @@ def test_accumulating_two_halves_equals_one_whole_batch(toy_registry, style):
 def test_two_processes_equal_one(toy_registry, tmp_path):
     out = tmp_path / "grads.pt"
     env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-           "--num_processes", "2", "--main_process_port", "29531", str(HERE / "loss_reduction_worker.py"),
-           "bert", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_machines",
+        "1",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "29531",
+        str(HERE / "loss_reduction_worker.py"),
+        "bert",
+        str(out),
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     saved = torch.load(out)

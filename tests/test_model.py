@@ -130,8 +130,7 @@ def test_toy_modality_passes_the_conformance_suite(toy_registry):
 
 
 def test_a_missing_plugin_behind_a_part_is_named_with_the_part(toy_registry):
-    config = dict(toy_config("mae"), parts={"target": {"name": "hog", "plugin": "mm-hog", "version": "0.3.0"}},
-                  plugins={"mm-hog": "0.3.0"})
+    config = dict(toy_config("mae"), parts={"target": {"name": "hog", "plugin": "mm-hog", "version": "0.3.0"}}, plugins={"mm-hog": "0.3.0"})
     with pytest.raises(PluginError, match=r"needs the plugin mm-hog>=0.3.0 for its target 'hog', .*pip install 'mm-hog>=0.3.0'"):
         MaskedModel(config)
 

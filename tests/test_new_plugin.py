@@ -19,8 +19,15 @@ def test_generated_plugin_installs_trains_and_passes_its_tests(tmp_path):
     assert main(["new-plugin", "wave", "--dest", str(tmp_path)]) == 0
     plugin = tmp_path / "mm-wave"
     assert sorted(p.relative_to(plugin).as_posix() for p in plugin.rglob("*") if p.is_file()) == [
-        "README.md", "pyproject.toml", "src/mm_wave/__init__.py", "src/mm_wave/data.py", "src/mm_wave/picture.py",
-        "src/mm_wave/recipes/wave-mae.yaml", "src/mm_wave/tokenizer.py", "tests/test_conformance.py"]
+        "README.md",
+        "pyproject.toml",
+        "src/mm_wave/__init__.py",
+        "src/mm_wave/data.py",
+        "src/mm_wave/picture.py",
+        "src/mm_wave/recipes/wave-mae.yaml",
+        "src/mm_wave/tokenizer.py",
+        "tests/test_conformance.py",
+    ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "the staging folder was left behind"
 
     # a real wheel build and install (no network: the build backend comes from this environment)
@@ -37,8 +44,19 @@ def test_generated_plugin_installs_trains_and_passes_its_tests(tmp_path):
     tests = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(plugin / "tests"), cwd=tmp_path, env=env)
     assert tests.returncode == 0 and " passed" in tests.stdout, tests.stdout + tests.stderr
 
-    trained = run("-m", "mmcore", "train", "wave-mae", "train.steps=40", "train.log_every=20", "data.dataset.num_train=128",
-                  "data.batch_size=16", f"output_dir={tmp_path / 'run'}", cwd=tmp_path, env=env)
+    trained = run(
+        "-m",
+        "mmcore",
+        "train",
+        "wave-mae",
+        "train.steps=40",
+        "train.log_every=20",
+        "data.dataset.num_train=128",
+        "data.batch_size=16",
+        f"output_dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        env=env,
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     model = tmp_path / "run" / "model"
     assert {"config.json", "model.safetensors", "README.md", "reconstruction.png"} <= {p.name for p in model.iterdir()}
@@ -46,11 +64,14 @@ def test_generated_plugin_installs_trains_and_passes_its_tests(tmp_path):
     assert config["modality"] == "wave" and config["tokenizer"]["std"] > 0  # fitted on the demo split and saved
 
 
-@pytest.mark.parametrize("name, message", [
-    ("Bad-Name", "plugin name 'Bad-Name' is invalid"),
-    ("1wave", "plugin name '1wave' is invalid"),
-    ("image", "a modality named 'image' is already installed"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("Bad-Name", "plugin name 'Bad-Name' is invalid"),
+        ("1wave", "plugin name '1wave' is invalid"),
+        ("image", "a modality named 'image' is already installed"),
+    ],
+)
 def test_bad_names_get_one_line(tmp_path, capsys, name, message):
     assert main(["new-plugin", name, "--dest", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -33,12 +33,17 @@ def plugin_path(tmp_path, monkeypatch):
     (``importlib.metadata`` reads sys.path on each call, so no fresh interpreter is needed)."""
     write_dist(tmp_path, "mm-good", "mm_good", GOOD, target="mm_good:plugin")
     write_dist(tmp_path, "mm-broken", "mm_broken", "raise ImportError('libfoo.so: cannot open shared object file')\n")
-    write_dist(tmp_path, "mm-hookfail", "mm_hookfail", """
+    write_dist(
+        tmp_path,
+        "mm-hookfail",
+        "mm_hookfail",
+        """
         from mmcore import hookimpl
         @hookimpl
         def register_masking_policies(register):
             raise RuntimeError("policy table is corrupt")
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     plugins.reset_registry()
     yield tmp_path

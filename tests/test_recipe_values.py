@@ -65,14 +65,24 @@ BAD_VALUES = [  # (override(s), key named, accepted range named)
     ("model.encoder.mlp_ratio=nan", "model.encoder.mlp_ratio", r"a finite number in \(0, 64\]"),
     ("model.encoder.heads=3", "model.encoder.heads", "a divisor of model.encoder.dim 32, e.g. 4"),
     ("model.decoder.heads=5", "model.decoder.heads", "a divisor of model.decoder.dim 16, e.g. 4"),
-    (["model.encoder.dim=65536", "model.encoder.depth=1024", "model.encoder.heads=64"],
-     r"model.encoder \+ model.decoder", r"at most 2e\+10 parameters"),  # 5.6e13 parameters: 224 TB
+    (
+        ["model.encoder.dim=65536", "model.encoder.depth=1024", "model.encoder.heads=64"],
+        r"model.encoder \+ model.decoder",
+        r"at most 2e\+10 parameters",
+    ),  # 5.6e13 parameters: 224 TB
     ("train.trackers=[nonesuch]", "train.trackers", "aim, clearml, comet_ml, .*tensorboard.*, all, or \\[\\] for none"),
-    pytest.param("train.trackers=[wandb]", "train.trackers", r".*pip install wandb",
-                 marks=pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed")),
-    pytest.param("train.max_nonfinite_steps=0", "train.max_nonfinite_steps", AT_LEAST_1,
-                 marks=pytest.mark.skipif("max_nonfinite_steps" not in TrainConfig.__dataclass_fields__,
-                                          reason="no train.max_nonfinite_steps")),
+    pytest.param(
+        "train.trackers=[wandb]",
+        "train.trackers",
+        r".*pip install wandb",
+        marks=pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed"),
+    ),
+    pytest.param(
+        "train.max_nonfinite_steps=0",
+        "train.max_nonfinite_steps",
+        AT_LEAST_1,
+        marks=pytest.mark.skipif("max_nonfinite_steps" not in TrainConfig.__dataclass_fields__, reason="no train.max_nonfinite_steps"),
+    ),
 ]
 
 
@@ -115,13 +125,19 @@ def test_malformed_recipes_are_one_line(tmp_path, toy_registry, text, message):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("recipe_name, override, message", [
-    ("image-mae-demo", "model.masking.ratio=1.5", r"model.masking: masking ratio 1.5 .*accepted: 0 <= ratio < 1"),
-    ("image-mae-demo", "model.masking.ratio=-0.1", r"model.masking: masking ratio -0.1 .*accepted: 0 <= ratio < 1"),
-    ("text-mlm", "model.masking.ratio=1.0", r"model.masking: model.masking.ratio 1.0 .*accepted: 0 <= ratio <= 0.999"),
-    ("multimodal-digits", "model.modalities.text.masking.ratio=2",
-     r"model.modalities.text.masking: .*ratio 2.0 .*accepted: 0 <= ratio <= 0.999"),
-])
+@pytest.mark.parametrize(
+    "recipe_name, override, message",
+    [
+        ("image-mae-demo", "model.masking.ratio=1.5", r"model.masking: masking ratio 1.5 .*accepted: 0 <= ratio < 1"),
+        ("image-mae-demo", "model.masking.ratio=-0.1", r"model.masking: masking ratio -0.1 .*accepted: 0 <= ratio < 1"),
+        ("text-mlm", "model.masking.ratio=1.0", r"model.masking: model.masking.ratio 1.0 .*accepted: 0 <= ratio <= 0.999"),
+        (
+            "multimodal-digits",
+            "model.modalities.text.masking.ratio=2",
+            r"model.modalities.text.masking: .*ratio 2.0 .*accepted: 0 <= ratio <= 0.999",
+        ),
+    ],
+)
 def test_masking_policies_check_their_options_at_validate_time(recipe_name, override, message):
     with pytest.raises(ConfigError, match=message):
         load_recipe(recipe_name, [override])
@@ -139,13 +155,17 @@ def test_every_registered_recipe_validates(name):
 
 # -- the command line ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("command, key", [
-    (["validate", "{recipe}", "train.steps=0"], "train.steps"),
-    (["validate", "{recipe}", "train.grad_clip=-1"], "train.grad_clip"),
-    (["train", "{recipe}", "data.eval_batches=0"], "data.eval_batches"),
-    (["train", "{recipe}", "train.steps=2", "--resume", "model.encoder.heads=3"], "model.encoder.heads"),
-    (["train", "{recipe}", "--resume", "train.weight_decay=nan"], "train.weight_decay"),
-])
+
+@pytest.mark.parametrize(
+    "command, key",
+    [
+        (["validate", "{recipe}", "train.steps=0"], "train.steps"),
+        (["validate", "{recipe}", "train.grad_clip=-1"], "train.grad_clip"),
+        (["train", "{recipe}", "data.eval_batches=0"], "data.eval_batches"),
+        (["train", "{recipe}", "train.steps=2", "--resume", "model.encoder.heads=3"], "model.encoder.heads"),
+        (["train", "{recipe}", "--resume", "train.weight_decay=nan"], "train.weight_decay"),
+    ],
+)
 def test_cli_refuses_with_one_line_and_exit_2(recipe, tmp_path, capsys, command, key):
     argv = [a.format(recipe=recipe) for a in command] + [f"output_dir={tmp_path / 'run'}"]
     assert main(argv) == 2
@@ -156,8 +176,11 @@ def test_cli_refuses_with_one_line_and_exit_2(recipe, tmp_path, capsys, command,
 
 def test_resume_is_accepted_anywhere_on_the_command_line():
     parser = build_parser()
-    for argv in (["train", "r", "a=1", "--resume", "b=2"], ["train", "r", "--resume", "a=1", "b=2"],
-                 ["train", "r", "a=1", "b=2", "--resume"]):
+    for argv in (
+        ["train", "r", "a=1", "--resume", "b=2"],
+        ["train", "r", "--resume", "a=1", "b=2"],
+        ["train", "r", "a=1", "b=2", "--resume"],
+    ):
         args = parse(parser, argv)
         assert args.resume and args.overrides == ["a=1", "b=2"]
     with pytest.raises(SystemExit):
@@ -166,10 +189,14 @@ def test_resume_is_accepted_anywhere_on_the_command_line():
 
 # -- config.json ------------------------------------------------------------------------
 
+
 def toy_model_config():
     return {
-        "modality": "signal", "style": "mae", "tokenizer": {"max_length": 16},
-        "masking": {"name": "random", "ratio": 0.5}, "target": {"name": "identity"},
+        "modality": "signal",
+        "style": "mae",
+        "tokenizer": {"max_length": 16},
+        "masking": {"name": "random", "ratio": 0.5},
+        "target": {"name": "identity"},
         "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0},
         "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
     }
@@ -190,9 +217,15 @@ def changed(path, value):
 
 
 DELETE = object()
-JOINT = {"modalities": {"signal": {"masking": {"name": "random_of_valid"}, "target": {"name": "identity"}},
-                        "word": {"masking": {"name": "bert", "ratio": 0.5}, "target": {"name": "ids"}}},
-         "style": "mae", "encoder": {"dim": 32, "depth": 1, "heads": 4}, "decoder": {"dim": 16, "depth": 1, "heads": 2}}
+JOINT = {
+    "modalities": {
+        "signal": {"masking": {"name": "random_of_valid"}, "target": {"name": "identity"}},
+        "word": {"masking": {"name": "bert", "ratio": 0.5}, "target": {"name": "ids"}},
+    },
+    "style": "mae",
+    "encoder": {"dim": 32, "depth": 1, "heads": 4},
+    "decoder": {"dim": 16, "depth": 1, "heads": 2},
+}
 BAD_CONFIGS = [  # (config.json text, what the one line must say)
     ("[1, 2]", "got a list"),
     ('"signal"', "got 'signal'"),
@@ -222,8 +255,10 @@ BAD_CONFIGS = [  # (config.json text, what the one line must say)
     (json.dumps({**toy_model_config(), "plugins": {"mm-nonesuch": "1.0"}}), "mm-nonesuch"),
     (json.dumps({**JOINT, "hide_one_prob": 2}), r"hide_one_prob: got 2.0; accepted: a finite number in \[0, 1\]"),
     (json.dumps({**JOINT, "modalities": {"signal": [1]}}), "modalities.signal: got a list"),
-    (json.dumps({**JOINT, "modalities": {**JOINT["modalities"], "word": {"role": "teacher"}}}),
-     "modalities.word.role: got 'teacher'; accepted: one of both, input, target"),
+    (
+        json.dumps({**JOINT, "modalities": {**JOINT["modalities"], "word": {"role": "teacher"}}}),
+        "modalities.word.role: got 'teacher'; accepted: one of both, input, target",
+    ),
 ]
 
 
@@ -255,8 +290,14 @@ def test_crafted_config_json_is_one_line_before_any_allocation(folder, text, mes
 def test_a_good_config_json_still_loads(tmp_path, toy_registry):
     MaskedModel(toy_model_config()).save_pretrained(tmp_path / "m")
     model = mmcore.from_pretrained(str(tmp_path / "m"))
-    assert model.config["encoder"] == {**toy_model_config()["encoder"], "class_token": False, "norm_eps": 1e-6,
-                                       "norm_placement": "pre", "rotary": False, "rotary_base": 10000.0}
+    assert model.config["encoder"] == {
+        **toy_model_config()["encoder"],
+        "class_token": False,
+        "norm_eps": 1e-6,
+        "norm_placement": "pre",
+        "rotary": False,
+        "rotary_base": 10000.0,
+    }
 
 
 @pytest.mark.parametrize("name", ["image-mae-demo", "text-mlm", "multimodal-digits"])

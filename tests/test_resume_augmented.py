@@ -16,21 +16,56 @@ from PIL import Image
 
 HERE = Path(__file__).parent
 WORKER = HERE / "mm_worker.py"
-TINY = ["model.encoder.dim=32", "model.encoder.depth=1", "model.encoder.heads=2", "data.batch_size=4",
-        "train.steps=8", "train.warmup_steps=2", "train.log_every=1", "train.checkpoint_every=3",
-        "train.trackers=[]", "train.picture_every=0", "data.eval_batches=1"]
+TINY = [
+    "model.encoder.dim=32",
+    "model.encoder.depth=1",
+    "model.encoder.heads=2",
+    "data.batch_size=4",
+    "train.steps=8",
+    "train.warmup_steps=2",
+    "train.log_every=1",
+    "train.checkpoint_every=3",
+    "train.trackers=[]",
+    "train.picture_every=0",
+    "data.eval_batches=1",
+]
 RECIPES = {
     "protein": ["protein-mlm", "model.tokenizer.max_length=48", *TINY],
-    "image": ["image-mae", "model.tokenizer.image_size=[16,16]", "model.tokenizer.patch_size=4",
-              "model.decoder.dim=16", "model.decoder.depth=1", "model.decoder.heads=2", "data.dataset.hflip=true",
-              "data.dataset.test_fraction=0.2", "data.num_workers=1", *TINY],
+    "image": [
+        "image-mae",
+        "model.tokenizer.image_size=[16,16]",
+        "model.tokenizer.patch_size=4",
+        "model.decoder.dim=16",
+        "model.decoder.depth=1",
+        "model.decoder.heads=2",
+        "data.dataset.hflip=true",
+        "data.dataset.test_fraction=0.2",
+        "data.num_workers=1",
+        *TINY,
+    ],
 }
 STREAMS = {  # three shards: they do not divide between two ranks
-    "protein-hf": ["protein-mlm", "model.tokenizer.max_length=48", "data.dataset.name=hf", "data.dataset.path=parquet",
-                   "data.dataset.buffer_size=16", "data.dataset.test_records=8", *TINY],
-    "image-webdataset": ["image-mae", "model.tokenizer.image_size=[16,16]", "model.tokenizer.patch_size=4",
-                         "model.decoder.dim=16", "model.decoder.depth=1", "model.decoder.heads=2", "data.num_workers=1",
-                         "data.dataset.name=webdataset", "data.dataset.buffer_size=8", *TINY],
+    "protein-hf": [
+        "protein-mlm",
+        "model.tokenizer.max_length=48",
+        "data.dataset.name=hf",
+        "data.dataset.path=parquet",
+        "data.dataset.buffer_size=16",
+        "data.dataset.test_records=8",
+        *TINY,
+    ],
+    "image-webdataset": [
+        "image-mae",
+        "model.tokenizer.image_size=[16,16]",
+        "model.tokenizer.patch_size=4",
+        "model.decoder.dim=16",
+        "model.decoder.depth=1",
+        "model.decoder.heads=2",
+        "data.num_workers=1",
+        "data.dataset.name=webdataset",
+        "data.dataset.buffer_size=8",
+        *TINY,
+    ],
 }
 
 
@@ -76,12 +111,20 @@ def shards(tmp_path_factory, image_folder):
 def mm(out, args, processes=1, kill_at=None, resume=False, port=29540):
     launch = [sys.executable]
     if processes > 1:
-        launch += ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-                   "--num_processes", str(processes), "--main_process_port", str(port)]
+        launch += [
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_machines",
+            "1",
+            "--num_processes",
+            str(processes),
+            "--main_process_port",
+            str(port),
+        ]
     options = [f"--kill-at-step={kill_at}"] if kill_at else []
     cmd = [*launch, str(WORKER), *options, "train", *args, f"output_dir={out}", *(["--resume"] if resume else [])]
-    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", PYTHONPATH=str(HERE),
-               HF_HUB_OFFLINE="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", PYTHONPATH=str(HERE), HF_HUB_OFFLINE="1")
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -110,8 +153,10 @@ def test_sigkill_and_resume_gives_the_uninterrupted_losses(tmp_path, image_folde
 @pytest.mark.parametrize("processes", [1, 2])
 @pytest.mark.parametrize("name", ["protein-hf", "image-webdataset"])
 def test_sigkill_and_resume_of_a_stream_gives_the_uninterrupted_losses(tmp_path, shards, name, processes):
-    where = {"protein-hf": [f"data.dataset.data_files={shards}/proteins-*.parquet"],
-             "image-webdataset": [f"data.dataset.urls={shards}/images-{{0..2}}.tar"]}
+    where = {
+        "protein-hf": [f"data.dataset.data_files={shards}/proteins-*.parquet"],
+        "image-webdataset": [f"data.dataset.urls={shards}/images-{{0..2}}.tar"],
+    }
     args = STREAMS[name] + where[name]
     port = 29550 + 2 * processes + (name == "image-webdataset")
     full = mm(tmp_path / "full", args, processes, port=port)

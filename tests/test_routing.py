@@ -137,8 +137,9 @@ def test_bool_structure_and_its_bias_form_agree_with_void_tokens():
     a = net(x, key_valid, structure=block_structure(2))
     b = net(x, key_valid, structure=block_structure(2, boolean=False))
     assert torch.allclose(a, b, atol=1e-5)
-    assert torch.allclose(net(x, key_valid, structure=block_structure(2))[:, -3:],
-                          net(x, key_valid, keep_last=3, structure=block_structure(2)), atol=1e-6)
+    assert torch.allclose(
+        net(x, key_valid, structure=block_structure(2))[:, -3:], net(x, key_valid, keep_last=3, structure=block_structure(2)), atol=1e-6
+    )
 
 
 def test_no_mask_at_all_without_void_or_structure(toy_registry, monkeypatch):

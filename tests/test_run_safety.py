@@ -21,6 +21,7 @@ from toy import TOY_RECIPE, train_recipe
 HERE = Path(__file__).parent
 WORKER = HERE / "mm_worker.py"
 
+
 @pytest.fixture
 def recipe(tmp_path, toy_registry):
     path = tmp_path / "toy.yaml"
@@ -37,11 +38,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def worker(*args, env_extra=None, **kwargs):
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", **(env_extra or {}))
-    return subprocess.run([sys.executable, str(WORKER), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=240, **kwargs)
+    return subprocess.run([sys.executable, str(WORKER), *map(str, args)], env=env, capture_output=True, text=True, timeout=240, **kwargs)
 
 
 # -- 1. --resume never destroys work ------------------------------------------------------
+
 
 def test_resume_with_no_intact_checkpoint_stops_and_keeps_every_file(recipe, tmp_path):
     run(recipe, tmp_path / "run", kill_at=7)  # checkpoints at 3 and 6
@@ -101,12 +102,21 @@ def test_resume_in_an_empty_folder_starts_and_one_without_checkpoints_refuses(re
 
 # -- 2. one run per folder --------------------------------------------------------------------
 
+
 def test_a_second_run_into_a_locked_folder_is_refused_and_a_dead_holders_lock_taken_over(recipe, tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from mmcore.run_folder import RunLock; RunLock(Path(sys.argv[1])).acquire(); "
-                               "print('held', flush=True); time.sleep(600)", str(out)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from mmcore.run_folder import RunLock; RunLock(Path(sys.argv[1])).acquire(); "
+            "print('held', flush=True); time.sleep(600)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(ConfigError, match=f"in use by process {holder.pid} "):
@@ -129,6 +139,7 @@ def test_lock_names_its_holder_and_is_released(tmp_path):
 
 
 # -- 3. checkpoint integrity -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["optimizer.bin", "model.safetensors"])
 def test_a_flipped_byte_is_detected_and_the_previous_checkpoint_used(recipe, tmp_path, capsys, name):
@@ -193,10 +204,10 @@ def test_a_full_disk_while_writing_the_model_folder_keeps_the_old_one(recipe, tm
 
 # -- 5. numerics -----------------------------------------------------------------------------
 
+
 def test_a_diverging_run_stops_keeps_its_last_good_checkpoint_and_writes_no_model(recipe, tmp_path):
     with pytest.raises(DivergedError, match="non-finite") as info:
-        run(recipe, tmp_path / "run", **{"train.base_lr": 1e12, "train.steps": 40, "train.max_nonfinite_steps": 3,
-                                         "train.warmup_steps": 0})
+        run(recipe, tmp_path / "run", **{"train.base_lr": 1e12, "train.steps": 40, "train.max_nonfinite_steps": 3, "train.warmup_steps": 0})
     assert "lower train.base_lr" in str(info.value)
     assert not (tmp_path / "run" / "model").exists()
     for ckpt in list_checkpoints(tmp_path / "run" / "checkpoints"):
@@ -205,12 +216,28 @@ def test_a_diverging_run_stops_keeps_its_last_good_checkpoint_and_writes_no_mode
 
 # -- 4. processes that stop together -------------------------------------------------------------
 
+
 def test_workers_end_when_their_launcher_is_killed(recipe, tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-           "--num_processes", "2", "--main_process_port", "29533", str(WORKER), "train", str(recipe),
-           f"output_dir={out}", "train.steps=100000", "train.checkpoint_every=5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_machines",
+        "1",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "29533",
+        str(WORKER),
+        "train",
+        str(recipe),
+        f"output_dir={out}",
+        "train.steps=100000",
+        "train.checkpoint_every=5",
+    ]
     launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 180
@@ -232,6 +259,7 @@ def test_workers_end_when_their_launcher_is_killed(recipe, tmp_path):
 
 
 # -- 9. exact resume when the dataset draws its own randomness ------------------------------------
+
 
 def test_a_dataset_drawing_from_the_global_rng_resumes_exactly(recipe, tmp_path):
     options = {"data.dataset.name": "noisy_waves"}

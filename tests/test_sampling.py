@@ -28,11 +28,15 @@ def stub_model(calls):
         calls.append(hidden.clone())
         return tokens.positions.float().expand(tokens.values.shape[0], -1, -1).repeat(1, 1, 4)
 
-    tokenizer = SimpleNamespace(vocab_size=V, tokenize=lambda b: Tokens(
-        b["ids"], torch.arange(b["ids"].shape[1])[None, :, None], b.get("valid"),
-        {"mask_id": MASK, "generate_ids": (1, 9)}))
-    return SimpleNamespace(style="bert", tokenizer=tokenizer, embedder=embed, encoder=lambda x, valid: x,
-                           head=PositionLogits(), eval=lambda: None)
+    tokenizer = SimpleNamespace(
+        vocab_size=V,
+        tokenize=lambda b: Tokens(
+            b["ids"], torch.arange(b["ids"].shape[1])[None, :, None], b.get("valid"), {"mask_id": MASK, "generate_ids": (1, 9)}
+        ),
+    )
+    return SimpleNamespace(
+        style="bert", tokenizer=tokenizer, embedder=embed, encoder=lambda x, valid: x, head=PositionLogits(), eval=lambda: None
+    )
 
 
 def test_schedule_is_cosine():

@@ -40,8 +40,10 @@ def shard_dir(tmp_path_factory):
 
 
 def engines(root):
-    return {"hf": lambda: HuggingFaceShards("parquet", None, {"train": str(root / "train-*.parquet")}, "train"),
-            "webdataset": lambda: TarShards(str(root / "train-{0..4}.tar"))}
+    return {
+        "hf": lambda: HuggingFaceShards("parquet", None, {"train": str(root / "train-*.parquet")}, "train"),
+        "webdataset": lambda: TarShards(str(root / "train-{0..4}.tar")),
+    }
 
 
 def to_sample(record, generator):
@@ -108,7 +110,7 @@ def test_a_damaged_tar_shard_is_named_or_its_rest_skipped(tmp_path):
     write_tar(tmp_path / "a.tar", [(f"a{j}", {"txt": f"a{j}".encode()}) for j in range(6)])
     write_tar(tmp_path / "b.tar", [(f"b{j}", {"txt": f"b{j}".encode() * 200}) for j in range(6)])
     data = (tmp_path / "b.tar").read_bytes()
-    (tmp_path / "b.tar").write_bytes(data[:1536] + b"\x00garbage" * 64 + data[1536 + 512:3000])  # torn mid-file
+    (tmp_path / "b.tar").write_bytes(data[:1536] + b"\x00garbage" * 64 + data[1536 + 512 : 3000])  # torn mid-file
     shards = TarShards(str(tmp_path / "*.tar"))
     with pytest.raises(DataError, match=r"b\.tar is unreadable after \d+ record.*on_error=skip"):
         take(loader(shards, buffer_size=1), 6)
@@ -170,11 +172,18 @@ def test_an_imagefolder_streams_through_datasets_into_image_samples(tmp_path):
         (tmp_path / label).mkdir()
         for i in range(5):
             Image.fromarray(np.full((20, 24, 3), 40 * i + (label == "dogs") * 20, np.uint8)).save(tmp_path / label / f"{i}.png")
-    config = {"modality": "image", "style": "mae", "tokenizer": {"image_size": [16, 16], "patch_size": 4, "channels": 3},
-              "masking": {"name": "random", "ratio": 0.75}, "target": {"name": "pixels"},
-              "encoder": {"dim": 16, "depth": 1, "heads": 2}, "decoder": {"dim": 16, "depth": 1, "heads": 2}}
-    _, train_set, test_set, collate = build_single(config, {"name": "hf", "path": "imagefolder", "data_dir": str(tmp_path),
-                                                            "buffer_size": 3})
+    config = {
+        "modality": "image",
+        "style": "mae",
+        "tokenizer": {"image_size": [16, 16], "patch_size": 4, "channels": 3},
+        "masking": {"name": "random", "ratio": 0.75},
+        "target": {"name": "pixels"},
+        "encoder": {"dim": 16, "depth": 1, "heads": 2},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+    }
+    _, train_set, test_set, collate = build_single(
+        config, {"name": "hf", "path": "imagefolder", "data_dir": str(tmp_path), "buffer_size": 3}
+    )
     samples = train_set.place(0, 0, 1).head(10)
     assert len(samples) == 10 and len(test_set) == 0
     assert sorted(s["label"] for s in samples) == [0] * 5 + [1] * 5

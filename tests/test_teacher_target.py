@@ -48,9 +48,15 @@ def vocab():
 
 
 def text_config(vocab, target):
-    return {"modality": "text", "style": "bert", "tokenizer": {"tokenizer_json": vocab, "max_length": 32},
-            "masking": {"name": "bert", "ratio": 0.3}, "target": target, "encoder": dict(TINY, dim=48),
-            "decoder": TINY}
+    return {
+        "modality": "text",
+        "style": "bert",
+        "tokenizer": {"tokenizer_json": vocab, "max_length": 32},
+        "masking": {"name": "bert", "ratio": 0.3},
+        "target": target,
+        "encoder": dict(TINY, dim=48),
+        "decoder": TINY,
+    }
 
 
 @pytest.fixture
@@ -80,12 +86,17 @@ def test_a_student_trains_on_teacher_features_and_its_folder_restores_the_teache
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(SENTENCES * 8))
     recipe = tmp_path / "student.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "name": "student", "output_dir": str(tmp_path / "run"),
-        "model": text_config(vocab, {"name": "teacher", "path": str(teacher)}),
-        "data": {"dataset": {"name": "files", "path": str(corpus), "test_fraction": 0.2}, "batch_size": 8},
-        "train": {"steps": 12, "warmup_steps": 1, "base_lr": 0.05, "log_every": 1, "trackers": []},
-    }))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "student",
+                "output_dir": str(tmp_path / "run"),
+                "model": text_config(vocab, {"name": "teacher", "path": str(teacher)}),
+                "data": {"dataset": {"name": "files", "path": str(corpus), "test_fraction": 0.2}, "batch_size": 8},
+                "train": {"steps": 12, "warmup_steps": 1, "base_lr": 0.05, "log_every": 1, "trackers": []},
+            }
+        )
+    )
     losses = {}
     folder = train(load_recipe(recipe), on_step=lambda step, loss: losses.setdefault(step, loss))
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())

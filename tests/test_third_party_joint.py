@@ -24,18 +24,32 @@ RECIPE = {
     "name": "bars-image-text",
     "model": {
         "modalities": {
-            "image": {"tokenizer": {"image_size": [28, 28], "patch_size": 7, "channels": 1},
-                      "masking": {"name": "random", "ratio": 0.75}, "target": {"name": "pixels", "norm_pix": False}},
-            "text": {"tokenizer": {"train": "wordpiece", "train_vocab_size": 64, "max_length": 8},
-                     "masking": {"name": "bert", "ratio": 0.5}},
+            "image": {
+                "tokenizer": {"image_size": [28, 28], "patch_size": 7, "channels": 1},
+                "masking": {"name": "random", "ratio": 0.75},
+                "target": {"name": "pixels", "norm_pix": False},
+            },
+            "text": {
+                "tokenizer": {"train": "wordpiece", "train_vocab_size": 64, "max_length": 8},
+                "masking": {"name": "bert", "ratio": 0.5},
+            },
             "bars": {"masking": {"name": "random", "ratio": 0.5}},
         },
         "hide_one_prob": 0.5,
-        "encoder": {"dim": 32, "depth": 1, "heads": 2}, "decoder": {"dim": 16, "depth": 1, "heads": 2},
+        "encoder": {"dim": 32, "depth": 1, "heads": 2},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
     },
-    "data": {"dataset": {"name": "paired", "modalities": {
-        "bars": {"name": "bars", "per_label": 10}, "image": {"name": "mnist-demo", "num_train": 200},
-        "text": {"name": "digit-words", "per_label": 5}}}, "batch_size": 16},
+    "data": {
+        "dataset": {
+            "name": "paired",
+            "modalities": {
+                "bars": {"name": "bars", "per_label": 10},
+                "image": {"name": "mnist-demo", "num_train": 200},
+                "text": {"name": "digit-words", "per_label": 5},
+            },
+        },
+        "batch_size": 16,
+    },
     "train": {"steps": 6, "log_every": 3, "trackers": []},
 }
 
@@ -46,8 +60,7 @@ def run(*args, cwd, env=None):
 
 def test_an_installed_third_party_modality_trains_beside_shipped_plugins(tmp_path, monkeypatch):
     site = tmp_path / "site"
-    done = run("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(PLUGIN),
-               cwd=tmp_path)
+    done = run("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(PLUGIN), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("MMCORE_LOAD_PLUGINS", None)

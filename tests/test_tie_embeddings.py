@@ -25,10 +25,15 @@ def vocab_json():
 
 
 def text_model(tie=True, style="bert", **encoder):
-    config = {"modality": "text", "style": style, "masking": {"name": "bert"}, "target": {"name": "ids"},
-              "tokenizer": {"tokenizer_json": vocab_json(), "max_length": LENGTH, "tie_embeddings": tie},
-              "encoder": {"dim": D, "depth": DEPTH, "heads": HEADS, "mlp_ratio": 4.0, **encoder},
-              "decoder": {"dim": 16, "depth": 1, "heads": 2}}
+    config = {
+        "modality": "text",
+        "style": style,
+        "masking": {"name": "bert"},
+        "target": {"name": "ids"},
+        "tokenizer": {"tokenizer_json": vocab_json(), "max_length": LENGTH, "tie_embeddings": tie},
+        "encoder": {"dim": D, "depth": DEPTH, "heads": HEADS, "mlp_ratio": 4.0, **encoder},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+    }
     config.update(record_sources(config))
     torch.manual_seed(0)
     return MaskedModel(check_model_config(config, "test"))
@@ -74,19 +79,43 @@ def test_tied_model_trains_one_step_and_stays_tied():
 def test_parameter_counts_are_berts_and_esms():
     from transformers import BertConfig, BertForMaskedLM, EsmConfig, EsmForMaskedLM
 
-    bert = BertForMaskedLM(BertConfig(vocab_size=len(VOCAB), hidden_size=D, num_hidden_layers=DEPTH,
-                                      num_attention_heads=HEADS, intermediate_size=4 * D,
-                                      max_position_embeddings=LENGTH, type_vocab_size=2))
+    bert = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(VOCAB),
+            hidden_size=D,
+            num_hidden_layers=DEPTH,
+            num_attention_heads=HEADS,
+            intermediate_size=4 * D,
+            max_position_embeddings=LENGTH,
+            type_vocab_size=2,
+        )
+    )
     tied, untied = text_model(norm_placement="post"), text_model(tie=False, norm_placement="post")
     assert count(tied) == count(bert) - 2 * D  # BERT's only extra: its token-type table
     assert count(untied) == count(tied) + len(VOCAB) * D
-    esm = EsmForMaskedLM(EsmConfig(vocab_size=33, hidden_size=D, num_hidden_layers=DEPTH, num_attention_heads=HEADS,
-                                   intermediate_size=4 * D, max_position_embeddings=LENGTH + 2, pad_token_id=1,
-                                   mask_token_id=32, position_embedding_type="rotary", emb_layer_norm_before=False))
-    config = {"modality": "protein", "style": "bert", "masking": {"name": "bert"}, "target": {"name": "ids"},
-              "tokenizer": {"max_length": LENGTH, "positions": "none", "embed_norm": False, "tie_embeddings": True},
-              "encoder": {"dim": D, "depth": DEPTH, "heads": HEADS, "mlp_ratio": 4.0, "rotary": True},
-              "decoder": {"dim": 16, "depth": 1, "heads": 2}}
+    esm = EsmForMaskedLM(
+        EsmConfig(
+            vocab_size=33,
+            hidden_size=D,
+            num_hidden_layers=DEPTH,
+            num_attention_heads=HEADS,
+            intermediate_size=4 * D,
+            max_position_embeddings=LENGTH + 2,
+            pad_token_id=1,
+            mask_token_id=32,
+            position_embedding_type="rotary",
+            emb_layer_norm_before=False,
+        )
+    )
+    config = {
+        "modality": "protein",
+        "style": "bert",
+        "masking": {"name": "bert"},
+        "target": {"name": "ids"},
+        "tokenizer": {"max_length": LENGTH, "positions": "none", "embed_norm": False, "tie_embeddings": True},
+        "encoder": {"dim": D, "depth": DEPTH, "heads": HEADS, "mlp_ratio": 4.0, "rotary": True},
+        "decoder": {"dim": 16, "depth": 1, "heads": 2},
+    }
     protein = MaskedModel(check_model_config(config, "test"))
     contact_head = DEPTH * HEADS + 1  # ESM's contact regression: no mmcore counterpart
     assert count(protein) == count(esm) - contact_head
@@ -112,10 +141,20 @@ def test_tying_needs_the_bert_style():
 def test_tied_protein_run_resumes_exactly(tmp_path):
     from toy import train_recipe
 
-    options = {"model.tokenizer.max_length": 32, "model.tokenizer.tie_embeddings": "true", "model.encoder.dim": 16,
-               "model.encoder.depth": 1, "model.encoder.heads": 2, "data.batch_size": 4, "data.eval_batches": 1,
-               "train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 1, "train.warmup_steps": 1,
-               "train.trackers": "[]"}
+    options = {
+        "model.tokenizer.max_length": 32,
+        "model.tokenizer.tie_embeddings": "true",
+        "model.encoder.dim": 16,
+        "model.encoder.depth": 1,
+        "model.encoder.heads": 2,
+        "data.batch_size": 4,
+        "data.eval_batches": 1,
+        "train.steps": 4,
+        "train.checkpoint_every": 2,
+        "train.log_every": 1,
+        "train.warmup_steps": 1,
+        "train.trackers": "[]",
+    }
     full = train_recipe("protein-mlm", tmp_path / "full", **options)
     train_recipe("protein-mlm", tmp_path / "cut", kill_at=3, **options)
     resumed = train_recipe("protein-mlm", tmp_path / "cut", resume=True, **options)

@@ -8,6 +8,7 @@ import mmcore
 from mmcore.checkpoint import list_checkpoints
 from toy import TOY_RECIPE, train_recipe
 
+
 @pytest.fixture
 def recipe(tmp_path, toy_registry):
     path = tmp_path / "toy.yaml"

@@ -172,8 +172,17 @@ class ToyPlugin:
 
     @hookimpl
     def register_modalities(self, register):
-        register(Modality(name="signal", tokenizer=SignalTokenizer, embedder=SignalEmbedder, head=SignalHead,
-                          default_policy="random", default_target="identity", style="mae"))
+        register(
+            Modality(
+                name="signal",
+                tokenizer=SignalTokenizer,
+                embedder=SignalEmbedder,
+                head=SignalHead,
+                default_policy="random",
+                default_target="identity",
+                style="mae",
+            )
+        )
 
     @hookimpl
     def register_masking_policies(self, register):
@@ -193,14 +202,18 @@ class ToyPlugin:
 
 def toy_config(style="mae", policy="random", ratio=0.5):
     return {
-        "modality": "signal", "style": style, "tokenizer": {"max_length": 16},
-        "masking": {"name": policy, "ratio": ratio}, "target": {"name": "identity"},
+        "modality": "signal",
+        "style": style,
+        "tokenizer": {"max_length": 16},
+        "masking": {"name": policy, "ratio": ratio},
+        "target": {"name": "identity"},
         "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0},
         "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
     }
 
 
 # -- a second toy modality, discrete, for joint (multimodal) models ------------------------
+
 
 @dataclass
 class WordTokenizer:
@@ -239,8 +252,17 @@ class WordPlugin:
     def register_modalities(self, register):
         from mmcore.discrete import TokenEmbedder, VocabHead
 
-        register(Modality(name="word", tokenizer=WordTokenizer, embedder=TokenEmbedder, head=VocabHead,
-                          default_policy="bert", default_target="ids", style="bert"))
+        register(
+            Modality(
+                name="word",
+                tokenizer=WordTokenizer,
+                embedder=TokenEmbedder,
+                head=VocabHead,
+                default_policy="bert",
+                default_target="ids",
+                style="bert",
+            )
+        )
 
     @hookimpl
     def register_masking_policies(self, register):
@@ -278,11 +300,15 @@ def paired_samples(n=12, seed=0, variable_length=True):
 def joint_config(style="mae", hide_one_prob=0.0):
     return {
         "modalities": {
-            "signal": {"tokenizer": {"max_length": 16}, "masking": {"name": "random_of_valid", "ratio": 0.5},
-                       "target": {"name": "identity"}},
+            "signal": {
+                "tokenizer": {"max_length": 16},
+                "masking": {"name": "random_of_valid", "ratio": 0.5},
+                "target": {"name": "identity"},
+            },
             "word": {"masking": {"name": "bert", "ratio": 0.5}, "target": {"name": "ids"}},
         },
-        "style": style, "hide_one_prob": hide_one_prob,
+        "style": style,
+        "hide_one_prob": hide_one_prob,
         "encoder": {"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0},
         "decoder": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
     }

@@ -35,9 +35,11 @@ def build_mmcore(p: dict, device: torch.device):
     from mmcore.model import MaskedModel
 
     config = {
-        "modality": "audio", "style": "mae",
+        "modality": "audio",
+        "style": "mae",
         "tokenizer": {"num_mel_bins": p["bins"], "target_frames": p["frames"], "patch_size": [p["patch"], p["patch"]]},
-        "masking": {"name": "random", "ratio": p["ratio"]}, "target": {"name": "fbank", "norm_pix": True},
+        "masking": {"name": "random", "ratio": p["ratio"]},
+        "target": {"name": "fbank", "norm_pix": True},
         "encoder": dict(zip(("dim", "depth", "heads"), p["enc"]), mlp_ratio=4.0),
         "decoder": dict(zip(("dim", "depth", "heads"), p["dec"]), mlp_ratio=4.0),
     }
@@ -51,10 +53,20 @@ def build_peer(p: dict, device: torch.device):
 
     (d, depth, heads), (dd, ddepth, dheads) = p["enc"], p["dec"]
     config = ViTMAEConfig(
-        image_size=(p["frames"], p["bins"]), patch_size=p["patch"], num_channels=1, hidden_size=d,
-        num_hidden_layers=depth, num_attention_heads=heads, intermediate_size=4 * d, decoder_hidden_size=dd,
-        decoder_num_hidden_layers=ddepth, decoder_num_attention_heads=dheads, decoder_intermediate_size=4 * dd,
-        mask_ratio=p["ratio"], norm_pix_loss=True, attn_implementation="sdpa",
+        image_size=(p["frames"], p["bins"]),
+        patch_size=p["patch"],
+        num_channels=1,
+        hidden_size=d,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=4 * d,
+        decoder_hidden_size=dd,
+        decoder_num_hidden_layers=ddepth,
+        decoder_num_attention_heads=dheads,
+        decoder_intermediate_size=4 * dd,
+        mask_ratio=p["ratio"],
+        norm_pix_loss=True,
+        attn_implementation="sdpa",
     )
     model = ViTMAEForPreTraining(config).to(device)
     return "transformers.ViTMAEForPreTraining", model, lambda x: model(pixel_values=x["peer"]).loss

@@ -23,9 +23,11 @@ def build_mmcore(p: dict, device: torch.device):
     from mmcore.model import MaskedModel
 
     config = {
-        "modality": "image", "style": "mae",
+        "modality": "image",
+        "style": "mae",
         "tokenizer": {"image_size": [p["image"], p["image"]], "patch_size": p["patch"], "channels": p["channels"]},
-        "masking": {"name": "random", "ratio": p["ratio"]}, "target": {"name": "pixels", "norm_pix": False},
+        "masking": {"name": "random", "ratio": p["ratio"]},
+        "target": {"name": "pixels", "norm_pix": False},
         "encoder": dict(zip(("dim", "depth", "heads"), p["enc"]), mlp_ratio=4.0),
         "decoder": dict(zip(("dim", "depth", "heads"), p["dec"]), mlp_ratio=4.0),
     }
@@ -39,9 +41,19 @@ def build_peer(p: dict, device: torch.device):
 
     (d, depth, heads), (dd, ddepth, dheads) = p["enc"], p["dec"]
     config = ViTMAEConfig(
-        image_size=p["image"], patch_size=p["patch"], num_channels=p["channels"], hidden_size=d, num_hidden_layers=depth,
-        num_attention_heads=heads, intermediate_size=4 * d, decoder_hidden_size=dd, decoder_num_hidden_layers=ddepth,
-        decoder_num_attention_heads=dheads, decoder_intermediate_size=4 * dd, mask_ratio=p["ratio"], norm_pix_loss=False,
+        image_size=p["image"],
+        patch_size=p["patch"],
+        num_channels=p["channels"],
+        hidden_size=d,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=4 * d,
+        decoder_hidden_size=dd,
+        decoder_num_hidden_layers=ddepth,
+        decoder_num_attention_heads=dheads,
+        decoder_intermediate_size=4 * dd,
+        mask_ratio=p["ratio"],
+        norm_pix_loss=False,
         attn_implementation="sdpa",
     )
     model = ViTMAEForPreTraining(config).to(device)

@@ -27,16 +27,24 @@ PRESETS = {
 
 def _streams(p: dict) -> dict:
     return {
-        "image": {"tokenizer": {"image_size": [p["image"], p["image"]], "patch_size": p["patch"], "channels": 3},
-                  "masking": {"name": "random", "ratio": 0.75}, "target": {"name": "pixels", "norm_pix": False}},
-        "text": {"tokenizer": {"tokenizer_json": _tokenizer_json(p["vocab"]), "max_length": p["length"]},
-                 "masking": {"name": "bert", "ratio": 0.15}, "target": {"name": "ids"}},
+        "image": {
+            "tokenizer": {"image_size": [p["image"], p["image"]], "patch_size": p["patch"], "channels": 3},
+            "masking": {"name": "random", "ratio": 0.75},
+            "target": {"name": "pixels", "norm_pix": False},
+        },
+        "text": {
+            "tokenizer": {"tokenizer_json": _tokenizer_json(p["vocab"]), "max_length": p["length"]},
+            "masking": {"name": "bert", "ratio": 0.15},
+            "target": {"name": "ids"},
+        },
     }
 
 
 def _backbone(p: dict) -> dict:
-    return {"encoder": dict(zip(("dim", "depth", "heads"), p["enc"]), mlp_ratio=4.0),
-            "decoder": dict(zip(("dim", "depth", "heads"), p["dec"]), mlp_ratio=4.0)}
+    return {
+        "encoder": dict(zip(("dim", "depth", "heads"), p["enc"]), mlp_ratio=4.0),
+        "decoder": dict(zip(("dim", "depth", "heads"), p["dec"]), mlp_ratio=4.0),
+    }
 
 
 def items_per_batch(p: dict) -> int:
@@ -44,8 +52,13 @@ def items_per_batch(p: dict) -> int:
 
 
 def make_inputs(p: dict, device: torch.device) -> list[dict]:
-    return [{"images": torch.rand(p["batch"], 3, p["image"], p["image"], device=device),
-             "ids": torch.randint(1000, p["vocab"], (p["batch"], p["length"]), device=device)} for _ in range(4)]
+    return [
+        {
+            "images": torch.rand(p["batch"], 3, p["image"], p["image"], device=device),
+            "ids": torch.randint(1000, p["vocab"], (p["batch"], p["length"]), device=device),
+        }
+        for _ in range(4)
+    ]
 
 
 def build_mmcore(p: dict, device: torch.device):
@@ -67,8 +80,9 @@ def build_peer(p: dict, device: torch.device):
     from mmcore.model import MaskedModel
 
     streams = _streams(p)
-    models = nn.ModuleDict({name: MaskedModel({"modality": name, "style": "mae", **s, **_backbone(p)})
-                            for name, s in streams.items()}).to(device)
+    models = nn.ModuleDict({name: MaskedModel({"modality": name, "style": "mae", **s, **_backbone(p)}) for name, s in streams.items()}).to(
+        device
+    )
     generator = torch.Generator(device=device).manual_seed(0)
     word_ids = torch.arange(p["length"], device=device).expand(p["batch"], -1)
 

@@ -28,10 +28,15 @@ def build_mmcore(p: dict, device: torch.device):
     from mmcore.model import MaskedModel
 
     d, depth, heads = p["enc"]
-    config = {"modality": "protein", "style": "bert", "tokenizer": {"max_length": p["length"]},
-              "masking": {"name": "bert", "ratio": RATIO}, "target": {"name": "ids"},
-              "encoder": {"dim": d, "depth": depth, "heads": heads, "mlp_ratio": 4.0},
-              "decoder": {"dim": d, "depth": 1, "heads": heads, "mlp_ratio": 4.0}}
+    config = {
+        "modality": "protein",
+        "style": "bert",
+        "tokenizer": {"max_length": p["length"]},
+        "masking": {"name": "bert", "ratio": RATIO},
+        "target": {"name": "ids"},
+        "encoder": {"dim": d, "depth": depth, "heads": heads, "mlp_ratio": 4.0},
+        "decoder": {"dim": d, "depth": 1, "heads": heads, "mlp_ratio": 4.0},
+    }
     model = MaskedModel(config).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
     return model, lambda ids: model({"ids": ids}, generator=generator).loss
@@ -41,10 +46,22 @@ def build_peer(p: dict, device: torch.device):
     from transformers import EsmConfig, EsmForMaskedLM
 
     d, depth, heads = p["enc"]
-    config = EsmConfig(vocab_size=33, hidden_size=d, num_hidden_layers=depth, num_attention_heads=heads,
-                       intermediate_size=4 * d, max_position_embeddings=p["length"] + 2, position_embedding_type="rotary",
-                       pad_token_id=1, mask_token_id=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                       token_dropout=False, emb_layer_norm_before=False, attn_implementation="sdpa")
+    config = EsmConfig(
+        vocab_size=33,
+        hidden_size=d,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=4 * d,
+        max_position_embeddings=p["length"] + 2,
+        position_embedding_type="rotary",
+        pad_token_id=1,
+        mask_token_id=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        token_dropout=False,
+        emb_layer_norm_before=False,
+        attn_implementation="sdpa",
+    )
     model = EsmForMaskedLM(config).to(device)
     return "transformers.EsmForMaskedLM", model, lambda ids: model(**bert_batch(ids, 32, 24, lo=4)).loss
 

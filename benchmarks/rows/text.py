@@ -39,11 +39,15 @@ def build_mmcore(p: dict, device: torch.device):
     from mmcore.model import MaskedModel
 
     d, depth, heads = p["enc"]
-    config = {"modality": "text", "style": "bert",
-              "tokenizer": {"tokenizer_json": _tokenizer_json(p["vocab"]), "max_length": p["length"]},
-              "masking": {"name": "bert", "ratio": RATIO}, "target": {"name": "ids"},
-              "encoder": {"dim": d, "depth": depth, "heads": heads, "mlp_ratio": 4.0},
-              "decoder": {"dim": d, "depth": 1, "heads": heads, "mlp_ratio": 4.0}}
+    config = {
+        "modality": "text",
+        "style": "bert",
+        "tokenizer": {"tokenizer_json": _tokenizer_json(p["vocab"]), "max_length": p["length"]},
+        "masking": {"name": "bert", "ratio": RATIO},
+        "target": {"name": "ids"},
+        "encoder": {"dim": d, "depth": depth, "heads": heads, "mlp_ratio": 4.0},
+        "decoder": {"dim": d, "depth": 1, "heads": heads, "mlp_ratio": 4.0},
+    }
     model = MaskedModel(config).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
     word_ids = torch.arange(p["length"], device=device).expand(p["batch"], -1)
@@ -54,9 +58,17 @@ def build_peer(p: dict, device: torch.device):
     from transformers import BertConfig, BertForMaskedLM
 
     d, depth, heads = p["enc"]
-    config = BertConfig(vocab_size=p["vocab"], hidden_size=d, num_hidden_layers=depth, num_attention_heads=heads,
-                        intermediate_size=4 * d, max_position_embeddings=p["length"], hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0, attn_implementation="sdpa")
+    config = BertConfig(
+        vocab_size=p["vocab"],
+        hidden_size=d,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=4 * d,
+        max_position_embeddings=p["length"],
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        attn_implementation="sdpa",
+    )
     model = BertForMaskedLM(config).to(device)
     return "transformers.BertForMaskedLM", model, lambda ids: model(**bert_batch(ids, 103, p["vocab"])).loss
 

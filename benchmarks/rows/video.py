@@ -32,10 +32,16 @@ def build_mmcore(p: dict, device: torch.device):
 
     t, s = p["tubelet"]
     config = {
-        "modality": "video", "style": "mae",
-        "tokenizer": {"num_frames": p["frames"], "image_size": [p["image"], p["image"]], "tubelet_size": [t, s, s],
-                      "channels": p["channels"]},
-        "masking": {"name": "tube", "ratio": p["ratio"]}, "target": {"name": "pixels", "norm_pix": True},
+        "modality": "video",
+        "style": "mae",
+        "tokenizer": {
+            "num_frames": p["frames"],
+            "image_size": [p["image"], p["image"]],
+            "tubelet_size": [t, s, s],
+            "channels": p["channels"],
+        },
+        "masking": {"name": "tube", "ratio": p["ratio"]},
+        "target": {"name": "pixels", "norm_pix": True},
         "encoder": dict(zip(("dim", "depth", "heads"), p["enc"]), mlp_ratio=4.0),
         "decoder": dict(zip(("dim", "depth", "heads"), p["dec"]), mlp_ratio=4.0),
     }
@@ -60,15 +66,30 @@ def build_peer(p: dict, device: torch.device):
     (d, depth, heads), (dd, ddepth, dheads) = p["enc"], p["dec"]
     t, s = p["tubelet"]
     config = VideoMAEConfig(
-        image_size=p["image"], patch_size=s, num_channels=p["channels"], num_frames=p["frames"], tubelet_size=t,
-        hidden_size=d, num_hidden_layers=depth, num_attention_heads=heads, intermediate_size=4 * d,
-        decoder_hidden_size=dd, decoder_num_hidden_layers=ddepth, decoder_num_attention_heads=dheads,
-        decoder_intermediate_size=4 * dd, norm_pix_loss=True, use_mean_pooling=False, attn_implementation="sdpa",
+        image_size=p["image"],
+        patch_size=s,
+        num_channels=p["channels"],
+        num_frames=p["frames"],
+        tubelet_size=t,
+        hidden_size=d,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=4 * d,
+        decoder_hidden_size=dd,
+        decoder_num_hidden_layers=ddepth,
+        decoder_num_attention_heads=dheads,
+        decoder_intermediate_size=4 * dd,
+        norm_pix_loss=True,
+        use_mean_pooling=False,
+        attn_implementation="sdpa",
     )
     model = VideoMAEForPreTraining(config).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
-    return ("transformers.VideoMAEForPreTraining", model,
-            lambda x: model(pixel_values=x["peer"], bool_masked_pos=tube_mask(p, device, generator)).loss)
+    return (
+        "transformers.VideoMAEForPreTraining",
+        model,
+        lambda x: model(pixel_values=x["peer"], bool_masked_pos=tube_mask(p, device, generator)).loss,
+    )
 
 
 def items_per_batch(p: dict) -> int:

@@ -35,9 +35,9 @@ TOLERANCE = 1e-4  # max abs difference the commands accept on random inputs (fp3
 
 NOT_YET: dict[tuple[str, str], str] = {  # (peer, modality) → why there is no exact mapping yet
     ("transformers", "video"): "the natural peer, transformers' VideoMAEModel (Conv3d tubelets), is not mapped yet; "
-                               "--to timm is exact where one tubelet spans the clip",
+    "--to timm is exact where one tubelet spans the clip",
     ("transformers", "audio"): "transformers has no AudioMAE, and its ASTModel always prepends two tokens (class and "
-                               "distillation; mmcore has at most a class token); --to timm is exact",
+    "distillation; mmcore has at most a class token); --to timm is exact",
 }
 
 __all__ = ["PEERS", "NoExactPeer", "export_model", "import_model"]
@@ -53,8 +53,9 @@ def export_model(model: Any, to: str, output: str | os.PathLike[str]) -> tuple[P
     model = load_mmcore(model)
     modality = model.config.get("modality")
     if "modalities" in model.config:
-        raise NoExactPeer(f"no exact {to} peer for a joint model (streams {sorted(model.config['modalities'])}): "
-                          "peers hold one modality's encoder")
+        raise NoExactPeer(
+            f"no exact {to} peer for a joint model (streams {sorted(model.config['modalities'])}): peers hold one modality's encoder"
+        )
     if (to, modality) == ("transformers", "text"):  # BertForMaskedLM (mmcore.interop.hf_bert)
         from mmcore.interop import hf_bert
 
@@ -70,8 +71,7 @@ def export_model(model: Any, to: str, output: str | os.PathLike[str]) -> tuple[P
     if (to, modality) in (("timm", "audio"), ("timm", "video")):  # spectrogram / frames-as-channels layouts
         return timm_vit.export_timm(model, output)
     if to != "timm" or modality != "image":
-        reason = NOT_YET.get((to, modality), "mmcore maps only image, audio and video encoders, onto timm's "
-                             "VisionTransformer")
+        reason = NOT_YET.get((to, modality), "mmcore maps only image, audio and video encoders, onto timm's VisionTransformer")
         raise NoExactPeer(f"no exact {to} peer for modality {modality!r} yet: {reason}")
     out = free_output(output)
     peer, data = timm_vit.to_timm(model)
@@ -130,6 +130,7 @@ def import_model(folder: str | os.PathLike[str], source: str, output: str | os.P
 
 # -- small pieces ------------------------------------------------------------------
 
+
 def check_peer(peer: str) -> None:
     if peer not in PEERS:
         raise ConfigError(f"unknown peer library {peer!r}; accepted: {', '.join(PEERS)}")
@@ -155,8 +156,9 @@ def encoder_difference(model: Any, theirs: Callable[[torch.Tensor], torch.Tensor
     ours, _ = model.encode({"images": images})
     diff = (ours - theirs(images)).abs().max().item()
     if not diff <= TOLERANCE:
-        raise NoExactPeer(f"the converted encoders disagree: max abs difference {diff:.3g} on random images "
-                          f"(accepted: <= {TOLERANCE}); nothing written")
+        raise NoExactPeer(
+            f"the converted encoders disagree: max abs difference {diff:.3g} on random images (accepted: <= {TOLERANCE}); nothing written"
+        )
     return diff
 
 

@@ -54,9 +54,11 @@ MODEL_TYPE = "bert"
 ARCHITECTURES = ("BertForMaskedLM", "BertForPreTraining")  # both hold BertForMaskedLM's weights
 LEFT_OUT = ("bert.pooler.", "cls.seq_relationship.")  # BertForPreTraining's NSP parts: no mmcore counterpart
 MAPPED_ENCODER = ("dim", "depth", "heads", "mlp_ratio", "norm_eps", "norm_placement")  # what BertConfig holds
-POST_NORM = ("BERT's layers are post-norm (a LayerNorm after each residual sum, no final norm); train the text "
-             "model with model.encoder.norm_placement=post (and model.tokenizer.norm_eps equal to "
-             "model.encoder.norm_eps) for an exact BertForMaskedLM")
+POST_NORM = (
+    "BERT's layers are post-norm (a LayerNorm after each residual sum, no final norm); train the text "
+    "model with model.encoder.norm_placement=post (and model.tokenizer.norm_eps equal to "
+    "model.encoder.norm_eps) for an exact BertForMaskedLM"
+)
 
 
 def transformers_module():
@@ -69,13 +71,15 @@ def transformers_module():
 
 # -- transformers → mmcore ---------------------------------------------------------
 
+
 def read_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the "
-                        "config.json save_pretrained writes") from None
+        raise DataError(
+            f"{path}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the config.json save_pretrained writes"
+        ) from None
     if not isinstance(cfg, dict) or cfg.get("model_type") != MODEL_TYPE:
         kind = cfg.get("model_type") if isinstance(cfg, dict) else None
         raise NoExactPeer(f"{path}: model_type {kind!r}; this mapping reads BERT only ('bert')")
@@ -90,11 +94,12 @@ def differences(cfg: dict[str, Any]) -> list[str]:
         out.append(f"hidden_act {act!r}; mmcore's MLP and head use exact GELU ('gelu')")
     pos = cfg.get("position_embedding_type", "absolute")
     if pos != "absolute":
-        out.append(f"position_embedding_type {pos!r}; mmcore's text embedder has learned absolute positions only "
-                   "('absolute'), no relative-distance attention terms")
+        out.append(
+            f"position_embedding_type {pos!r}; mmcore's text embedder has learned absolute positions only "
+            "('absolute'), no relative-distance attention terms"
+        )
     if cfg.get("is_decoder") or cfg.get("add_cross_attention"):
-        out.append("is_decoder/add_cross_attention: a causal or cross-attending BERT; mmcore's encoder is "
-                   "bidirectional self-attention")
+        out.append("is_decoder/add_cross_attention: a causal or cross-attending BERT; mmcore's encoder is bidirectional self-attention")
     archs = cfg.get("architectures")
     if archs and not set(archs) & set(ARCHITECTURES):
         out.append(f"architectures {archs}: no masked-LM head to import; accepted: {', '.join(ARCHITECTURES)}")
@@ -115,8 +120,15 @@ def load_bert(folder: Path) -> tuple[nn.Module, dict[str, Any], list[str]]:
     if found:
         raise NoExactPeer("BERT differs from mmcore's text model: " + "; ".join(found) + "; nothing written")
     peer, left = load_pretrained(transformers_module().BertForMaskedLM, folder, LEFT_OUT)
-    notes = ["left out: " + ", ".join(sorted({k.rsplit('.', 1)[0] for k in left}))
-             + " (next-sentence prediction; mmcore's text model has no pooler)"] if left else []
+    notes = (
+        [
+            "left out: "
+            + ", ".join(sorted({k.rsplit(".", 1)[0] for k in left}))
+            + " (next-sentence prediction; mmcore's text model has no pooler)"
+        ]
+        if left
+        else []
+    )
     return peer, cfg, notes
 
 
@@ -127,8 +139,10 @@ def vocabulary(folder: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     TextTokenizer = get_registry().modality("text").tokenizer  # mm-text's, through the registry
     if not ((folder / "tokenizer.json").is_file() or (folder / "vocab.txt").is_file()):
-        raise DataError(f"{folder}: no vocab.txt or tokenizer.json; accepted: the BERT folder with the vocabulary "
-                        "its ids mean (tokenizer.save_pretrained writes both), which mmcore's text model keeps")
+        raise DataError(
+            f"{folder}: no vocab.txt or tokenizer.json; accepted: the BERT folder with the vocabulary "
+            "its ids mean (tokenizer.save_pretrained writes both), which mmcore's text model keeps"
+        )
     lowercase = True
     tc = folder / "tokenizer_config.json"
     if tc.is_file():
@@ -143,10 +157,11 @@ def vocabulary(folder: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         raise DataError(f"{folder}: its vocabulary cannot serve mmcore's text model: {exc}") from None
     V = int(cfg.get("vocab_size", 30522))
     if tok.vocab_size != V:
-        raise DataError(f"{folder}: the vocabulary holds {tok.vocab_size} tokens, the model's embeddings {V} rows; "
-                        "accepted: a vocabulary of exactly vocab_size tokens (ids must mean the same)")
-    return {"tokenizer_json": tok.backend.to_str(), "lowercase": lowercase, "max_length": max_length,
-            "norm_eps": eps}
+        raise DataError(
+            f"{folder}: the vocabulary holds {tok.vocab_size} tokens, the model's embeddings {V} rows; "
+            "accepted: a vocabulary of exactly vocab_size tokens (ids must mean the same)"
+        )
+    return {"tokenizer_json": tok.backend.to_str(), "lowercase": lowercase, "max_length": max_length, "norm_eps": eps}
 
 
 def from_bert(peer: nn.Module, tokenizer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -156,10 +171,19 @@ def from_bert(peer: nn.Module, tokenizer: dict[str, Any]) -> tuple[dict[str, Any
     cfg = peer.config
     D, eps = cfg.hidden_size, float(cfg.layer_norm_eps)
     config = {
-        "modality": "text", "style": "bert", "tokenizer": tokenizer,
-        "masking": {"name": "bert"}, "target": {"name": "ids"},  # BERT's 15 % with 80/10/10
-        "encoder": {"dim": D, "depth": cfg.num_hidden_layers, "heads": cfg.num_attention_heads,
-                    "mlp_ratio": cfg.intermediate_size / D, "norm_eps": eps, "norm_placement": "post"},
+        "modality": "text",
+        "style": "bert",
+        "tokenizer": tokenizer,
+        "masking": {"name": "bert"},
+        "target": {"name": "ids"},  # BERT's 15 % with 80/10/10
+        "encoder": {
+            "dim": D,
+            "depth": cfg.num_hidden_layers,
+            "heads": cfg.num_attention_heads,
+            "mlp_ratio": cfg.intermediate_size / D,
+            "norm_eps": eps,
+            "norm_placement": "post",
+        },
         "decoder": dataclasses.asdict(ModelConfig().decoder),  # unused in BERT style; config.json holds one
     }
     d = lambda t: t.detach().clone().float()
@@ -168,8 +192,10 @@ def from_bert(peer: nn.Module, tokenizer: dict[str, Any]) -> tuple[dict[str, Any
         # token type 0 is added to every token: folded into the word rows, BERT's own first sum (bit for bit)
         "embedder.tokens.weight": d(emb.word_embeddings.weight) + d(emb.token_type_embeddings.weight[0]),
         "embedder.positions.weight": d(emb.position_embeddings.weight),
-        "embedder.norm.weight": d(emb.LayerNorm.weight), "embedder.norm.bias": d(emb.LayerNorm.bias),
-        "head.transform.0.weight": d(pred.transform.dense.weight), "head.transform.0.bias": d(pred.transform.dense.bias),
+        "embedder.norm.weight": d(emb.LayerNorm.weight),
+        "embedder.norm.bias": d(emb.LayerNorm.bias),
+        "head.transform.0.weight": d(pred.transform.dense.weight),
+        "head.transform.0.bias": d(pred.transform.dense.bias),
         "head.transform.2.weight": d(pred.transform.LayerNorm.weight),
         "head.transform.2.bias": d(pred.transform.LayerNorm.bias),
         "head.proj.weight": d(pred.decoder.weight),  # the tied word matrix as BERT's logits use it (no type row)
@@ -186,11 +212,16 @@ def block_weights(layer: nn.Module, d) -> dict[str, Tensor]:
     return {
         "attn.qkv.weight": torch.cat([d(a.query.weight), d(a.key.weight), d(a.value.weight)]),
         "attn.qkv.bias": torch.cat([d(a.query.bias), d(a.key.bias), d(a.value.bias)]),
-        "attn.proj.weight": d(out.dense.weight), "attn.proj.bias": d(out.dense.bias),
-        "norm1.weight": d(out.LayerNorm.weight), "norm1.bias": d(out.LayerNorm.bias),
-        "mlp.0.weight": d(layer.intermediate.dense.weight), "mlp.0.bias": d(layer.intermediate.dense.bias),
-        "mlp.2.weight": d(layer.output.dense.weight), "mlp.2.bias": d(layer.output.dense.bias),
-        "norm2.weight": d(layer.output.LayerNorm.weight), "norm2.bias": d(layer.output.LayerNorm.bias),
+        "attn.proj.weight": d(out.dense.weight),
+        "attn.proj.bias": d(out.dense.bias),
+        "norm1.weight": d(out.LayerNorm.weight),
+        "norm1.bias": d(out.LayerNorm.bias),
+        "mlp.0.weight": d(layer.intermediate.dense.weight),
+        "mlp.0.bias": d(layer.intermediate.dense.bias),
+        "mlp.2.weight": d(layer.output.dense.weight),
+        "mlp.2.bias": d(layer.output.dense.bias),
+        "norm2.weight": d(layer.output.LayerNorm.weight),
+        "norm2.bias": d(layer.output.LayerNorm.bias),
     }
 
 
@@ -215,14 +246,17 @@ def import_bert(folder: str | os.PathLike[str], output: str | os.PathLike[str]) 
     diff = logits_difference(model, peer)
     write_atomic(out, model.save_pretrained)
     types = peer.bert.embeddings.token_type_embeddings.weight.shape[0]
-    notes.append("token type 0 folded into the word embeddings (mmcore's inputs are one segment); the output "
-                 "layer keeps BERT's untouched tied matrix, so an export writes it untied"
-                 + (f"; the other {types - 1} token-type row(s) left out" if types > 1 else ""))
+    notes.append(
+        "token type 0 folded into the word embeddings (mmcore's inputs are one segment); the output "
+        "layer keeps BERT's untouched tied matrix, so an export writes it untied"
+        + (f"; the other {types - 1} token-type row(s) left out" if types > 1 else "")
+    )
     notes.append("mmcore's text tokenizer adds no [CLS]/[SEP]: give them in the text where the model expects them")
     return out, diff, notes
 
 
 # -- mmcore → transformers ---------------------------------------------------------
+
 
 def check_exportable(model: Any) -> None:
     """What an mmcore text model must be to have an exact BertForMaskedLM (one-line NoExactPeer else)."""
@@ -231,35 +265,40 @@ def check_exportable(model: Any) -> None:
 
     where = "no exact transformers peer for this text model"
     if model.style != "bert":
-        raise NoExactPeer(f"{where}: style {model.style!r} has a light MAE decoder BertForMaskedLM has no place for "
-                          "(its head reads the encoder); accepted: model.style=bert")
+        raise NoExactPeer(
+            f"{where}: style {model.style!r} has a light MAE decoder BertForMaskedLM has no place for "
+            "(its head reads the encoder); accepted: model.style=bert"
+        )
     enc = model.encoder.config
     if enc.norm_placement != "post":
-        raise NoExactPeer(f"{where}: encoder.norm_placement is {enc.norm_placement!r} (a LayerNorm before each "
-                          f"sublayer and a final one); {POST_NORM}")
+        raise NoExactPeer(
+            f"{where}: encoder.norm_placement is {enc.norm_placement!r} (a LayerNorm before each sublayer and a final one); {POST_NORM}"
+        )
     if enc.class_token:
-        raise NoExactPeer(f"{where}: encoder.class_token prepends a learned token without a position; BERT's [CLS] "
-                          "is an ordinary input id")
+        raise NoExactPeer(f"{where}: encoder.class_token prepends a learned token without a position; BERT's [CLS] is an ordinary input id")
     default = TransformerConfig()
-    other = [f.name for f in dataclasses.fields(TransformerConfig)
-             if f.name not in MAPPED_ENCODER + ("class_token",) and getattr(enc, f.name) != getattr(default, f.name)]
+    other = [
+        f.name
+        for f in dataclasses.fields(TransformerConfig)
+        if f.name not in MAPPED_ENCODER + ("class_token",) and getattr(enc, f.name) != getattr(default, f.name)
+    ]
     if other:
         raise NoExactPeer(f"{where}: encoder option(s) {', '.join(other)} set; BertConfig has nothing for them")
     for part, cls in (("embedder", TokenEmbedder), ("head", VocabHead)):
         mine = getattr(model, part)
         if not isinstance(mine, cls) or type(mine).forward is not cls.forward:
-            raise NoExactPeer(f"{where}: the {part} is a {type(mine).__name__}, not mmcore's {cls.__name__} "
-                              "(BERT's embeddings / MLM head)")
+            raise NoExactPeer(f"{where}: the {part} is a {type(mine).__name__}, not mmcore's {cls.__name__} (BERT's embeddings / MLM head)")
     if not isinstance(model.target, TokenIdTarget):
         raise NoExactPeer(f"{where}: the target {type(model.target).__name__} does not predict token ids")
     keys = {k.removeprefix("embedder.") for k in model.state_dict() if k.startswith("embedder.")}
     if keys != {"tokens.weight", "positions.weight", "norm.weight", "norm.bias"}:
-        raise NoExactPeer(f"{where}: the embedder holds {sorted(keys)}; BERT's embeddings hold word and "
-                          "position tables and one LayerNorm")
+        raise NoExactPeer(f"{where}: the embedder holds {sorted(keys)}; BERT's embeddings hold word and position tables and one LayerNorm")
     eps = float(getattr(model.tokenizer, "norm_eps", 1e-6))
     if eps != enc.norm_eps:
-        raise NoExactPeer(f"{where}: tokenizer.norm_eps {eps} (embeddings and head) differs from encoder.norm_eps "
-                          f"{enc.norm_eps}; BERT has one layer_norm_eps")
+        raise NoExactPeer(
+            f"{where}: tokenizer.norm_eps {eps} (embeddings and head) differs from encoder.norm_eps "
+            f"{enc.norm_eps}; BERT has one layer_norm_eps"
+        )
 
 
 def to_bert(model: Any) -> nn.Module:
@@ -272,11 +311,21 @@ def to_bert(model: Any) -> nn.Module:
     D, V = enc.dim, tok.vocab_size
     tied = bool(torch.equal(ours["head.proj.weight"], ours["embedder.tokens.weight"]))
     cfg = transformers.BertConfig(
-        vocab_size=V, hidden_size=D, num_hidden_layers=enc.depth, num_attention_heads=enc.heads,
-        intermediate_size=int(D * enc.mlp_ratio), hidden_act="gelu", max_position_embeddings=tok.max_length,
-        type_vocab_size=2, layer_norm_eps=enc.norm_eps, pad_token_id=int(tok.pad_id), tie_word_embeddings=tied,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,  # mmcore's blocks have no dropout
-        architectures=["BertForMaskedLM"])
+        vocab_size=V,
+        hidden_size=D,
+        num_hidden_layers=enc.depth,
+        num_attention_heads=enc.heads,
+        intermediate_size=int(D * enc.mlp_ratio),
+        hidden_act="gelu",
+        max_position_embeddings=tok.max_length,
+        type_vocab_size=2,
+        layer_norm_eps=enc.norm_eps,
+        pad_token_id=int(tok.pad_id),
+        tie_word_embeddings=tied,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,  # mmcore's blocks have no dropout
+        architectures=["BertForMaskedLM"],
+    )
     with quiet_transformers():
         peer = transformers.BertForMaskedLM(cfg)
     state = {
@@ -290,7 +339,8 @@ def to_bert(model: Any) -> nn.Module:
         "cls.predictions.transform.LayerNorm.weight": ours["head.transform.2.weight"],
         "cls.predictions.transform.LayerNorm.bias": ours["head.transform.2.bias"],
         "cls.predictions.decoder.weight": ours["head.proj.weight"],
-        "cls.predictions.decoder.bias": ours["head.proj.bias"], "cls.predictions.bias": ours["head.proj.bias"],
+        "cls.predictions.decoder.bias": ours["head.proj.bias"],
+        "cls.predictions.bias": ours["head.proj.bias"],
     }
     for i in range(enc.depth):
         for module, path in PEER_BLOCK.items():
@@ -302,15 +352,17 @@ def to_bert(model: Any) -> nn.Module:
             state.update({f"{p}query.{kind}": q, f"{p}key.{kind}": k, f"{p}value.{kind}": v})
     expected = set(peer.state_dict())
     if set(state) != expected:
-        raise MMCoreError(f"internal: BERT export misses {sorted(expected - set(state))[:3]} or adds "
-                          f"{sorted(set(state) - expected)[:3]}")
+        raise MMCoreError(f"internal: BERT export misses {sorted(expected - set(state))[:3]} or adds {sorted(set(state) - expected)[:3]}")
     peer.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=True)
     return peer.eval()
 
 
 PEER_BLOCK = {  # mmcore block module → BertLayer module (the fused qkv is split apart)
-    "attn.proj": "attention.output.dense", "norm1": "attention.output.LayerNorm",
-    "mlp.0": "intermediate.dense", "mlp.2": "output.dense", "norm2": "output.LayerNorm",
+    "attn.proj": "attention.output.dense",
+    "norm1": "attention.output.LayerNorm",
+    "mlp.0": "intermediate.dense",
+    "mlp.2": "output.dense",
+    "norm2": "output.LayerNorm",
 }
 
 
@@ -324,11 +376,12 @@ def save_bert(peer: nn.Module, model: Any, folder: Path) -> None:
         peer.save_pretrained(str(folder))
         backend = Tokenizer.from_str(model.tokenizer.backend.to_str())  # a copy: the model's keeps its settings
         vocab = backend.get_vocab()
-        specials = {f"{role}_token": name for role, name in
-                    (("mask", model.tokenizer.mask_token), ("pad", "[PAD]"), ("unk", "[UNK]"), ("cls", "[CLS]"),
-                     ("sep", "[SEP]")) if name in vocab}
-        fast = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=model.tokenizer.max_length,
-                                                    **specials)
+        specials = {
+            f"{role}_token": name
+            for role, name in (("mask", model.tokenizer.mask_token), ("pad", "[PAD]"), ("unk", "[UNK]"), ("cls", "[CLS]"), ("sep", "[SEP]"))
+            if name in vocab
+        }
+        fast = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=model.tokenizer.max_length, **specials)
         fast.save_pretrained(str(folder))
     if type(backend.model).__name__ == "WordPiece":  # BertTokenizer's own format, ids in order
         words = sorted(vocab, key=vocab.__getitem__)
@@ -351,6 +404,7 @@ def export_bert(model: Any, output: str | os.PathLike[str]) -> tuple[Path, float
 
 # -- the check ----------------------------------------------------------------------
 
+
 def random_ids(model: Any, batch: int = 2, seed: int = 0) -> tuple[Tensor, Tensor]:
     """(ids [B, N], valid [B, N]): seeded random ids over the whole vocabulary, every row but the first
     padded (pad id, valid False) after a shorter length."""
@@ -360,7 +414,7 @@ def random_ids(model: Any, batch: int = 2, seed: int = 0) -> tuple[Tensor, Tenso
     ids = torch.randint(0, tok.vocab_size, (batch, N), generator=g)
     valid = torch.ones(batch, N, dtype=torch.bool)
     for b in range(1, batch):
-        valid[b, max(1, N - 3 * b):] = False
+        valid[b, max(1, N - 3 * b) :] = False
     return ids.masked_fill(~valid, int(tok.pad_id)), valid
 
 
@@ -385,6 +439,7 @@ def logits_difference(model: Any, peer: nn.Module) -> float:
     ids, valid = random_ids(model)
     diff = (mmcore_logits(model, ids, valid) - peer_logits(peer, ids, valid))[valid].abs().max().item()
     if not diff <= TOLERANCE:
-        raise NoExactPeer(f"the converted models disagree: max abs logit difference {diff:.3g} on random ids "
-                          f"(accepted: <= {TOLERANCE}); nothing written")
+        raise NoExactPeer(
+            f"the converted models disagree: max abs logit difference {diff:.3g} on random ids (accepted: <= {TOLERANCE}); nothing written"
+        )
     return diff

@@ -53,6 +53,7 @@ def alphabet() -> list[str]:
 
 # -- transformers → mmcore -----------------------------------------------------------
 
+
 def load_esm(folder: Path) -> nn.Module:
     """The ``EsmForMaskedLM`` a ``save_pretrained`` folder holds, every weight present (safetensors only)."""
     _, EsmForMaskedLM = transformers_esm()
@@ -70,8 +71,9 @@ def read_config(config: Path) -> dict[str, Any]:
     try:
         cfg = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"{config}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the "
-                        "config.json save_pretrained writes") from None
+        raise DataError(
+            f"{config}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the config.json save_pretrained writes"
+        ) from None
     if not isinstance(cfg, dict):
         raise DataError(f"{config}: not a JSON object; accepted: the config.json save_pretrained writes")
     return cfg
@@ -83,8 +85,10 @@ def differences_in(cfg: dict[str, Any], folder: Path | None = None) -> list[str]
     get = cfg.get
     kind = get("position_embedding_type", "absolute")
     if kind != "rotary":
-        out.append(f"position_embedding_type {kind!r}: learned positions numbered from the padding index "
-                   "(ESM-1b, ESM-1v); mmcore maps ESM-2's rotary layout only")
+        out.append(
+            f"position_embedding_type {kind!r}: learned positions numbered from the padding index "
+            "(ESM-1b, ESM-1v); mmcore maps ESM-2's rotary layout only"
+        )
     if get("is_decoder") or get("add_cross_attention"):
         out.append("is_decoder / add_cross_attention: causal or cross attention; mmcore's encoder is bidirectional")
     if get("is_folding_model"):
@@ -124,51 +128,83 @@ def from_esm(peer: nn.Module) -> tuple[dict[str, Any], dict[str, Tensor], list[s
     computed = 1.0 / (base ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
     if stored.shape != computed.shape or not torch.equal(stored, computed):
         off = (stored - computed).abs().max().item() if stored.shape == computed.shape else float("nan")
-        raise NoExactPeer(f"its stored rotary frequencies (inv_freq) differ from ESM's computed ones by {off:.3g} "
-                          "(saved at another precision); mmcore computes them, so outputs would differ")
+        raise NoExactPeer(
+            f"its stored rotary frequencies (inv_freq) differ from ESM's computed ones by {off:.3g} "
+            "(saved at another precision); mmcore computes them, so outputs would differ"
+        )
     config = {
-        "modality": "protein", "style": "bert",
-        "tokenizer": {"max_length": int(cfg.max_position_embeddings), "ends": True, "positions": "none",
-                      "embed_norm": bool(cfg.emb_layer_norm_before), "token_dropout": bool(cfg.token_dropout),
-                      "norm_eps": eps},
+        "modality": "protein",
+        "style": "bert",
+        "tokenizer": {
+            "max_length": int(cfg.max_position_embeddings),
+            "ends": True,
+            "positions": "none",
+            "embed_norm": bool(cfg.emb_layer_norm_before),
+            "token_dropout": bool(cfg.token_dropout),
+            "norm_eps": eps,
+        },
         "masking": {"name": "bert", "ratio": 0.15, "mask_prob": 0.8, "random_prob": 0.1},
         "target": {"name": "ids"},
-        "encoder": {"dim": D, "depth": L, "heads": H, "mlp_ratio": cfg.intermediate_size / D, "norm_eps": eps,
-                    "rotary": True, "rotary_base": base},
+        "encoder": {
+            "dim": D,
+            "depth": L,
+            "heads": H,
+            "mlp_ratio": cfg.intermediate_size / D,
+            "norm_eps": eps,
+            "rotary": True,
+            "rotary_base": base,
+        },
         "decoder": dataclasses.asdict(ModelConfig().decoder),  # unused in the BERT style; config.json holds one
     }
     d = lambda t: t.detach().float().clone()  # noqa: E731
     emb = esm.embeddings
-    state = {"embedder.tokens.weight": d(emb.word_embeddings.weight),
-             "encoder.norm.weight": d(esm.encoder.emb_layer_norm_after.weight),
-             "encoder.norm.bias": d(esm.encoder.emb_layer_norm_after.bias),
-             "head.transform.0.weight": d(head.dense.weight), "head.transform.0.bias": d(head.dense.bias),
-             "head.transform.2.weight": d(head.layer_norm.weight), "head.transform.2.bias": d(head.layer_norm.bias),
-             "head.proj.weight": d(head.decoder.weight), "head.proj.bias": d(head.bias)}
+    state = {
+        "embedder.tokens.weight": d(emb.word_embeddings.weight),
+        "encoder.norm.weight": d(esm.encoder.emb_layer_norm_after.weight),
+        "encoder.norm.bias": d(esm.encoder.emb_layer_norm_after.bias),
+        "head.transform.0.weight": d(head.dense.weight),
+        "head.transform.0.bias": d(head.dense.bias),
+        "head.transform.2.weight": d(head.layer_norm.weight),
+        "head.transform.2.bias": d(head.layer_norm.bias),
+        "head.proj.weight": d(head.decoder.weight),
+        "head.proj.bias": d(head.bias),
+    }
     if emb.layer_norm is not None:
         state["embedder.norm.weight"], state["embedder.norm.bias"] = d(emb.layer_norm.weight), d(emb.layer_norm.bias)
     for i, layer in enumerate(esm.encoder.layer):
         a, key = layer.attention, f"encoder.blocks.{i}."
         s = a.self
-        state.update({
-            key + "norm1.weight": d(a.LayerNorm.weight), key + "norm1.bias": d(a.LayerNorm.bias),
-            key + "attn.qkv.weight": torch.cat([d(s.query.weight), d(s.key.weight), d(s.value.weight)]),
-            key + "attn.qkv.bias": torch.cat([d(s.query.bias), d(s.key.bias), d(s.value.bias)]),
-            key + "attn.proj.weight": d(a.output.dense.weight), key + "attn.proj.bias": d(a.output.dense.bias),
-            key + "norm2.weight": d(layer.LayerNorm.weight), key + "norm2.bias": d(layer.LayerNorm.bias),
-            key + "mlp.0.weight": d(layer.intermediate.dense.weight), key + "mlp.0.bias": d(layer.intermediate.dense.bias),
-            key + "mlp.2.weight": d(layer.output.dense.weight), key + "mlp.2.bias": d(layer.output.dense.bias),
-        })
-    notes = ["sequences are read as <cls> residues <eos>, as ESM reads them (tokenizer.ends); max_length "
-             f"{cfg.max_position_embeddings} tokens counts both",
-             "the contact-prediction head (esm.contact_head) is left out: mmcore has none"]
+        state.update(
+            {
+                key + "norm1.weight": d(a.LayerNorm.weight),
+                key + "norm1.bias": d(a.LayerNorm.bias),
+                key + "attn.qkv.weight": torch.cat([d(s.query.weight), d(s.key.weight), d(s.value.weight)]),
+                key + "attn.qkv.bias": torch.cat([d(s.query.bias), d(s.key.bias), d(s.value.bias)]),
+                key + "attn.proj.weight": d(a.output.dense.weight),
+                key + "attn.proj.bias": d(a.output.dense.bias),
+                key + "norm2.weight": d(layer.LayerNorm.weight),
+                key + "norm2.bias": d(layer.LayerNorm.bias),
+                key + "mlp.0.weight": d(layer.intermediate.dense.weight),
+                key + "mlp.0.bias": d(layer.intermediate.dense.bias),
+                key + "mlp.2.weight": d(layer.output.dense.weight),
+                key + "mlp.2.bias": d(layer.output.dense.bias),
+            }
+        )
+    notes = [
+        "sequences are read as <cls> residues <eos>, as ESM reads them (tokenizer.ends); max_length "
+        f"{cfg.max_position_embeddings} tokens counts both",
+        "the contact-prediction head (esm.contact_head) is left out: mmcore has none",
+    ]
     if cfg.tie_word_embeddings:
-        notes.append("the LM head's output weights are their own here (ESM ties them to the token embeddings): "
-                     "equal now, they may part in fine-tuning (export then writes tie_word_embeddings: false)")
+        notes.append(
+            "the LM head's output weights are their own here (ESM ties them to the token embeddings): "
+            "equal now, they may part in fine-tuning (export then writes tie_word_embeddings: false)"
+        )
     return config, state, notes
 
 
 # -- mmcore → transformers -----------------------------------------------------------
+
 
 def check_exportable(model: Any) -> None:
     """What an mmcore protein model must be to have an exact ``EsmForMaskedLM`` (one-line NoExactPeer else)."""
@@ -177,23 +213,27 @@ def check_exportable(model: Any) -> None:
     if config.get("modality") != "protein":
         raise NoExactPeer(f"no exact EsmForMaskedLM for modality {config.get('modality')!r}: it is a protein model")
     if getattr(model, "style", None) != "bert":
-        raise NoExactPeer(f"style {getattr(model, 'style', None)!r}: {why}, one BERT-style encoder reading every "
-                          "token (mmcore's MAE style drops hidden tokens before the encoder)")
+        raise NoExactPeer(
+            f"style {getattr(model, 'style', None)!r}: {why}, one BERT-style encoder reading every "
+            "token (mmcore's MAE style drops hidden tokens before the encoder)"
+        )
     enc, tok = model.encoder.config, model.tokenizer
     found = []
     if not getattr(enc, "rotary", False):
-        found.append("encoder.rotary is off: ESM-2 places tokens by rotary positions in attention "
-                     "(position_embedding_type rotary)")
+        found.append("encoder.rotary is off: ESM-2 places tokens by rotary positions in attention (position_embedding_type rotary)")
     if getattr(tok, "positions", "learned") != "none":
-        found.append("tokenizer.positions is 'learned': a learned position table added to the embeddings, which "
-                     "ESM-2 has not (ESM-1b's absolute positions count from the padding index, not from 0)")
+        found.append(
+            "tokenizer.positions is 'learned': a learned position table added to the embeddings, which "
+            "ESM-2 has not (ESM-1b's absolute positions count from the padding index, not from 0)"
+        )
     if getattr(enc, "norm_placement", "pre") != "pre":
         found.append(f"encoder.norm_placement {enc.norm_placement!r}: ESM-2 is pre-norm")
     if enc.class_token:
         found.append("encoder.class_token: ESM has no learned prefix token (its <cls> is an ordinary token id)")
     if getattr(tok, "norm_eps", None) != enc.norm_eps:
-        found.append(f"tokenizer.norm_eps {getattr(tok, 'norm_eps', None)} and encoder.norm_eps {enc.norm_eps} "
-                     "differ: ESM has one layer_norm_eps")
+        found.append(
+            f"tokenizer.norm_eps {getattr(tok, 'norm_eps', None)} and encoder.norm_eps {enc.norm_eps} differ: ESM has one layer_norm_eps"
+        )
     if model.head.transform[2].eps != enc.norm_eps:
         found.append(f"the head's LayerNorm eps {model.head.transform[2].eps} is not encoder.norm_eps {enc.norm_eps}")
     if found:
@@ -210,26 +250,41 @@ def to_esm(model: Any) -> nn.Module:
     tied = torch.equal(ours["head.proj.weight"], ours["embedder.tokens.weight"])
     tokens = alphabet()
     cfg = EsmConfig(
-        vocab_size=len(tokens), pad_token_id=tokens.index("<pad>"), mask_token_id=tokens.index("<mask>"),
-        hidden_size=enc.dim, num_hidden_layers=enc.depth, num_attention_heads=enc.heads,
-        intermediate_size=int(enc.dim * enc.mlp_ratio), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=len(tokens),
+        pad_token_id=tokens.index("<pad>"),
+        mask_token_id=tokens.index("<mask>"),
+        hidden_size=enc.dim,
+        num_hidden_layers=enc.depth,
+        num_attention_heads=enc.heads,
+        intermediate_size=int(enc.dim * enc.mlp_ratio),
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
         max_position_embeddings=tok.max_length + (0 if tok.ends else 2),  # ESM's tokenizer adds <cls> and <eos>
-        layer_norm_eps=enc.norm_eps, position_embedding_type="rotary", rope_theta=float(enc.rotary_base),
-        emb_layer_norm_before=bool(tok.embed_norm), token_dropout=bool(tok.token_dropout),
-        tie_word_embeddings=tied, architectures=["EsmForMaskedLM"])
+        layer_norm_eps=enc.norm_eps,
+        position_embedding_type="rotary",
+        rope_theta=float(enc.rotary_base),
+        emb_layer_norm_before=bool(tok.embed_norm),
+        token_dropout=bool(tok.token_dropout),
+        tie_word_embeddings=tied,
+        architectures=["EsmForMaskedLM"],
+    )
     peer = EsmForMaskedLM(cfg).eval()
     state = {k: v.clone() for k, v in peer.state_dict().items()}
-    state.update({
-        "esm.embeddings.word_embeddings.weight": ours["embedder.tokens.weight"],
-        "esm.encoder.emb_layer_norm_after.weight": ours["encoder.norm.weight"],
-        "esm.encoder.emb_layer_norm_after.bias": ours["encoder.norm.bias"],
-        "esm.contact_head.regression.weight": torch.zeros_like(state["esm.contact_head.regression.weight"]),
-        "esm.contact_head.regression.bias": torch.zeros_like(state["esm.contact_head.regression.bias"]),
-        "lm_head.dense.weight": ours["head.transform.0.weight"], "lm_head.dense.bias": ours["head.transform.0.bias"],
-        "lm_head.layer_norm.weight": ours["head.transform.2.weight"],
-        "lm_head.layer_norm.bias": ours["head.transform.2.bias"],
-        "lm_head.decoder.weight": ours["head.proj.weight"], "lm_head.bias": ours["head.proj.bias"],
-    })
+    state.update(
+        {
+            "esm.embeddings.word_embeddings.weight": ours["embedder.tokens.weight"],
+            "esm.encoder.emb_layer_norm_after.weight": ours["encoder.norm.weight"],
+            "esm.encoder.emb_layer_norm_after.bias": ours["encoder.norm.bias"],
+            "esm.contact_head.regression.weight": torch.zeros_like(state["esm.contact_head.regression.weight"]),
+            "esm.contact_head.regression.bias": torch.zeros_like(state["esm.contact_head.regression.bias"]),
+            "lm_head.dense.weight": ours["head.transform.0.weight"],
+            "lm_head.dense.bias": ours["head.transform.0.bias"],
+            "lm_head.layer_norm.weight": ours["head.transform.2.weight"],
+            "lm_head.layer_norm.bias": ours["head.transform.2.bias"],
+            "lm_head.decoder.weight": ours["head.proj.weight"],
+            "lm_head.bias": ours["head.proj.bias"],
+        }
+    )
     if tok.embed_norm:
         state["esm.embeddings.layer_norm.weight"] = ours["embedder.norm.weight"]
         state["esm.embeddings.layer_norm.bias"] = ours["embedder.norm.bias"]
@@ -238,10 +293,15 @@ def to_esm(model: Any) -> nn.Module:
         key, theirs = f"encoder.blocks.{i}.", f"esm.encoder.layer.{i}."
         qkv_w, qkv_b = ours[key + "attn.qkv.weight"], ours[key + "attn.qkv.bias"]
         for j, name in enumerate(("query", "key", "value")):
-            state[f"{theirs}attention.self.{name}.weight"] = qkv_w[j * D:(j + 1) * D]
-            state[f"{theirs}attention.self.{name}.bias"] = qkv_b[j * D:(j + 1) * D]
-        for ours_key, peer_key in (("norm1", "attention.LayerNorm"), ("attn.proj", "attention.output.dense"),
-                                   ("norm2", "LayerNorm"), ("mlp.0", "intermediate.dense"), ("mlp.2", "output.dense")):
+            state[f"{theirs}attention.self.{name}.weight"] = qkv_w[j * D : (j + 1) * D]
+            state[f"{theirs}attention.self.{name}.bias"] = qkv_b[j * D : (j + 1) * D]
+        for ours_key, peer_key in (
+            ("norm1", "attention.LayerNorm"),
+            ("attn.proj", "attention.output.dense"),
+            ("norm2", "LayerNorm"),
+            ("mlp.0", "intermediate.dense"),
+            ("mlp.2", "output.dense"),
+        ):
             state[f"{theirs}{peer_key}.weight"] = ours[f"{key}{ours_key}.weight"]
             state[f"{theirs}{peer_key}.bias"] = ours[f"{key}{ours_key}.bias"]
     peer.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=True)
@@ -261,6 +321,7 @@ def save_esm(peer: nn.Module, folder: Path) -> None:
 
 
 # -- the check both ways --------------------------------------------------------------
+
 
 def random_sequences(max_length: int, batch: int = 3, seed: int = 0) -> tuple[Tensor, Tensor]:
     """(ids [B, N], valid [B, N]): <cls> random residues (some <mask>) <eos>, rows of three lengths padded
@@ -298,8 +359,10 @@ def logits_difference(model: Any, peer: nn.Module) -> float:
     ids, valid = random_sequences(model.tokenizer.max_length)
     diff = (our_logits(model, ids, valid) - peer_logits(peer, ids, valid))[valid].abs().max().item()
     if not diff <= TOLERANCE:
-        raise NoExactPeer(f"the converted models disagree: max abs difference {diff:.3g} of the masked-LM logits on "
-                          f"random sequences (accepted: <= {TOLERANCE}); nothing written")
+        raise NoExactPeer(
+            f"the converted models disagree: max abs difference {diff:.3g} of the masked-LM logits on "
+            f"random sequences (accepted: <= {TOLERANCE}); nothing written"
+        )
     return diff
 
 

@@ -51,8 +51,9 @@ def load_vitmae(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     try:
         cfg = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"{config}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the "
-                        "config.json save_pretrained writes") from None
+        raise DataError(
+            f"{config}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the config.json save_pretrained writes"
+        ) from None
     if not isinstance(cfg, dict) or cfg.get("model_type") != "vit_mae":
         kind = cfg.get("model_type") if isinstance(cfg, dict) else None
         raise NoExactPeer(f"{config}: model_type {kind!r}; mmcore imports transformers' ViTMAE only ('vit_mae')")
@@ -75,8 +76,9 @@ def differences(cfg: Any) -> list[str]:
     if head_dim is not None and head_dim * cfg.num_attention_heads != cfg.hidden_size:
         out.append(f"head_dim {head_dim} x {cfg.num_attention_heads} heads != hidden_size {cfg.hidden_size}")
     if head_dim is not None and head_dim * cfg.decoder_num_attention_heads != cfg.decoder_hidden_size:
-        out.append(f"head_dim {head_dim} x {cfg.decoder_num_attention_heads} decoder heads != decoder_hidden_size "
-                   f"{cfg.decoder_hidden_size}")
+        out.append(
+            f"head_dim {head_dim} x {cfg.decoder_num_attention_heads} decoder heads != decoder_hidden_size {cfg.decoder_hidden_size}"
+        )
     for size, inner in (("hidden_size", "intermediate_size"), ("decoder_hidden_size", "decoder_intermediate_size")):
         d, i = getattr(cfg, size), getattr(cfg, inner)
         if int(d * (i / d)) != i:
@@ -103,54 +105,77 @@ def from_vitmae(peer: nn.Module, processor: dict[str, Any]) -> tuple[dict[str, A
     H, W = emb.patch_embeddings.image_size
     mean, std, notes = data_stats(processor, C)
     config = {
-        "modality": "image", "style": "mae",
-        "tokenizer": {"image_size": [int(H), int(W)], "patch_size": p, "channels": C, "mean": mean, "std": std,
-                      "positions": "fixed"},
+        "modality": "image",
+        "style": "mae",
+        "tokenizer": {"image_size": [int(H), int(W)], "patch_size": p, "channels": C, "mean": mean, "std": std, "positions": "fixed"},
         "masking": {"name": "random", "ratio": float(cfg.mask_ratio)},
         "target": {"name": "pixels", "norm_pix": bool(cfg.norm_pix_loss)},
-        "encoder": {"dim": D, "depth": cfg.num_hidden_layers, "heads": cfg.num_attention_heads,
-                    "mlp_ratio": cfg.intermediate_size / D, "class_token": True, "norm_eps": cfg.layer_norm_eps},
-        "decoder": {"dim": cfg.decoder_hidden_size, "depth": cfg.decoder_num_hidden_layers,
-                    "heads": cfg.decoder_num_attention_heads,
-                    "mlp_ratio": cfg.decoder_intermediate_size / cfg.decoder_hidden_size,
-                    "norm_eps": cfg.layer_norm_eps},
+        "encoder": {
+            "dim": D,
+            "depth": cfg.num_hidden_layers,
+            "heads": cfg.num_attention_heads,
+            "mlp_ratio": cfg.intermediate_size / D,
+            "class_token": True,
+            "norm_eps": cfg.layer_norm_eps,
+        },
+        "decoder": {
+            "dim": cfg.decoder_hidden_size,
+            "depth": cfg.decoder_num_hidden_layers,
+            "heads": cfg.decoder_num_attention_heads,
+            "mlp_ratio": cfg.decoder_intermediate_size / cfg.decoder_hidden_size,
+            "norm_eps": cfg.layer_norm_eps,
+        },
     }
     d = lambda t: t.detach().clone()
     pos = d(emb.position_embeddings)
-    state = {"embedder.proj.weight": d(conv.weight).permute(0, 2, 3, 1).reshape(D, p * p * C),
-             "embedder.proj.bias": d(conv.bias), "embedder.pos_embed": pos[:, 1:],
-             "encoder.cls_token": d(emb.cls_token) + pos[:, :1],  # its position row is a constant: folded in
-             "encoder.norm.weight": d(vit.layernorm.weight), "encoder.norm.bias": d(vit.layernorm.bias)}
+    state = {
+        "embedder.proj.weight": d(conv.weight).permute(0, 2, 3, 1).reshape(D, p * p * C),
+        "embedder.proj.bias": d(conv.bias),
+        "embedder.pos_embed": pos[:, 1:],
+        "encoder.cls_token": d(emb.cls_token) + pos[:, :1],  # its position row is a constant: folded in
+        "encoder.norm.weight": d(vit.layernorm.weight),
+        "encoder.norm.bias": d(vit.layernorm.bias),
+    }
     for i, layer in enumerate(vit.layers):
         state.update(layer_state(layer, f"encoder.blocks.{i}.", D))
     config["decoder_reads_class_token"] = True  # ViTMAE's decoder reads the encoder's class-token output
     decoder = getattr(peer, "decoder", None)
     if decoder is None:  # ViTMAEModel: no decoder weights
-        notes.append("decoder and pixel head freshly initialised with ViTMAE's shape (a ViTMAEModel folder has "
-                     "no decoder)")
+        notes.append("decoder and pixel head freshly initialised with ViTMAE's shape (a ViTMAEModel folder has no decoder)")
     else:
         Dd = cfg.decoder_hidden_size
         dpos = d(decoder.decoder_pos_embed)
-        state.update({"embedder.decoder_pos_embed": dpos[:, 1:], "decoder_class_pos": dpos[:, :1],
-                      "decoder_embed.weight": d(decoder.decoder_embed.weight),
-                      "decoder_embed.bias": d(decoder.decoder_embed.bias), "mask_token": d(decoder.mask_token),
-                      "decoder.norm.weight": d(decoder.decoder_norm.weight),
-                      "decoder.norm.bias": d(decoder.decoder_norm.bias),
-                      "head.proj.weight": d(decoder.decoder_pred.weight), "head.proj.bias": d(decoder.decoder_pred.bias)})
+        state.update(
+            {
+                "embedder.decoder_pos_embed": dpos[:, 1:],
+                "decoder_class_pos": dpos[:, :1],
+                "decoder_embed.weight": d(decoder.decoder_embed.weight),
+                "decoder_embed.bias": d(decoder.decoder_embed.bias),
+                "mask_token": d(decoder.mask_token),
+                "decoder.norm.weight": d(decoder.decoder_norm.weight),
+                "decoder.norm.bias": d(decoder.decoder_norm.bias),
+                "head.proj.weight": d(decoder.decoder_pred.weight),
+                "head.proj.bias": d(decoder.decoder_pred.bias),
+            }
+        )
         for i, layer in enumerate(decoder.decoder_layers):
             state.update(layer_state(layer, f"decoder.blocks.{i}.", Dd))
-        notes.append("decoder imported: it reads the encoder's class-token output as ViTMAE's does "
-                     "(model.decoder_reads_class_token)")
+        notes.append("decoder imported: it reads the encoder's class-token output as ViTMAE's does (model.decoder_reads_class_token)")
     notes.append(f"positions are ViTMAE's fixed tables (tokenizer.positions: fixed) for the {H}x{W} size only")
     return config, state, notes
 
 
 LAYER_KEYS = {  # mmcore block parameter → ViTMAE layer parameter (q/k/v: the fused qkv, split)
-    "norm1.weight": "layernorm_before.weight", "norm1.bias": "layernorm_before.bias",
-    "attn.proj.weight": "attention.o_proj.weight", "attn.proj.bias": "attention.o_proj.bias",
-    "norm2.weight": "layernorm_after.weight", "norm2.bias": "layernorm_after.bias",
-    "mlp.0.weight": "mlp.fc1.weight", "mlp.0.bias": "mlp.fc1.bias",
-    "mlp.2.weight": "mlp.fc2.weight", "mlp.2.bias": "mlp.fc2.bias",
+    "norm1.weight": "layernorm_before.weight",
+    "norm1.bias": "layernorm_before.bias",
+    "attn.proj.weight": "attention.o_proj.weight",
+    "attn.proj.bias": "attention.o_proj.bias",
+    "norm2.weight": "layernorm_after.weight",
+    "norm2.bias": "layernorm_after.bias",
+    "mlp.0.weight": "mlp.fc1.weight",
+    "mlp.0.bias": "mlp.fc1.bias",
+    "mlp.2.weight": "mlp.fc2.weight",
+    "mlp.2.bias": "mlp.fc2.bias",
 }
 
 
@@ -168,8 +193,8 @@ def peer_layer(ours: dict[str, Tensor], key: str, prefix: str, dim: int) -> dict
     out = {prefix + peer: ours[key + mine] for mine, peer in LAYER_KEYS.items()}
     w, b = ours[key + "attn.qkv.weight"], ours[key + "attn.qkv.bias"]
     for i, n in enumerate("qkv"):
-        out[f"{prefix}attention.{n}_proj.weight"] = w[i * dim:(i + 1) * dim]
-        out[f"{prefix}attention.{n}_proj.bias"] = b[i * dim:(i + 1) * dim]
+        out[f"{prefix}attention.{n}_proj.weight"] = w[i * dim : (i + 1) * dim]
+        out[f"{prefix}attention.{n}_proj.bias"] = b[i * dim : (i + 1) * dim]
     return out
 
 
@@ -207,6 +232,7 @@ def peer_states(peer: nn.Module, images: Tensor, mean: list[float] | None, std: 
 
 # -- mmcore → transformers -----------------------------------------------------------
 
+
 def export_differences(model: Any) -> list[str]:
     """What in an mmcore image model ``ViTMAEForPreTraining`` cannot compute exactly (empty: it can)."""
     from mmcore.continuous import PatchEmbedder, PatchTarget, RegressionHead
@@ -215,25 +241,30 @@ def export_differences(model: Any) -> list[str]:
         return [f"style {model.style!r}; ViTMAEForPreTraining is an MAE (model.style: mae)"]
     out = []
     emb, tok = model.embedder, model.tokenizer
-    if not isinstance(emb, PatchEmbedder) or type(emb).forward is not PatchEmbedder.forward \
-            or type(emb).decoder_positions is not PatchEmbedder.decoder_positions:
-        out.append(f"the image embedder {type(emb).__name__} is not mmcore's linear patch embedder with sin-cos or "
-                   "table positions, which ViTMAE's patch conv + position tables reproduce")
+    if (
+        not isinstance(emb, PatchEmbedder)
+        or type(emb).forward is not PatchEmbedder.forward
+        or type(emb).decoder_positions is not PatchEmbedder.decoder_positions
+    ):
+        out.append(
+            f"the image embedder {type(emb).__name__} is not mmcore's linear patch embedder with sin-cos or "
+            "table positions, which ViTMAE's patch conv + position tables reproduce"
+        )
     H, W = tok.image_size
     if H != W:
         out.append(f"images of {H}x{W} pixels; ViTMAE's are square (tokenizer.image_size [S, S])")
     enc, dec = model.encoder.config, model.decoder.config
     if not enc.class_token:
-        out.append("encoder.class_token is false; ViTMAE's encoder prepends a class token (model.encoder.class_token: "
-                   "true)")
+        out.append("encoder.class_token is false; ViTMAE's encoder prepends a class token (model.encoder.class_token: true)")
     elif not model.decoder_reads_class_token:
-        out.append("decoder_reads_class_token is false; ViTMAE's decoder reads the encoder's class-token output as "
-                   "its first token (model.decoder_reads_class_token: true)")
+        out.append(
+            "decoder_reads_class_token is false; ViTMAE's decoder reads the encoder's class-token output as "
+            "its first token (model.decoder_reads_class_token: true)"
+        )
     if dec.class_token:
         out.append("decoder.class_token is true; ViTMAE's decoder has no class token of its own")
     if enc.norm_eps != dec.norm_eps:
-        out.append(f"encoder.norm_eps {enc.norm_eps} and decoder.norm_eps {dec.norm_eps} differ; ViTMAE has one "
-                   "layer_norm_eps for both")
+        out.append(f"encoder.norm_eps {enc.norm_eps} and decoder.norm_eps {dec.norm_eps} differ; ViTMAE has one layer_norm_eps for both")
     for part, cfg in (("encoder", enc), ("decoder", dec)):
         for f in dataclasses.fields(cfg):
             value = getattr(cfg, f.name)
@@ -242,13 +273,17 @@ def export_differences(model: Any) -> list[str]:
     if not isinstance(model.target, PatchTarget) or model.config["target"].get("name") != "pixels":
         out.append(f"target {model.config['target'].get('name')!r}; ViTMAE predicts pixels (target.name: pixels)")
     head = model.head
-    if not isinstance(head, RegressionHead) or type(head).forward is not RegressionHead.forward \
-            or type(head).loss is not RegressionHead.loss or model._scorer() is not head:
-        out.append(f"the head {type(head).__name__} is not mmcore's linear pixel head scored by MSE, which "
-                   "ViTMAE's decoder_pred and loss are")
+    if (
+        not isinstance(head, RegressionHead)
+        or type(head).forward is not RegressionHead.forward
+        or type(head).loss is not RegressionHead.loss
+        or model._scorer() is not head
+    ):
+        out.append(
+            f"the head {type(head).__name__} is not mmcore's linear pixel head scored by MSE, which ViTMAE's decoder_pred and loss are"
+        )
     if not isinstance(getattr(model.policy, "ratio", None), float):
-        out.append(f"masking {model.config['masking'].get('name')!r} has no ratio; ViTMAE hides mask_ratio of the "
-                   "patches")
+        out.append(f"masking {model.config['masking'].get('name')!r} has no ratio; ViTMAE hides mask_ratio of the patches")
     return out
 
 
@@ -267,12 +302,25 @@ def to_vitmae(model: Any) -> tuple[nn.Module, dict[str, Any]]:
     tok, emb, enc, dec = model.tokenizer, model.embedder, model.encoder.config, model.decoder.config
     p, C, (S, _), D, Dd = tok.patch_size, tok.channels, tok.image_size, enc.dim, dec.dim
     cfg = ViTMAEConfig(
-        image_size=S, patch_size=p, num_channels=C, hidden_size=D, num_hidden_layers=enc.depth,
-        num_attention_heads=enc.heads, intermediate_size=int(D * enc.mlp_ratio), hidden_act="gelu",
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=enc.norm_eps, qkv_bias=True,
-        decoder_hidden_size=Dd, decoder_num_hidden_layers=dec.depth, decoder_num_attention_heads=dec.heads,
-        decoder_intermediate_size=int(Dd * dec.mlp_ratio), mask_ratio=float(model.policy.ratio),
-        norm_pix_loss=bool(model.target.norm_pix))
+        image_size=S,
+        patch_size=p,
+        num_channels=C,
+        hidden_size=D,
+        num_hidden_layers=enc.depth,
+        num_attention_heads=enc.heads,
+        intermediate_size=int(D * enc.mlp_ratio),
+        hidden_act="gelu",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        layer_norm_eps=enc.norm_eps,
+        qkv_bias=True,
+        decoder_hidden_size=Dd,
+        decoder_num_hidden_layers=dec.depth,
+        decoder_num_attention_heads=dec.heads,
+        decoder_intermediate_size=int(Dd * dec.mlp_ratio),
+        mask_ratio=float(model.policy.ratio),
+        norm_pix_loss=bool(model.target.norm_pix),
+    )
     with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the caller's generator alone
         peer = ViTMAEForPreTraining(cfg)
     ours = {k: v.detach() for k, v in model.state_dict().items()}
@@ -280,15 +328,18 @@ def to_vitmae(model: Any) -> tuple[nn.Module, dict[str, Any]]:
     state = {
         "vit.embeddings.cls_token": ours["encoder.cls_token"],  # its position folded in: row 0 of the table is 0
         "vit.embeddings.position_embeddings": torch.cat([torch.zeros(1, 1, D), position_table(model)], dim=1),
-        "vit.embeddings.patch_embeddings.projection.weight":
-            ours["embedder.proj.weight"].reshape(D, p, p, C).permute(0, 3, 1, 2),
+        "vit.embeddings.patch_embeddings.projection.weight": ours["embedder.proj.weight"].reshape(D, p, p, C).permute(0, 3, 1, 2),
         "vit.embeddings.patch_embeddings.projection.bias": ours["embedder.proj.bias"],
-        "vit.layernorm.weight": ours["encoder.norm.weight"], "vit.layernorm.bias": ours["encoder.norm.bias"],
-        "decoder.decoder_embed.weight": ours["decoder_embed.weight"], "decoder.decoder_embed.bias": ours["decoder_embed.bias"],
+        "vit.layernorm.weight": ours["encoder.norm.weight"],
+        "vit.layernorm.bias": ours["encoder.norm.bias"],
+        "decoder.decoder_embed.weight": ours["decoder_embed.weight"],
+        "decoder.decoder_embed.bias": ours["decoder_embed.bias"],
         "decoder.mask_token": ours["mask_token"],
         "decoder.decoder_pos_embed": torch.cat([ours["decoder_class_pos"], dtable], dim=1),
-        "decoder.decoder_norm.weight": ours["decoder.norm.weight"], "decoder.decoder_norm.bias": ours["decoder.norm.bias"],
-        "decoder.decoder_pred.weight": ours["head.proj.weight"], "decoder.decoder_pred.bias": ours["head.proj.bias"],
+        "decoder.decoder_norm.weight": ours["decoder.norm.weight"],
+        "decoder.decoder_norm.bias": ours["decoder.norm.bias"],
+        "decoder.decoder_pred.weight": ours["head.proj.weight"],
+        "decoder.decoder_pred.bias": ours["head.proj.bias"],
     }
     for i in range(enc.depth):
         state.update(peer_layer(ours, f"encoder.blocks.{i}.", f"vit.layers.{i}.", D))
@@ -296,9 +347,14 @@ def to_vitmae(model: Any) -> tuple[nn.Module, dict[str, Any]]:
         state.update(peer_layer(ours, f"decoder.blocks.{i}.", f"decoder.decoder_layers.{i}.", Dd))
     peer.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, strict=True)
     normalises = tok.mean is not None or tok.std is not None
-    processor = {"do_resize": True, "size": {"height": S, "width": S}, "do_rescale": True,
-                 "do_normalize": normalises, "image_mean": list(tok.mean or [0.0] * C),
-                 "image_std": list(tok.std or [1.0] * C)}
+    processor = {
+        "do_resize": True,
+        "size": {"height": S, "width": S},
+        "do_rescale": True,
+        "do_normalize": normalises,
+        "image_mean": list(tok.mean or [0.0] * C),
+        "image_std": list(tok.std or [1.0] * C),
+    }
     return peer, processor
 
 
@@ -341,8 +397,10 @@ def decoder_difference(model: Any, peer: nn.Module, batch: int = 2) -> float:
     pixels = theirs.logits.gather(1, ours.index[..., None].expand(-1, -1, theirs.logits.shape[-1]))
     diff = max((ours.pred - pixels).abs().max().item(), abs(ours.loss.item() - theirs.loss.item()))
     if not diff <= TOLERANCE:
-        raise NoExactPeer(f"the converted decoders disagree: max abs difference {diff:.3g} in the predicted pixels "
-                          f"or loss on random images (accepted: <= {TOLERANCE}); nothing written")
+        raise NoExactPeer(
+            f"the converted decoders disagree: max abs difference {diff:.3g} in the predicted pixels "
+            f"or loss on random images (accepted: <= {TOLERANCE}); nothing written"
+        )
     return diff
 
 

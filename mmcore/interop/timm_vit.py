@@ -39,9 +39,11 @@ POSITION_ATOL = 1e-6  # a stored sin-cos table may have been computed in float64
 
 
 RECORD = "mmcore"  # config.json's top-level entry for what timm does not hold (written for audio and video)
-SPLIT_TUBELETS = ("timm's VisionTransformer has one 2-D patch grid (a Conv2d patch embedding), so only a tubelet "
-                  "spanning every frame maps onto it (frames as input channels: model.tokenizer.tubelet_size[0] = "
-                  "num_frames); the natural peer, transformers' VideoMAEModel (Conv3d tubelets), is not mapped yet")
+SPLIT_TUBELETS = (
+    "timm's VisionTransformer has one 2-D patch grid (a Conv2d patch embedding), so only a tubelet "
+    "spanning every frame maps onto it (frames as input channels: model.tokenizer.tubelet_size[0] = "
+    "num_frames); the natural peer, transformers' VideoMAEModel (Conv3d tubelets), is not mapped yet"
+)
 
 
 class NoExactPeer(MMCoreError):
@@ -112,23 +114,41 @@ def layout_of(model: Any) -> Layout:
     modality, tok = model.config.get("modality"), model.tokenizer
     if modality == "image":
         C, p = tok.channels, tok.patch_size
-        return Layout("image", "images", tuple(tok.image_size), (p, p), C, 1,
-                      tuple(tok.mean or [0.0] * C), tuple(tok.std or [1.0] * C))
+        return Layout("image", "images", tuple(tok.image_size), (p, p), C, 1, tuple(tok.mean or [0.0] * C), tuple(tok.std or [1.0] * C))
     if modality == "audio":  # the tokenizer normalises only when it has a mean (std alone is unused)
         plain = tok.mean is None
-        return Layout("audio", "fbank", (tok.target_frames, tok.num_mel_bins), tuple(tok.patch_size), 1, 1,
-                      (0.0 if plain else float(tok.mean),), (1.0 if plain else float(tok.std or 1.0),))
+        return Layout(
+            "audio",
+            "fbank",
+            (tok.target_frames, tok.num_mel_bins),
+            tuple(tok.patch_size),
+            1,
+            1,
+            (0.0 if plain else float(tok.mean),),
+            (1.0 if plain else float(tok.std or 1.0),),
+        )
     if modality == "video":
         pt, ph, pw = tok.tubelet_size
         T, C = tok.num_frames, tok.channels
         if pt != T:
-            raise NoExactPeer(f"no exact timm peer for this video model: tubelet_size {list(tok.tubelet_size)} splits "
-                              f"its {T} frames into {T // pt} steps along time, and {SPLIT_TUBELETS}")
+            raise NoExactPeer(
+                f"no exact timm peer for this video model: tubelet_size {list(tok.tubelet_size)} splits "
+                f"its {T} frames into {T // pt} steps along time, and {SPLIT_TUBELETS}"
+            )
         mean, std = tok.mean or [0.0] * C, tok.std or [1.0] * C
-        return Layout("video", "clips", tuple(tok.image_size), (ph, pw), C, T,
-                      tuple(float(m) for m in mean for _ in range(T)), tuple(float(s) for s in std for _ in range(T)))
-    raise NoExactPeer(f"no exact timm peer for modality {modality!r} yet: only image, audio and video encoders map "
-                      "onto timm's VisionTransformer")
+        return Layout(
+            "video",
+            "clips",
+            tuple(tok.image_size),
+            (ph, pw),
+            C,
+            T,
+            tuple(float(m) for m in mean for _ in range(T)),
+            tuple(float(s) for s in std for _ in range(T)),
+        )
+    raise NoExactPeer(
+        f"no exact timm peer for modality {modality!r} yet: only image, audio and video encoders map onto timm's VisionTransformer"
+    )
 
 
 def timm_module():
@@ -141,20 +161,23 @@ def timm_module():
 
 # -- mmcore → timm -----------------------------------------------------------------
 
+
 def check_exportable(model: Any) -> Layout:
     """What an mmcore model must be to have an exact timm ``VisionTransformer`` (one-line NoExactPeer else)."""
     layout = layout_of(model)
     embedder = model.embedder
     if type(embedder).forward is not PatchEmbedder.forward or not isinstance(embedder, PatchEmbedder):
-        raise NoExactPeer(f"the {layout.modality} embedder {type(embedder).__name__} is not mmcore's linear patch embedder "
-                          "with sin-cos or table positions, which timm's PatchEmbed + pos_embed reproduce")
+        raise NoExactPeer(
+            f"the {layout.modality} embedder {type(embedder).__name__} is not mmcore's linear patch embedder "
+            "with sin-cos or table positions, which timm's PatchEmbed + pos_embed reproduce"
+        )
     enc = model.encoder.config
     if getattr(enc, "norm_placement", "pre") != "pre":
-        raise NoExactPeer(f"encoder.norm_placement is {enc.norm_placement!r}; timm's VisionTransformer blocks are "
-                          "pre-norm with a final norm")
+        raise NoExactPeer(
+            f"encoder.norm_placement is {enc.norm_placement!r}; timm's VisionTransformer blocks are pre-norm with a final norm"
+        )
     if enc.norm_eps != 1e-6:
-        raise NoExactPeer(f"encoder.norm_eps is {enc.norm_eps}; timm's VisionTransformer config names its "
-                          "LayerNorm only at eps 1e-6")
+        raise NoExactPeer(f"encoder.norm_eps is {enc.norm_eps}; timm's VisionTransformer config names its LayerNorm only at eps 1e-6")
     return layout
 
 
@@ -168,17 +191,29 @@ def to_timm(model: Any) -> tuple[nn.Module, dict[str, Any]]:
     enc = model.encoder.config
     H, W = layout.img_size
     patch = layout.patch[0] if layout.modality == "image" else list(layout.patch)
-    args = {"img_size": [H, W], "patch_size": patch, "in_chans": layout.in_chans, "embed_dim": enc.dim,
-            "depth": enc.depth, "num_heads": enc.heads, "mlp_ratio": enc.mlp_ratio, "qkv_bias": True,
-            "class_token": enc.class_token, "no_embed_class": True, "global_pool": "avg", "fc_norm": False,
-            "num_classes": 0}
+    args = {
+        "img_size": [H, W],
+        "patch_size": patch,
+        "in_chans": layout.in_chans,
+        "embed_dim": enc.dim,
+        "depth": enc.depth,
+        "num_heads": enc.heads,
+        "mlp_ratio": enc.mlp_ratio,
+        "qkv_bias": True,
+        "class_token": enc.class_token,
+        "no_embed_class": True,
+        "global_pool": "avg",
+        "fc_norm": False,
+        "num_classes": 0,
+    }
     peer = timm.create_model(ARCHITECTURE, pretrained=False, **args)
     ours = model.state_dict()
     state = {
         "patch_embed.proj.weight": layout.conv_weight(ours["embedder.proj.weight"]),
         "patch_embed.proj.bias": ours["embedder.proj.bias"],
         "pos_embed": position_table(model, layout),
-        "norm.weight": ours["encoder.norm.weight"], "norm.bias": ours["encoder.norm.bias"],
+        "norm.weight": ours["encoder.norm.weight"],
+        "norm.bias": ours["encoder.norm.bias"],
     }
     if enc.class_token:
         state["cls_token"] = ours["encoder.cls_token"]
@@ -191,12 +226,18 @@ def to_timm(model: Any) -> tuple[nn.Module, dict[str, Any]]:
 
 
 BLOCK_KEYS = {  # mmcore block parameter → timm block parameter
-    "norm1.weight": "norm1.weight", "norm1.bias": "norm1.bias",
-    "attn.qkv.weight": "attn.qkv.weight", "attn.qkv.bias": "attn.qkv.bias",
-    "attn.proj.weight": "attn.proj.weight", "attn.proj.bias": "attn.proj.bias",
-    "norm2.weight": "norm2.weight", "norm2.bias": "norm2.bias",
-    "mlp.0.weight": "mlp.fc1.weight", "mlp.0.bias": "mlp.fc1.bias",
-    "mlp.2.weight": "mlp.fc2.weight", "mlp.2.bias": "mlp.fc2.bias",
+    "norm1.weight": "norm1.weight",
+    "norm1.bias": "norm1.bias",
+    "attn.qkv.weight": "attn.qkv.weight",
+    "attn.qkv.bias": "attn.qkv.bias",
+    "attn.proj.weight": "attn.proj.weight",
+    "attn.proj.bias": "attn.proj.bias",
+    "norm2.weight": "norm2.weight",
+    "norm2.bias": "norm2.bias",
+    "mlp.0.weight": "mlp.fc1.weight",
+    "mlp.0.bias": "mlp.fc1.bias",
+    "mlp.2.weight": "mlp.fc2.weight",
+    "mlp.2.bias": "mlp.fc2.bias",
 }
 
 
@@ -210,8 +251,7 @@ def position_table(model: Any, layout: Layout | None = None) -> Tensor:
 
 def grid_positions(h: int, w: int) -> Tensor:
     """[1, h*w, 2] (row, col) of each patch, row-major: the image tokenizer's positions."""
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                                indexing="ij")
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     return torch.stack([rows, cols], dim=-1).reshape(1, h * w, 2)
 
 
@@ -221,15 +261,14 @@ def save_timm(peer: nn.Module, data: dict[str, Any], folder: Path, record: dict[
     config.json's top-level `RECORD` entry (timm keeps unknown top-level keys out of its configs)."""
     from timm.models import save_for_hf
 
-    save_for_hf(peer, str(folder), safe_serialization=True, data_config=data,
-                model_config={RECORD: record} if record else None)
+    save_for_hf(peer, str(folder), safe_serialization=True, data_config=data, model_config={RECORD: record} if record else None)
 
 
 INPUTS = {  # the record's note for timm users: what the model's input is
     "audio": "mmcore's log-mel crop fbank [B, target_frames, num_mel_bins] as [B, 1, T, F] (time is the height), "
-             "normalised (x - mean) / std with pretrained_cfg's mean and std",
+    "normalised (x - mean) / std with pretrained_cfg's mean and std",
     "video": "a clip [B, C, T, H, W] in [0, 1] as clip.flatten(1, 2): [B, C*T, H, W], channel-major, normalised "
-             "per input channel with pretrained_cfg's mean and std (each channel's value repeated T times)",
+    "per input channel with pretrained_cfg's mean and std (each channel's value repeated T times)",
 }
 
 
@@ -242,13 +281,13 @@ def export_timm(model: Any, output: Any) -> tuple[Path, float]:
     out = free_output(output)
     peer, data = to_timm(model)
     diff = layout_difference(model, peer, layout)
-    record = {"modality": layout.modality, "tokenizer": dict(model.config["tokenizer"]),
-              "input": INPUTS[layout.modality]}
+    record = {"modality": layout.modality, "tokenizer": dict(model.config["tokenizer"]), "input": INPUTS[layout.modality]}
     write_atomic(out, lambda tmp: save_timm(peer, data, tmp, record))
     return out, diff
 
 
 # -- timm → mmcore -----------------------------------------------------------------
+
 
 def load_timm(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The timm model a folder holds, its weights checked and loaded strictly, and its pretrained_cfg."""
@@ -259,22 +298,26 @@ def load_timm(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
 
     config, weights = folder / "config.json", folder / "model.safetensors"
     if not config.is_file():
-        raise DataError(f"{folder}: no config.json; accepted: a timm folder (config.json with 'architecture', "
-                        "model.safetensors) as timm's save_for_hf or mm export --to timm writes")
+        raise DataError(
+            f"{folder}: no config.json; accepted: a timm folder (config.json with 'architecture', "
+            "model.safetensors) as timm's save_for_hf or mm export --to timm writes"
+        )
     try:
         architecture = json.loads(config.read_text(encoding="utf-8"))["architecture"]
         cfg, name, args = load_model_config_from_path(folder)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{config}: not a timm config ({type(exc).__name__}: {exc}); accepted: a JSON object "
-                        "with 'architecture' and 'pretrained_cfg', as timm writes") from None
+        raise DataError(
+            f"{config}: not a timm config ({type(exc).__name__}: {exc}); accepted: a JSON object "
+            "with 'architecture' and 'pretrained_cfg', as timm writes"
+        ) from None
     if not weights.is_file():
-        raise DataError(f"{folder}: no model.safetensors; accepted: timm weights as safetensors "
-                        "(pickled pytorch_model.bin is never read)")
+        raise DataError(f"{folder}: no model.safetensors; accepted: timm weights as safetensors (pickled pytorch_model.bin is never read)")
     try:
         peer = timm.create_model(name, pretrained=False, **args)
     except (RuntimeError, TypeError, ValueError, AssertionError) as exc:
-        raise DataError(f"{config}: timm cannot build architecture {architecture!r} with model_args {args}: "
-                        f"{' '.join(str(exc).split())[:200]}") from None
+        raise DataError(
+            f"{config}: timm cannot build architecture {architecture!r} with model_args {args}: {' '.join(str(exc).split())[:200]}"
+        ) from None
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
@@ -282,11 +325,14 @@ def load_timm(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     expected = peer.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {list(state[k].shape)} (expected {list(v.shape)})" for k, v in expected.items()
-              if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k} {list(state[k].shape)} (expected {list(v.shape)})" for k, v in expected.items() if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
-        raise DataError(f"weights {weights} do not match timm's {architecture!r}: missing {missing[:5]}, "
-                        f"unexpected {unexpected[:5]}, wrong shapes {shapes[:3]}")
+        raise DataError(
+            f"weights {weights} do not match timm's {architecture!r}: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, wrong shapes {shapes[:3]}"
+        )
     peer.load_state_dict(state, strict=True)
     return peer.eval(), cfg
 
@@ -345,12 +391,21 @@ def differences(peer: nn.Module, modality: str = "image", channels: int = 1) -> 
     if not isinstance(peer.norm_pre, nn.Identity):
         out.append("a norm before the blocks (pre_norm)")
     if not isinstance(peer.norm, nn.LayerNorm):
-        out.append("the final norm is applied after pooling (fc_norm) or not at all (final_norm=False); mmcore "
-                   "normalises every token before pooling")
+        out.append(
+            "the final norm is applied after pooling (fc_norm) or not at all (final_norm=False); mmcore "
+            "normalises every token before pooling"
+        )
     pe = peer.patch_embed
     conv = getattr(pe, "proj", None)
-    if type(pe) is not PatchEmbed or not isinstance(conv, nn.Conv2d) or conv.kernel_size != conv.stride \
-            or conv.padding != (0, 0) or not isinstance(pe.norm, nn.Identity) or pe.dynamic_img_pad or not pe.flatten:
+    if (
+        type(pe) is not PatchEmbed
+        or not isinstance(conv, nn.Conv2d)
+        or conv.kernel_size != conv.stride
+        or conv.padding != (0, 0)
+        or not isinstance(pe.norm, nn.Identity)
+        or pe.dynamic_img_pad
+        or not pe.flatten
+    ):
         out.append("its patch embedding is not one non-overlapping convolution (a norm, padding or overlap)")
     elif modality == "image" and conv.kernel_size[0] != conv.kernel_size[1]:
         out.append(f"patches of {tuple(conv.kernel_size)} pixels; mmcore's are square")
@@ -373,10 +428,11 @@ def differences(peer: nn.Module, modality: str = "image", channels: int = 1) -> 
             out.append(f"{where}'s attention is not one fused qkv of width 3 x embed_dim")
         elif not all(isinstance(m, nn.Identity) for m in (attn.q_norm, attn.k_norm, attn.norm)):
             out.append(f"{where} normalises queries/keys or attention outputs (qk_norm, scale_attn_norm)")
-        if type(mlp) is not Mlp or not isinstance(mlp.norm, nn.Identity) or type(mlp.act) is not nn.GELU \
-                or mlp.act.approximate != "none":
-            out.append(f"{where}'s MLP is not Linear-GELU(exact)-Linear ({type(mlp).__name__} with "
-                       f"{type(getattr(mlp, 'act', None)).__name__}); mmcore's uses exact GELU")
+        if type(mlp) is not Mlp or not isinstance(mlp.norm, nn.Identity) or type(mlp.act) is not nn.GELU or mlp.act.approximate != "none":
+            out.append(
+                f"{where}'s MLP is not Linear-GELU(exact)-Linear ({type(mlp).__name__} with "
+                f"{type(getattr(mlp, 'act', None)).__name__}); mmcore's uses exact GELU"
+            )
         if any(not isinstance(m, (nn.Identity, LayerScale)) for m in (block.ls1, block.ls2)):
             out.append(f"{where} has a layer scale of its own kind")
         if not (isinstance(block.norm1, nn.LayerNorm) and isinstance(block.norm2, nn.LayerNorm)):
@@ -407,11 +463,12 @@ def mlp_ratio_of(peer: nn.Module) -> float:
 def patch_positions(peer: nn.Module) -> Tensor:
     """[1, N, D] position rows of the patches (the prefix tokens' rows left out)."""
     pos = peer.pos_embed.detach()
-    return pos if peer.no_embed_class else pos[:, peer.num_prefix_tokens:]
+    return pos if peer.no_embed_class else pos[:, peer.num_prefix_tokens :]
 
 
-def from_timm(peer: nn.Module, cfg: dict[str, Any], record: dict[str, Any] | None = None
-              ) -> tuple[dict[str, Any], dict[str, Tensor], list[str]]:
+def from_timm(
+    peer: nn.Module, cfg: dict[str, Any], record: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Tensor], list[str]]:
     """(mmcore MAE config, encoder and embedder weights, notes) for a timm ViT with no `differences`:
     an image model, or the modality ``record`` (`export_timm`'s) names with its tokenizer settings."""
     modality = (record or {}).get("modality", "image")
@@ -435,36 +492,70 @@ def from_timm(peer: nn.Module, cfg: dict[str, Any], record: dict[str, Any] | Non
     sincos_positions = is_sincos(peer, layout)
     positions = "sincos" if sincos_positions else "learned"
     if modality == "image":
-        tokenizer = {"image_size": [H, W], "patch_size": ph, "channels": C,
-                     "mean": None if plain else mean, "std": None if plain else std, "positions": positions}
+        tokenizer = {
+            "image_size": [H, W],
+            "patch_size": ph,
+            "channels": C,
+            "mean": None if plain else mean,
+            "std": None if plain else std,
+            "positions": positions,
+        }
         parts = {"masking": {"name": "random"}, "target": {"name": "pixels"}}
     elif modality == "audio":  # the record's filterbank settings; sizes and statistics from the timm model
-        tokenizer = {**recorded, "target_frames": H, "num_mel_bins": W, "patch_size": [ph, pw],
-                     "mean": None if plain else mean[0], "std": None if plain else std[0], "positions": positions}
+        tokenizer = {
+            **recorded,
+            "target_frames": H,
+            "num_mel_bins": W,
+            "patch_size": [ph, pw],
+            "mean": None if plain else mean[0],
+            "std": None if plain else std[0],
+            "positions": positions,
+        }
         parts = {"masking": {"name": "random"}, "target": {"name": "fbank"}}
     else:
-        per_channel = [(mean[c * T:(c + 1) * T], std[c * T:(c + 1) * T]) for c in range(C)]
+        per_channel = [(mean[c * T : (c + 1) * T], std[c * T : (c + 1) * T]) for c in range(C)]
         if any(len(set(m)) > 1 or len(set(s)) > 1 for m, s in per_channel):
-            raise NoExactPeer(f"timm's mean {mean} / std {std} differ between the {T} frames of one channel; "
-                              "mmcore's video tokenizer normalises per channel")
+            raise NoExactPeer(
+                f"timm's mean {mean} / std {std} differ between the {T} frames of one channel; "
+                "mmcore's video tokenizer normalises per channel"
+            )
         if not sincos_positions:
-            raise NoExactPeer("the timm model's pos_embed is not mmcore's 3-D sin-cos of (t=0, row, col), and the "
-                              "video tokenizer computes its positions (no position-table option)")
-        tokenizer = {**recorded, "num_frames": T, "image_size": [H, W], "tubelet_size": [T, ph, pw], "channels": C,
-                     "mean": None if plain else [m[0] for m, _ in per_channel],
-                     "std": None if plain else [s[0] for _, s in per_channel]}
+            raise NoExactPeer(
+                "the timm model's pos_embed is not mmcore's 3-D sin-cos of (t=0, row, col), and the "
+                "video tokenizer computes its positions (no position-table option)"
+            )
+        tokenizer = {
+            **recorded,
+            "num_frames": T,
+            "image_size": [H, W],
+            "tubelet_size": [T, ph, pw],
+            "channels": C,
+            "mean": None if plain else [m[0] for m, _ in per_channel],
+            "std": None if plain else [s[0] for _, s in per_channel],
+        }
         parts = {"masking": {"name": "tube"}, "target": {"name": "pixels"}}
     depth = len(peer.blocks)
     config = {
-        "modality": modality, "style": "mae", "tokenizer": tokenizer, **parts,
-        "encoder": {"dim": D, "depth": depth, "heads": peer.blocks[0].attn.num_heads if depth else 1,
-                    "mlp_ratio": mlp_ratio_of(peer) if depth else 4.0, "class_token": peer.has_class_token,
-                    "norm_eps": peer.norm.eps},
+        "modality": modality,
+        "style": "mae",
+        "tokenizer": tokenizer,
+        **parts,
+        "encoder": {
+            "dim": D,
+            "depth": depth,
+            "heads": peer.blocks[0].attn.num_heads if depth else 1,
+            "mlp_ratio": mlp_ratio_of(peer) if depth else 4.0,
+            "class_token": peer.has_class_token,
+            "norm_eps": peer.norm.eps,
+        },
     }
     src = {k: v.detach() for k, v in peer.state_dict().items()}
-    state = {"embedder.proj.weight": layout.proj_weight(conv.weight.detach()),
-             "embedder.proj.bias": src.get("patch_embed.proj.bias", torch.zeros(D)),
-             "encoder.norm.weight": src["norm.weight"], "encoder.norm.bias": src["norm.bias"]}
+    state = {
+        "embedder.proj.weight": layout.proj_weight(conv.weight.detach()),
+        "embedder.proj.bias": src.get("patch_embed.proj.bias", torch.zeros(D)),
+        "encoder.norm.weight": src["norm.weight"],
+        "encoder.norm.bias": src["norm.bias"],
+    }
     if not sincos_positions:
         state["embedder.pos_embed"] = patch_positions(peer)
     if peer.has_class_token:  # its position row is a constant: folded into the token
@@ -485,8 +576,10 @@ def from_timm(peer: nn.Module, cfg: dict[str, Any], record: dict[str, Any] | Non
     if modality != "image":
         notes.append(f"input: {INPUTS[modality]}")
     if not sincos_positions:
-        notes.append("learned positions (tokenizer.positions: learned) cover the trained grid "
-                     f"{tuple(peer.patch_embed.grid_size)} only; decoder positions start at sin-cos values")
+        notes.append(
+            "learned positions (tokenizer.positions: learned) cover the trained grid "
+            f"{tuple(peer.patch_embed.grid_size)} only; decoder positions start at sin-cos values"
+        )
     if peer.num_classes:
         notes.append(f"classifier head ({peer.num_classes} classes) left out")
     if peer.global_pool == "token":
@@ -504,8 +597,10 @@ def layout_difference(model: Any, peer: nn.Module, layout: Layout, batch: int = 
         ours, _ = model.encode({layout.key: x})
     diff = (ours - layout_states(peer, layout, x)).abs().max().item()
     if not diff <= TOLERANCE:
-        raise NoExactPeer(f"the converted encoders disagree: max abs difference {diff:.3g} on random "
-                          f"{layout.modality} inputs (accepted: <= {TOLERANCE}); nothing written")
+        raise NoExactPeer(
+            f"the converted encoders disagree: max abs difference {diff:.3g} on random "
+            f"{layout.modality} inputs (accepted: <= {TOLERANCE}); nothing written"
+        )
     return diff
 
 
@@ -518,13 +613,13 @@ def layout_states(peer: nn.Module, layout: Layout, x: Tensor, valid: Tensor | No
         mask = torch.cat([prefix, valid], dim=1)[:, None, None, :]  # [B, 1, 1, P+N], True = attended
     with torch.no_grad():
         out = peer.forward_features(normalise(layout.image(x), layout.mean, layout.std), attn_mask=mask)
-    return out[:, peer.num_prefix_tokens:]
+    return out[:, peer.num_prefix_tokens :]
 
 
 def peer_states(peer: nn.Module, images: Tensor, mean: list[float] | None, std: list[float] | None) -> Tensor:
     """timm's patch-token outputs [B, N, D] for [0, 1] images, normalised as its data config says."""
     with torch.no_grad():
-        return peer.forward_features(normalise(images, mean, std))[:, peer.num_prefix_tokens:]
+        return peer.forward_features(normalise(images, mean, std))[:, peer.num_prefix_tokens :]
 
 
 def normalise(images: Tensor, mean: list[float] | None, std: list[float] | None) -> Tensor:

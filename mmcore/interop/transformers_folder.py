@@ -47,20 +47,19 @@ def load_pretrained(cls: Any, folder: Path, left_out: tuple[str, ...] = ()) -> t
     next-sentence head); any other unexpected, missing or misshapen weight is a DataError naming it."""
     weights = folder / "model.safetensors"
     if not weights.is_file():
-        raise DataError(f"{folder}: no model.safetensors; accepted: weights as safetensors "
-                        "(pickled pytorch_model.bin is never read)")
+        raise DataError(f"{folder}: no model.safetensors; accepted: weights as safetensors (pickled pytorch_model.bin is never read)")
     with quiet_transformers():
         try:
             peer, info = cls.from_pretrained(str(folder), output_loading_info=True, use_safetensors=True)
         except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
-            raise DataError(f"{folder}: transformers cannot load it as {cls.__name__}: "
-                            f"{' '.join(str(exc).split())[:200]}") from None
+            raise DataError(f"{folder}: transformers cannot load it as {cls.__name__}: {' '.join(str(exc).split())[:200]}") from None
     unexpected = sorted(map(str, info.get("unexpected_keys") or []))
     skipped = [k for k in unexpected if left_out and k.startswith(left_out)]
-    wrong = {"missing": sorted(map(str, info.get("missing_keys") or [])),
-             "unexpected": [k for k in unexpected if k not in skipped],
-             "mismatched": sorted(map(str, info.get("mismatched_keys") or []))}
+    wrong = {
+        "missing": sorted(map(str, info.get("missing_keys") or [])),
+        "unexpected": [k for k in unexpected if k not in skipped],
+        "mismatched": sorted(map(str, info.get("mismatched_keys") or [])),
+    }
     if any(wrong.values()):
-        raise DataError(f"weights {weights} do not match {cls.__name__}: "
-                        + ", ".join(f"{k} {v[:5]}" for k, v in wrong.items() if v))
+        raise DataError(f"weights {weights} do not match {cls.__name__}: " + ", ".join(f"{k} {v[:5]}" for k, v in wrong.items() if v))
     return peer.float().eval(), skipped

@@ -74,7 +74,9 @@ def test_bad_files_raise_naming_the_file_or_are_skipped_and_counted(tmp_path, wr
     with pytest.warns(UserWarning) as record:
         skipping[2]  # tiny.wav, then (wrapping round) cut.flac again, then good.wav
     assert [str(w.message).split(":")[0] for w in record] == [
-        "skipped audio file (2 so far in this process)", "skipped audio file (3 so far in this process)"]
+        "skipped audio file (2 so far in this process)",
+        "skipped audio file (3 so far in this process)",
+    ]
     assert [p.rsplit("/", 1)[1] for p in skipping.skipped] == ["cut.flac", "tiny.wav", "cut.flac"]
 
 

@@ -18,8 +18,19 @@ def signal(frames=4000, channels=1, peak=0.99):
     return np.stack([wave, -wave][:channels], axis=1) if channels > 1 else wave
 
 
-@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_U8"), ("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "PCM_32"),
-                                         ("WAV", "FLOAT"), ("WAV", "DOUBLE"), ("FLAC", "PCM_24"), ("OGG", "VORBIS")])
+@pytest.mark.parametrize(
+    "fmt,subtype",
+    [
+        ("WAV", "PCM_U8"),
+        ("WAV", "PCM_16"),
+        ("WAV", "PCM_24"),
+        ("WAV", "PCM_32"),
+        ("WAV", "FLOAT"),
+        ("WAV", "DOUBLE"),
+        ("FLAC", "PCM_24"),
+        ("OGG", "VORBIS"),
+    ],
+)
 @pytest.mark.parametrize("channels", [1, 2])
 def test_every_bit_depth_and_layout_decodes_to_finite_mono_in_range(tmp_path, fmt, subtype, channels):
     path = tmp_path / f"a.{fmt.lower()}"

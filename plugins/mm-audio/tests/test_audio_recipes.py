@@ -12,9 +12,20 @@ from mmcore.config import load_recipe
 from mmcore.errors import ConfigError
 from mmcore.executor import train
 
-TINY = ["model.encoder.dim=32", "model.encoder.depth=1", "model.encoder.heads=2", "model.decoder.dim=16",
-        "model.decoder.depth=1", "model.decoder.heads=2", "data.batch_size=4", "data.eval_batches=1",
-        "train.steps=2", "train.warmup_steps=1", "train.log_every=1", "train.trackers=[]"]
+TINY = [
+    "model.encoder.dim=32",
+    "model.encoder.depth=1",
+    "model.encoder.heads=2",
+    "model.decoder.dim=16",
+    "model.decoder.depth=1",
+    "model.decoder.heads=2",
+    "data.batch_size=4",
+    "data.eval_batches=1",
+    "train.steps=2",
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.trackers=[]",
+]
 
 
 def test_recipes_parse_and_check_keys():
@@ -29,12 +40,22 @@ def test_recipes_parse_and_check_keys():
 def test_folder_recipe_trains_and_writes_a_model_folder(tmp_path, write_audio):
     for i in range(8):
         write_audio(tmp_path / "clips" / ("low" if i % 2 else "high") / f"{i}.flac", seconds=0.3 + 0.1 * i, freq=300.0 + 200 * i)
-    cfg = load_recipe("audio-mae-folder", TINY + [f"output_dir={tmp_path / 'run'}", f"data.dataset.path={tmp_path / 'clips'}",
-                                                  "data.dataset.test_fraction=0.25", "data.num_workers=0",
-                                                  "model.tokenizer.target_frames=64", "model.tokenizer.patch_size=[8,16]"])
+    cfg = load_recipe(
+        "audio-mae-folder",
+        TINY
+        + [
+            f"output_dir={tmp_path / 'run'}",
+            f"data.dataset.path={tmp_path / 'clips'}",
+            "data.dataset.test_fraction=0.25",
+            "data.num_workers=0",
+            "model.tokenizer.target_frames=64",
+            "model.tokenizer.patch_size=[8,16]",
+        ],
+    )
     folder = train(cfg)
     assert (folder / "model.safetensors").exists() and (folder / "reconstruction.png").exists()
     import json
+
     config = json.loads((folder / "config.json").read_text())
     assert config["tokenizer"]["mean"] is not None and config["plugins"]["mm-audio"]
 

@@ -13,7 +13,8 @@ SAMPLES = [{"wave": torch.randn(n, generator=g) * 0.1, "label": i % 2} for i, n 
 TOKENIZER = {"sample_rate": 16000, "num_mel_bins": 32, "target_frames": 32, "patch_size": [8, 8]}
 
 
-@pytest.mark.parametrize("check", modality_checks("audio", SAMPLES, TOKENIZER, styles=("mae", "bert"),
-                                                  round_trip="fbank"), ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "check", modality_checks("audio", SAMPLES, TOKENIZER, styles=("mae", "bert"), round_trip="fbank"), ids=lambda c: c.name
+)
 def test_conformance(check):
     check()

@@ -91,7 +91,9 @@ def test_image_folder_errors_name_the_file(tmp_path):
 def test_channel_mismatch_and_convert(tmp_path):
     Image.fromarray(np.full((8, 8), 128, dtype=np.uint8), mode="L").save(tmp_path / "gray.png")
     rgb_tok = ImageTokenizer(image_size=[8, 8], patch_size=4, channels=3)
-    with pytest.raises(DataError, match=r"gray.png has mode 'L' \(1 channel\) but the recipe expects 3 channels; set data.dataset.convert=true"):
+    with pytest.raises(
+        DataError, match=r"gray.png has mode 'L' \(1 channel\) but the recipe expects 3 channels; set data.dataset.convert=true"
+    ):
         ImageFolder(path=str(tmp_path)).build(rgb_tok, "train")[0]
     x = ImageFolder(path=str(tmp_path), convert=True).build(rgb_tok, "train")[0]["image"]
     assert x.shape == (3, 8, 8) and torch.allclose(x, torch.full_like(x, 128 / 255))
@@ -213,11 +215,16 @@ def test_on_error_skip_summarises_reasons_and_names_left_out_files(tmp_path):
     with pytest.warns(UserWarning) as record:
         ds = ImageFolder(path=str(tmp_path), on_error="skip").build(tok, "train")
     messages = [str(w.message) for w in record]
-    assert any(re.search(r"left out 1 file\(s\) whose extension is not in data.dataset.extensions \(1 \.tga, e.g. a/other.tga\)", m)
-               for m in messages), messages
+    assert any(
+        re.search(r"left out 1 file\(s\) whose extension is not in data.dataset.extensions \(1 \.tga, e.g. a/other.tga\)", m)
+        for m in messages
+    ), messages
     summary = next(m for m in messages if m.startswith("skipped"))
-    assert re.match(r"skipped 3 of 5 image files \(data.dataset.on_error=skip\): 2 cannot be decoded \(a/garbage.png, "
-                    r"a/noise.jpg\), 1 wrong channel count \(a/gray.png\) \| cannot decode image .*garbage.png", summary), summary
+    assert re.match(
+        r"skipped 3 of 5 image files \(data.dataset.on_error=skip\): 2 cannot be decoded \(a/garbage.png, "
+        r"a/noise.jpg\), 1 wrong channel count \(a/gray.png\) \| cannot decode image .*garbage.png",
+        summary,
+    ), summary
     assert [f.name for f in ds.files] == ["cut.png", "ok.png"]  # cut.png's header is fine: it fails when decoded
     with pytest.warns(UserWarning, match=r"skipped image file \(1 so far in this process\): cannot decode image .*cut.png"):
         assert ds[0]["image"].shape == (3, 8, 8)

@@ -17,6 +17,7 @@ from mm_image.files import probe_image
 from mmcore.errors import DataError
 from mmcore.testing import corrupted, fuzz_settings, no_hang
 
+
 def picture(h=20, w=24) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
     return np.stack([x * 10, y * 12, (x + y) * 5], -1).astype(np.uint8)

@@ -23,7 +23,7 @@ def test_patch_content_and_positions():
     images = torch.rand(1, 3, 8, 12)
     tokens = tok.tokenize({"images": images})
     # token 4 is grid row 1, col 1: pixels [4:8, 4:8], (row, col, channel) order, normalised
-    expected = ((images[0, :, 4:8, 4:8] - torch.tensor([0.1, 0.2, 0.3]).view(3, 1, 1)) / torch.tensor([0.5, 0.5, 2.0]).view(3, 1, 1))
+    expected = (images[0, :, 4:8, 4:8] - torch.tensor([0.1, 0.2, 0.3]).view(3, 1, 1)) / torch.tensor([0.5, 0.5, 2.0]).view(3, 1, 1)
     assert torch.allclose(tokens.values[0, 4], expected.permute(1, 2, 0).reshape(-1))
     assert tokens.positions[0, 4].tolist() == [1.0, 1.0]
     assert tokens.positions[0, 2].tolist() == [0.0, 2.0]
@@ -40,7 +40,10 @@ def test_any_size_at_tokenize_time():
 
 
 def test_config_errors_name_field_value_and_accepted():
-    with pytest.raises(ConfigError, match=r"image_size \[30, 30\] is not divisible by model.tokenizer.patch_size 16; accepted: multiples of 16 such as \[32, 32\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"image_size \[30, 30\] is not divisible by model.tokenizer.patch_size 16; accepted: multiples of 16 such as \[32, 32\]",
+    ):
         ImageTokenizer(image_size=[30, 30])
     with pytest.raises(ConfigError, match="channels 2.*1 .* or 3"):
         ImageTokenizer(channels=2)

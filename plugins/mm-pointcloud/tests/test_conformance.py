@@ -12,7 +12,6 @@ SAMPLES = [{"points": make_shape(name, 80, RNG, 0.01), "label": i} for i, name i
 TOKENIZER = {"num_points": 64, "num_groups": 8, "group_size": 8}  # lossy (FPS + kNN groups): no round_trip key
 
 
-@pytest.mark.parametrize("check", modality_checks("pointcloud", SAMPLES, TOKENIZER, styles=("mae", "bert")),
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("check", modality_checks("pointcloud", SAMPLES, TOKENIZER, styles=("mae", "bert")), ids=lambda c: c.name)
 def test_conformance(check):
     check()

@@ -104,13 +104,17 @@ def test_ply_meshes_with_quads_and_bad_faces(tmp_path, ascii):
     assert o3d.io.write_triangle_mesh(str(path), mesh, write_ascii=ascii)
     assert read_points(path, num_points=200).shape == (200, 3)
     quads = tmp_path / "quad.ply"
-    quads.write_text("ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
-                     "element face 1\nproperty list uchar int vertex_indices\nend_header\n"
-                     "0 0 0\n1 0 0\n1 1 0\n0 1 0\n4 0 1 2 3\n")
+    quads.write_text(
+        "ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
+        "element face 1\nproperty list uchar int vertex_indices\nend_header\n"
+        "0 0 0\n1 0 0\n1 1 0\n0 1 0\n4 0 1 2 3\n"
+    )
     points = read_points(quads, num_points=500)
     assert points.shape == (500, 3) and points[:, :2].min() >= 0 and points[:, :2].max() <= 1 and np.ptp(points[:, 0]) > 0.9
     quads.write_text(quads.read_text().replace("4 0 1 2 3", "4 0 1 2 7"))
-    with pytest.raises(DataError, match=r"quad.ply: face 0 has corners \[0.0, 1.0, 2.0, 7.0\]; accepted: 3 or more vertex indices from 0 to 3"):
+    with pytest.raises(
+        DataError, match=r"quad.ply: face 0 has corners \[0.0, 1.0, 2.0, 7.0\]; accepted: 3 or more vertex indices from 0 to 3"
+    ):
         read_points(quads)
     quads.write_text(quads.read_text().replace("4 0 1 2 7", "3 0 1 1"))
     with pytest.raises(DataError, match=r"quad.ply: the mesh's 1 triangles have a total area of 0"):
@@ -121,7 +125,9 @@ def test_declared_counts_of_pcd_pts_and_off(tmp_path):
     for suffix in (".pcd", ".pts"):
         data = write_cloud(tmp_path / f"full{suffix}", CLOUD).read_bytes()
         (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
-        with pytest.raises(DataError, match=rf"cut\{suffix}: the header declares 100 points but the file holds only (4\d|50) complete rows"):
+        with pytest.raises(
+            DataError, match=rf"cut\{suffix}: the header declares 100 points but the file holds only (4\d|50) complete rows"
+        ):
             read_points(tmp_path / f"cut{suffix}")
     data = write_cloud(tmp_path / "bin.pcd", CLOUD, ascii=False).read_bytes()
     (tmp_path / "bincut.pcd").write_bytes(data[:-100])
@@ -141,7 +147,9 @@ def test_identical_points_are_refused_not_blown_up_to_the_unit_sphere():
     tok = PointGroupTokenizer(num_points=64, num_groups=8, group_size=8)
     same = np.tile([[0.1, 0.2, 0.3]], (64, 1))
     assert np.abs(normalise_unit_sphere(same)).max() < 1e-12  # centred, not scaled by the residue
-    with pytest.raises(DataError, match=r"same.ply: all 64 points coincide .*accepted: clouds with extent, or model.tokenizer.normalize=false"):
+    with pytest.raises(
+        DataError, match=r"same.ply: all 64 points coincide .*accepted: clouds with extent, or model.tokenizer.normalize=false"
+    ):
         tok.collate([{"points": same, "where": "same.ply"}])
     unscaled = PointGroupTokenizer(num_points=64, num_groups=8, group_size=8, normalize=False)
     assert np.allclose(unscaled.collate([{"points": same}])["points"].numpy(), same)
@@ -164,8 +172,11 @@ def test_point_folder_on_error_skip_summarises_reasons(tmp_path):
     rows[3] = "1 inf 2"
     (tmp_path / "b" / "inf.xyz").write_text("\n".join(rows))
     tok = PointGroupTokenizer(num_points=64, num_groups=8, group_size=8)
-    with pytest.warns(UserWarning, match=r"skipped 3 of 4 point-cloud files \(data.dataset.on_error=skip\): 1 truncated \(a/cut.ply\), "
-                                         r"1 empty \(b/empty.pcd\), 1 non-finite points \(b/inf.xyz\) \| .*cut.ply: the PLY header declares 150"):
+    with pytest.warns(
+        UserWarning,
+        match=r"skipped 3 of 4 point-cloud files \(data.dataset.on_error=skip\): 1 truncated \(a/cut.ply\), "
+        r"1 empty \(b/empty.pcd\), 1 non-finite points \(b/inf.xyz\) \| .*cut.ply: the PLY header declares 150",
+    ):
         ds = PointFolder(path=str(tmp_path), on_error="skip").build(tok, "train")
     assert [f.name for f in ds.files] == ["good.ply"] and ds[0]["label"] == 0
     raising = PointFolder(path=str(tmp_path)).build(tok, "train")
@@ -182,7 +193,9 @@ def test_ply_big_endian_and_damaged_rows(tmp_path):
     assert read_points(path).tolist() == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
     text = "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\nend_header\n"
     path.write_text(text + "0 0 0\n1 x 2\n")
-    with pytest.raises(DataError, match=r"be.ply: vertex row 1 \(data line 2\) is '1 x 2', which does not match the header's properties \['x', 'y', 'z'\]"):
+    with pytest.raises(
+        DataError, match=r"be.ply: vertex row 1 \(data line 2\) is '1 x 2', which does not match the header's properties \['x', 'y', 'z'\]"
+    ):
         read_points(path)
     path.write_text(text.replace("end_header", "element junk 5\nend_header"))
     with pytest.raises(DataError, match=r"be.ply: PLY element 'junk' has no properties"):

@@ -17,18 +17,21 @@ from mm_pointcloud.data import primitive
 from mmcore.errors import DataError
 from mmcore.testing import corrupted, fuzz_settings, no_hang
 
+
 def cloud(ascii: bool, suffix: str):
     def write(path):
         points = np.random.default_rng(0).uniform(-1, 1, size=(100, 3))
         pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
         pc.colors = o3d.utility.Vector3dVector(np.random.default_rng(1).uniform(0, 1, size=(100, 3)))
         assert o3d.io.write_point_cloud(str(path), pc, write_ascii=ascii)
+
     return write
 
 
 def mesh(ascii: bool):
     def write(path):
         assert o3d.io.write_triangle_mesh(str(path), primitive("octahedron"), write_ascii=ascii)
+
     return write
 
 

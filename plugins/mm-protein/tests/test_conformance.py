@@ -4,12 +4,14 @@ import pytest
 
 from mmcore.testing import modality_checks
 
-SAMPLES = [{"sequence": s, "label": i % 2} for i, s in
-           enumerate(["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPV", "MDKKYSIGLDIGTNSVGWAVITDEYKVPSKKFKVLGNTDRHSIKKNLIGALLFDS"])]
+SAMPLES = [
+    {"sequence": s, "label": i % 2}
+    for i, s in enumerate(["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPV", "MDKKYSIGLDIGTNSVGWAVITDEYKVPSKKFKVLGNTDRHSIKKNLIGALLFDS"])
+]
 
 
-@pytest.mark.parametrize("check", modality_checks("protein", SAMPLES, {"max_length": 64}, styles=("bert", "mae"),
-                                                  round_trip="ids"),
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "check", modality_checks("protein", SAMPLES, {"max_length": 64}, styles=("bert", "mae"), round_trip="ids"), ids=lambda c: c.name
+)
 def test_conformance(check):
     check()

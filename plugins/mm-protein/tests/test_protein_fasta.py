@@ -13,19 +13,21 @@ from mmcore.errors import ConfigError, DataError
 def test_multiline_lowercase_terminators_and_blank_lines(fasta):
     path = fasta(">sp|P1|ONE first protein\nMKTAY\nikqrq\n\n>two\r\nGSHM*\n>three desc\nXBZUO\nLL*\n")
     records = parse_fasta(path)
-    assert [(r.name, r.sequence, r.line) for r in records] == [
-        ("sp|P1|ONE", "MKTAYIKQRQ", 1), ("two", "GSHM", 5), ("three", "XBZUOLL", 7)]
+    assert [(r.name, r.sequence, r.line) for r in records] == [("sp|P1|ONE", "MKTAYIKQRQ", 1), ("two", "GSHM", 5), ("three", "XBZUOLL", 7)]
 
 
-@pytest.mark.parametrize("text,match", [
-    (">a\nMKTJAY\n", r"in.fa: line 2: column 4: record 'a' holds 'J', not an amino acid; accepted: the 20 standard"),
-    (">a\nMK1AY\n", r"line 2: column 3: record 'a' holds '1'"),
-    (">a\n--..\n>b\nMK\n", r"line 1: record 'a' has no sequence \(no residue\)"),
-    (">a\nMKT\n>empty\n\n>c\nMK\n", r"in.fa: line 3: record 'empty' has no sequence"),
-    (">a\n*\n", r"record 'a' has no sequence"),
-    (">a\nMK*\nAY\n", r"line 3: record 'a' continues after its '\*' terminator"),
-    ("MKT\n>a\nMK\n", r"line 1: sequence before the first '>' header"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (">a\nMKTJAY\n", r"in.fa: line 2: column 4: record 'a' holds 'J', not an amino acid; accepted: the 20 standard"),
+        (">a\nMK1AY\n", r"line 2: column 3: record 'a' holds '1'"),
+        (">a\n--..\n>b\nMK\n", r"line 1: record 'a' has no sequence \(no residue\)"),
+        (">a\nMKT\n>empty\n\n>c\nMK\n", r"in.fa: line 3: record 'empty' has no sequence"),
+        (">a\n*\n", r"record 'a' has no sequence"),
+        (">a\nMK*\nAY\n", r"line 3: record 'a' continues after its '\*' terminator"),
+        ("MKT\n>a\nMK\n", r"line 1: sequence before the first '>' header"),
+    ],
+)
 def test_bad_records_are_named(fasta, text, match):
     with pytest.raises(DataError, match=match):
         parse_fasta(fasta(text))

@@ -45,18 +45,21 @@ def test_both_record_forms_equal_the_fasta_sample(fasta):
     assert tokens.values.shape == (2, 32)
 
 
-@pytest.mark.parametrize("record,match", [
-    ({"sequence": "MKTJAYI"}, r"^field 'sequence': column 4: 'J' is not an amino acid; accepted: the 20 standard"),
-    ({"seq": b"MKT\nA1Y"}, r"^field 'seq': line 2: column 2: '1' is not an amino acid"),
-    ({"seq": b"MKT*\nAY"}, r"^field 'seq': line 2: the sequence continues after its '\*' terminator"),
-    ({"fasta": b">a\nMKT\n>b\nAY"}, r"^field 'fasta': line 3: a second FASTA header"),
-    ({"sequence": "--*"}, r"^field 'sequence' holds no sequence \(no residue\)"),
-    ({"sequence": ""}, r"^field 'sequence' holds no sequence"),
-    ({"txt": b"\xff\xfe"}, r"^field 'txt' is not UTF-8 text"),
-    ({"sequence": 12}, r"^field 'sequence' is a int, expected text"),
-    ({"__key__": "1", "jpg": b"\xff"}, r"^the record has no field 'sequence' / 'seq'.*its fields: jpg"),
-    ({"sequence": "MKT", "label": "kinase"}, r"^field 'label' is .*expected an integer label"),
-])
+@pytest.mark.parametrize(
+    "record,match",
+    [
+        ({"sequence": "MKTJAYI"}, r"^field 'sequence': column 4: 'J' is not an amino acid; accepted: the 20 standard"),
+        ({"seq": b"MKT\nA1Y"}, r"^field 'seq': line 2: column 2: '1' is not an amino acid"),
+        ({"seq": b"MKT*\nAY"}, r"^field 'seq': line 2: the sequence continues after its '\*' terminator"),
+        ({"fasta": b">a\nMKT\n>b\nAY"}, r"^field 'fasta': line 3: a second FASTA header"),
+        ({"sequence": "--*"}, r"^field 'sequence' holds no sequence \(no residue\)"),
+        ({"sequence": ""}, r"^field 'sequence' holds no sequence"),
+        ({"txt": b"\xff\xfe"}, r"^field 'txt' is not UTF-8 text"),
+        ({"sequence": 12}, r"^field 'sequence' is a int, expected text"),
+        ({"__key__": "1", "jpg": b"\xff"}, r"^the record has no field 'sequence' / 'seq'.*its fields: jpg"),
+        ({"sequence": "MKT", "label": "kinase"}, r"^field 'label' is .*expected an integer label"),
+    ],
+)
 def test_bad_records_name_the_field(record, match):
     with pytest.raises(DataError, match=match):
         from_record(TOK, record, None)

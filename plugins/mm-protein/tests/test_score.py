@@ -11,8 +11,7 @@ from mmcore.model import MaskedModel
 from mmcore.sampling import hidden_logits
 from mmcore.testing import tiny_config
 from mm_protein.alphabet import ID
-from mm_protein.score import (AMINO_ACIDS, Variant, parse_mutation, pseudo_log_likelihood, score_variants,
-                              window_of, window_starts)
+from mm_protein.score import AMINO_ACIDS, Variant, parse_mutation, pseudo_log_likelihood, score_variants, window_of, window_starts
 
 WT = "MKTAYIAKQRQISFVKSH"  # 18 residues, fits max_length 24
 LONG = WT + "FSRQLEERLGLIEVQAPILSRVGDGTQDNLSG"  # 50 residues: scored in windows
@@ -73,7 +72,7 @@ def test_scores_match_naive_computation(model, wildtype):
 
     def window(sequence, pos):  # the window the scorer reads pos in, and pos inside it
         s = window_of(pos, starts, width)
-        return sequence[s:s + width], pos - s
+        return sequence[s : s + width], pos - s
 
     def masked(sequence, pos):
         return naive_masked_logp(model, *window(sequence, pos))
@@ -128,14 +127,17 @@ def test_windows_cover_every_position():
         assert all(s <= p < s + width for p in range(length) for s in [window_of(p, starts, width)])
 
 
-@pytest.mark.parametrize("mutation, message", [
-    ("A2V", "mutation 'A2V': the wild type holds 'K' at position 2, not 'A'; accepted: the wild-type residue first (K2V)"),
-    ("K40R", "mutation 'K40R': position 40 is outside the wild type of 18 residues; accepted: positions 1-18"),
-    ("K2J", "mutation 'K2J': 'J' is not an amino acid; accepted: A C D E F G H I K L M N P Q R S T V W Y"),
-    ("K2R:Q40L", "mutation 'K2R:Q40L': position 40 is outside the wild type of 18 residues"),
-    ("K2", "mutation 'K2': 'K2' is not a substitution; accepted: WT letter, 1-based position, MT letter (A23V)"),
-    ("K2R:K2A", "mutation 'K2R:K2A': position 2 is mutated twice"),
-])
+@pytest.mark.parametrize(
+    "mutation, message",
+    [
+        ("A2V", "mutation 'A2V': the wild type holds 'K' at position 2, not 'A'; accepted: the wild-type residue first (K2V)"),
+        ("K40R", "mutation 'K40R': position 40 is outside the wild type of 18 residues; accepted: positions 1-18"),
+        ("K2J", "mutation 'K2J': 'J' is not an amino acid; accepted: A C D E F G H I K L M N P Q R S T V W Y"),
+        ("K2R:Q40L", "mutation 'K2R:Q40L': position 40 is outside the wild type of 18 residues"),
+        ("K2", "mutation 'K2': 'K2' is not a substitution; accepted: WT letter, 1-based position, MT letter (A23V)"),
+        ("K2R:K2A", "mutation 'K2R:K2A': position 2 is mutated twice"),
+    ],
+)
 def test_bad_mutations_are_one_line_errors(folder, capsys, mutation, message):
     assert main(["score", folder, "--wildtype", WT, "--mutations", f"K2R,{mutation}"]) == 2
     captured = capsys.readouterr()

@@ -7,8 +7,14 @@ from mm_tabular.data import TableRows
 
 COLUMNS = ["age", "city", "score"]
 ROWS = [
-    ["31", "Oslo", "1.5"], ["45", None, "2.0"], [None, "Lima", "3.25"], ["28", "Oslo", None],
-    ["52", "Lima", "0.5"], ["39", "Kyiv", "2.75"], ["33", None, "1.0"], ["60", "Oslo", "4.0"],
+    ["31", "Oslo", "1.5"],
+    ["45", None, "2.0"],
+    [None, "Lima", "3.25"],
+    ["28", "Oslo", None],
+    ["52", "Lima", "0.5"],
+    ["39", "Kyiv", "2.75"],
+    ["33", None, "1.0"],
+    ["60", "Oslo", "4.0"],
 ]
 
 

@@ -15,8 +15,8 @@ _tok.fit(TableRows(Table("train.csv", ["age", "city", "score"], ROWS), list(rang
 TOKENIZER = dataclasses.asdict(_tok)
 
 
-@pytest.mark.parametrize("check", modality_checks("tabular", SAMPLES, TOKENIZER, styles=("mae", "bert"),
-                                                  round_trip="values"),
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "check", modality_checks("tabular", SAMPLES, TOKENIZER, styles=("mae", "bert"), round_trip="values"), ids=lambda c: c.name
+)
 def test_conformance(check):
     check()

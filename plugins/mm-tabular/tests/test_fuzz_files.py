@@ -17,7 +17,6 @@ from mmcore.errors import DataError
 from mmcore.testing import corrupted, fuzz_settings
 
 
-
 def real_table(path) -> bytes:
     """The first 40 rows of sklearn's iris (4 numbers and a class name), a few cells blanked, in ``path``'s format."""
     iris = demo_table("iris")

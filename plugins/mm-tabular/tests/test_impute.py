@@ -83,8 +83,7 @@ def test_a_model_of_another_modality_is_refused(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(mmcore, "from_pretrained", lambda name: SimpleNamespace(modality=SimpleNamespace(name="text")))
     assert main(["impute", "runs/text-mlm/model", str(tmp_path / "a.csv"), "-o", str(tmp_path / "b.csv")]) == 2
-    assert capsys.readouterr().err == ("mm: error: mm impute: runs/text-mlm/model is a 'text' model; "
-                                       "accepted: a tabular model\n")
+    assert capsys.readouterr().err == ("mm: error: mm impute: runs/text-mlm/model is a 'text' model; accepted: a tabular model\n")
 
 
 def test_fitted_statistics_travel_in_config_json(model_dir, fit):
@@ -119,9 +118,10 @@ def test_header_only_table_is_refused(model_dir, tmp_path, capsys):
 
 
 def test_a_column_entirely_empty_is_filled_from_the_others(model_dir, tmp_path, capsys):
-    for name, write in [("data.csv", lambda p: p.write_text("age,city,score\n31,Oslo,\n45,Lima,\n")),
-                        ("data.parquet", lambda p: pd.DataFrame({"age": [31, 45], "city": ["Oslo", "Lima"],
-                                                                  "score": [None, None]}).to_parquet(p))]:
+    for name, write in [
+        ("data.csv", lambda p: p.write_text("age,city,score\n31,Oslo,\n45,Lima,\n")),
+        ("data.parquet", lambda p: pd.DataFrame({"age": [31, 45], "city": ["Oslo", "Lima"], "score": [None, None]}).to_parquet(p)),
+    ]:
         src, out = tmp_path / name, tmp_path / f"filled-{name}"
         write(src)
         assert main(["impute", str(model_dir), str(src), "-o", str(out)]) == 0
@@ -138,9 +138,24 @@ def test_infinite_cell_is_refused_and_output_not_written(model_dir, tmp_path, ca
     assert out.read_text() == "kept"  # nothing already on disk is lost
 
 
-TINY_FIT = ["--set", "train.steps=4", "--set", "train.warmup_steps=1", "--set", "model.encoder.dim=16", "--set",
-            "model.encoder.depth=1", "--set", "model.encoder.heads=2", "--set", "model.decoder.dim=16", "--set",
-            "model.decoder.depth=1", "--set", "model.decoder.heads=2"]
+TINY_FIT = [
+    "--set",
+    "train.steps=4",
+    "--set",
+    "train.warmup_steps=1",
+    "--set",
+    "model.encoder.dim=16",
+    "--set",
+    "model.encoder.depth=1",
+    "--set",
+    "model.encoder.heads=2",
+    "--set",
+    "model.decoder.dim=16",
+    "--set",
+    "model.decoder.depth=1",
+    "--set",
+    "model.decoder.heads=2",
+]
 
 
 def test_impute_fit_trains_on_the_table_itself_then_fills_it(tmp_path, capsys):
@@ -157,10 +172,13 @@ def test_impute_fit_trains_on_the_table_itself_then_fills_it(tmp_path, capsys):
     assert (run / ".previous").is_dir()
 
 
-@pytest.mark.parametrize("text,says", [
-    ("age,city\n31,Oslo\n", "has 1 data row(s); mm impute --fit learns from the table itself and needs at least 2 rows"),
-    ("age,city\n31,\n40,\n", "column 'city' has no observed value"),
-])
+@pytest.mark.parametrize(
+    "text,says",
+    [
+        ("age,city\n31,Oslo\n", "has 1 data row(s); mm impute --fit learns from the table itself and needs at least 2 rows"),
+        ("age,city\n31,\n40,\n", "column 'city' has no observed value"),
+    ],
+)
 def test_impute_fit_refuses_tables_it_cannot_learn_from(tmp_path, capsys, text, says):
     src = tmp_path / "data.csv"
     src.write_text(text)
@@ -168,11 +186,14 @@ def test_impute_fit_refuses_tables_it_cannot_learn_from(tmp_path, capsys, text, 
     assert says in capsys.readouterr().err and not (tmp_path / "out.csv").exists()
 
 
-@pytest.mark.parametrize("args,says", [
-    (["--fit", "a.csv", "b.csv"], "mm impute --fit takes the table alone"),
-    (["only.csv"], "mm impute takes a model and a table"),
-    (["model", "a.csv", "--set", "train.steps=3"], "--set and --run-dir go with --fit"),
-])
+@pytest.mark.parametrize(
+    "args,says",
+    [
+        (["--fit", "a.csv", "b.csv"], "mm impute --fit takes the table alone"),
+        (["only.csv"], "mm impute takes a model and a table"),
+        (["model", "a.csv", "--set", "train.steps=3"], "--set and --run-dir go with --fit"),
+    ],
+)
 def test_impute_argument_shapes_are_one_line_errors(tmp_path, capsys, args, says):
     assert main(["impute", *args, "-o", str(tmp_path / "out.csv")]) != 0
     assert says in capsys.readouterr().err

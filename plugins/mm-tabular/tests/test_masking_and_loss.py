@@ -7,7 +7,6 @@ from mmcore.testing import tiny_config
 from mm_tabular import RandomMasking, RemaskMasking
 
 
-
 def _tokens(rows: int = 64, columns: int = 10, missing: float = 0.3, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     valid = torch.rand(rows, columns, generator=g) >= missing

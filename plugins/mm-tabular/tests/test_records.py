@@ -18,9 +18,12 @@ from mmcore.streams import SampleList
 
 CSV = "age,city,score\n31,Oslo,1.5\n45,,2.0\nNA,Lima,3.25\n28,Oslo,\n52,Lima,0.5\n39,Kyiv,2.75\n"
 HF_ROWS = [  # the same rows as datasets yields them: typed values, None for nulls
-    {"age": 31, "city": "Oslo", "score": 1.5}, {"age": 45, "city": None, "score": 2.0},
-    {"age": None, "city": "Lima", "score": 3.25}, {"age": 28, "city": "Oslo", "score": float("nan")},
-    {"age": 52, "city": "Lima", "score": 0.5}, {"age": 39, "city": "Kyiv", "score": 2.75},
+    {"age": 31, "city": "Oslo", "score": 1.5},
+    {"age": 45, "city": None, "score": 2.0},
+    {"age": None, "city": "Lima", "score": 3.25},
+    {"age": 28, "city": "Oslo", "score": float("nan")},
+    {"age": 52, "city": "Lima", "score": 0.5},
+    {"age": 39, "city": "Kyiv", "score": 2.75},
 ]
 
 
@@ -43,8 +46,10 @@ def test_registered():
 def test_both_record_forms_equal_the_file_samples(table):
     tok, rows = table
     expected = [rows[i] for i in range(len(rows))]
-    text = [{"__key__": f"{i:06d}", **{c: (b"" if v is None else v.encode()) for c, v in zip(rows.columns, s["cells"])}}
-            for i, s in enumerate(expected)]
+    text = [
+        {"__key__": f"{i:06d}", **{c: (b"" if v is None else v.encode()) for c, v in zip(rows.columns, s["cells"])}}
+        for i, s in enumerate(expected)
+    ]
     webdataset = [from_record(tok, r, torch.Generator()) for r in text]
     assert [s["cells"] for s in webdataset] == [s["cells"] for s in expected]  # the exact cell text, as the CSV
     assert webdataset[1] == {"cells": ["45", None, "2.0"], "where": "record 000001", "label": -1}
@@ -78,8 +83,11 @@ def test_bad_records_name_the_field(table):
         from_record(tok, {"age": 3, "city": ["Oslo", "Lima"]}, None)
     with pytest.raises(DataError, match=r"^field 'score' is not UTF-8 text"):
         from_record(tok, {"score": b"\xff1.5"}, None)
-    with pytest.raises(DataError, match=r"^the record holds none of the model's columns \['age', 'city', 'score'\] "
-                                        r"\(its fields: jpg\)"):
+    with pytest.raises(
+        DataError,
+        match=r"^the record holds none of the model's columns \['age', 'city', 'score'\] "
+        r"\(its fields: jpg\)",
+    ):
         from_record(tok, {"__key__": "1", "jpg": b"\xff"}, None)
     with pytest.raises(DataError, match=r"^field 'json' is not JSON"):
         from_record(tok, {"json": b"{age: 3"}, None)
@@ -130,9 +138,21 @@ def test_an_unfitted_tokenizer_reads_raw_rows_and_fits_on_them(table):
         TableTokenizer(numeric=["d"]).fit([from_record(empty, {"a": 1}, None)])
 
 
-TINY = ["model.encoder.dim=16", "model.encoder.depth=1", "model.encoder.heads=2", "model.decoder.dim=16",
-        "model.decoder.depth=1", "model.decoder.heads=2", "data.batch_size=16", "data.eval_batches=1",
-        "train.steps=3", "train.warmup_steps=1", "train.log_every=1", "train.checkpoint_every=3", "train.trackers=[]"]
+TINY = [
+    "model.encoder.dim=16",
+    "model.encoder.depth=1",
+    "model.encoder.heads=2",
+    "model.decoder.dim=16",
+    "model.decoder.depth=1",
+    "model.decoder.heads=2",
+    "data.batch_size=16",
+    "data.eval_batches=1",
+    "train.steps=3",
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.checkpoint_every=3",
+    "train.trackers=[]",
+]
 
 
 @pytest.fixture
@@ -150,8 +170,13 @@ def wine_shards(tmp_path):
 
 def test_a_streamed_table_fits_itself_from_the_streams_head(wine_shards):
     config = OmegaConf.to_container(load_recipe("tabular-remask", TINY).model)
-    dataset = {"name": "hf", "path": "parquet", "buffer_size": 8, "test_split": "test",
-               "data_files": {"train": str(wine_shards / "shards" / "*.parquet"), "test": str(wine_shards / "test.parquet")}}
+    dataset = {
+        "name": "hf",
+        "path": "parquet",
+        "buffer_size": 8,
+        "test_split": "test",
+        "data_files": {"train": str(wine_shards / "shards" / "*.parquet"), "test": str(wine_shards / "test.parquet")},
+    }
     model, train_set, test_set, collate = build_single(config, dataset)
     tok = TableTokenizer()
     tok.fit(TableFile(path=str(wine_shards / "wine.csv")).build(tok, "train"))
@@ -173,8 +198,7 @@ def test_a_streamed_table_fits_itself_from_the_streams_head(wine_shards):
 
 def test_a_streamed_table_trains_and_writes_a_model_folder(wine_shards, tmp_path):
     recipe = OmegaConf.load(get_registry().recipe("tabular-remask"))
-    recipe.data.dataset = {"name": "hf", "path": "parquet", "data_files": str(wine_shards / "shards" / "*.parquet"),
-                           "buffer_size": 32}
+    recipe.data.dataset = {"name": "hf", "path": "parquet", "data_files": str(wine_shards / "shards" / "*.parquet"), "buffer_size": 32}
     OmegaConf.save(recipe, tmp_path / "stream.yaml")
     folder = train(load_recipe(tmp_path / "stream.yaml", TINY + [f"output_dir={tmp_path / 'run'}"]))
     saved = json.loads((folder / "config.json").read_text())

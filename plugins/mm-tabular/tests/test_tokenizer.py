@@ -73,8 +73,11 @@ def test_tokenize_detokenize_round_trip(fit, rows, samples):
     assert torch.equal(tok.detokenize(tokens.values, tokens), batch["values"])
 
 
-@pytest.mark.parametrize("cell", ["1e308", "inf", "-Infinity", 1e300, float("-inf"), 10**400],
-                         ids=["1e308", "inf", "-Infinity", "float 1e300", "float -inf", "int 10**400"])
+@pytest.mark.parametrize(
+    "cell",
+    ["1e308", "inf", "-Infinity", 1e300, float("-inf"), 10**400],
+    ids=["1e308", "inf", "-Infinity", "float 1e300", "float -inf", "int 10**400"],
+)
 def test_numbers_beyond_float32_are_refused_at_fit_naming_file_row_and_column(fit, rows, cell):
     rows = [r[:] for r in rows]
     rows[5][2] = cell

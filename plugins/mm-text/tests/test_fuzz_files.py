@@ -16,7 +16,6 @@ from mmcore.errors import DataError
 from mmcore.testing import corrupted, fuzz_settings
 
 
-
 def real_corpus(suffix: str) -> bytes:
     """Twelve paragraphs of the demo corpus (CPython's language reference), with a non-ASCII line, as .txt or .jsonl."""
     paras = [*demo_paragraphs()[:12], "Naïve café — “quoted” text, 東京, emoji 🙂."]

@@ -25,8 +25,9 @@ def test_both_record_forms_equal_the_file_samples(tmp_path, tok, sentences):
     expected = TextFiles(path=str(corpus), test_fraction=0).build(tok, "train")
     paragraphs = tmp_path / "p.txt"
     paragraphs.write_text("\n\n".join(raw) + "\n", encoding="utf-8")
-    assert [s["text"] for s in TextFiles(path=str(paragraphs), test_fraction=0).build(tok, "train")] == \
-        [expected[i]["text"] for i in range(2)]
+    assert [s["text"] for s in TextFiles(path=str(paragraphs), test_fraction=0).build(tok, "train")] == [
+        expected[i]["text"] for i in range(2)
+    ]
     for i, text in enumerate(raw):
         webdataset = from_record(tok, {"__key__": f"00000{i}", "txt": ("\ufeff" + text).encode("utf-8")}, torch.Generator())
         hf = from_record(tok, {"text": text, "id": i}, None)

@@ -103,4 +103,3 @@ def test_jsonl_surrogates_bom_and_deep_nesting(tmp_path):
     f.write_text("[" * 100_000 + "\n")
     with pytest.raises(DataError, match=r"c.jsonl: line 1: (JSON nested too deeply|not JSON)"):
         TextFiles(path=str(f)).build(None, "train")
-

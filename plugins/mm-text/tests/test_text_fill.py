@@ -35,6 +35,7 @@ def test_fill_prompts_iterative_and_argmax(folder, capsys, tmp_path):
 def test_fill_errors_are_one_line(folder, capsys):
     assert main(["fill", folder, "Nothing to fill here."]) == 2
     assert capsys.readouterr().err.strip() == (
-        "mm: error: prompt 1: no [MASK] to fill; accepted: a prompt with at least one [MASK] where a token should be predicted")
+        "mm: error: prompt 1: no [MASK] to fill; accepted: a prompt with at least one [MASK] where a token should be predicted"
+    )
     assert main(["fill", folder, "cat " * 40 + "[MASK]"]) == 2
     assert "prompt 1 is 41 tokens long; accepted: at most 32 tokens" in capsys.readouterr().err

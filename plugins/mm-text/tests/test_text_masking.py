@@ -6,12 +6,19 @@ from mmcore.discrete import BertMasking, DiffusionMasking, SpanMasking
 from mmcore.errors import ConfigError
 
 
-SENTENCES = ["The cat sat on the mat.", "A dog ran across the garden and barked at the postman.",
-             "Unbelievably, the unbreakable teapot broke.", "Short one.", "Assignment statements bind names."]
+SENTENCES = [
+    "The cat sat on the mat.",
+    "A dog ran across the garden and barked at the postman.",
+    "Unbelievably, the unbreakable teapot broke.",
+    "Short one.",
+    "Assignment statements bind names.",
+]
 
 
 def batch_of(tok, n=64):
-    texts = [SENTENCES[i % len(SENTENCES)] + " catsitting postmanship " + SENTENCES[(i * 3) % len(SENTENCES)] for i in range(n)]  # unseen words: several pieces
+    texts = [
+        SENTENCES[i % len(SENTENCES)] + " catsitting postmanship " + SENTENCES[(i * 3) % len(SENTENCES)] for i in range(n)
+    ]  # unseen words: several pieces
     return tok.tokenize(tok.collate([{"text": t} for t in texts]))
 
 

@@ -23,7 +23,7 @@ def write_video():
             stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
             for i in range(frames):
                 img = np.zeros((H, W, 3), np.uint8)
-                img[:, (2 * i) % W: (2 * i) % W + 8] = 255
+                img[:, (2 * i) % W : (2 * i) % W + 8] = 255
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
             container.mux(stream.encode())
         return path

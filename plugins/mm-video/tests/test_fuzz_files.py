@@ -30,8 +30,16 @@ def test_damaged_videos_give_a_clip_or_a_data_error(originals, tmp_path, name):
     path = tmp_path / name
 
     def read(seed):
-        return read_video(path, num_frames=4, stride=3, size=(16, 16), channels=3, start="random",
-                          generator=torch.Generator().manual_seed(seed), min_stride=1)
+        return read_video(
+            path,
+            num_frames=4,
+            stride=3,
+            size=(16, 16),
+            channels=3,
+            start="random",
+            generator=torch.Generator().manual_seed(seed),
+            min_stride=1,
+        )
 
     path.write_bytes(originals[name])
     assert read(0).shape == (3, 4, 16, 16)  # the original reads

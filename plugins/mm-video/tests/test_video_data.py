@@ -14,8 +14,9 @@ def bar_column(clip):
     return clip[0].float().mean(1).argmax(-1)
 
 
-@pytest.mark.parametrize("name,codec", [("a.mp4", "libx264"), ("b.mp4", "mpeg4"), ("c.webm", "libvpx"),
-                                        ("d.webm", "libvpx-vp9"), ("e.avi", "mpeg4")])
+@pytest.mark.parametrize(
+    "name,codec", [("a.mp4", "libx264"), ("b.mp4", "mpeg4"), ("c.webm", "libvpx"), ("d.webm", "libvpx-vp9"), ("e.avi", "mpeg4")]
+)
 def test_reads_each_format_with_stride_and_crop(tmp_path, write_video, name, codec):
     path = write_video(tmp_path / name, frames=12, size=(32, 48), codec=codec)
     clip = read_video(path, num_frames=4, stride=3, size=(16, 16), channels=3)  # needs 10 of 12 frames: start 1
@@ -24,8 +25,7 @@ def test_reads_each_format_with_stride_and_crop(tmp_path, write_video, name, cod
     # frames 1, 4, 7, 10 put its left edge at 2, 8, 14, 20 → (x - 8) / 2 + 2 (half bar width)
     cols = bar_column(clip).tolist()
     assert all(abs(c - e) <= 2 for c, e in zip(cols[1:], [2, 5, 8])), cols
-    gray = read_video(path, num_frames=4, stride=1, size=(16, 16), channels=1, start="random",
-                      generator=torch.Generator().manual_seed(0))
+    gray = read_video(path, num_frames=4, stride=1, size=(16, 16), channels=1, start="random", generator=torch.Generator().manual_seed(0))
     assert gray.shape == (1, 4, 16, 16)
 
 
@@ -57,15 +57,18 @@ def test_bad_videos_raise_naming_the_file_or_are_skipped(tmp_path, write_video):
         "cut.mp4": r"cannot decode video .*cut.mp4: .*accepted: MP4",
         "garbage.mp4": r"cannot decode video .*garbage.mp4",
         "short.webm": r"video .*short.webm has 3 frames, the clip needs 4 \(num_frames 4 at stride 1: .*\); accepted: videos "
-                      r"of at least 4 frames, or lower model.tokenizer.num_frames$",
+        r"of at least 4 frames, or lower model.tokenizer.num_frames$",
         "sound.mp4": r".*sound.mp4 has no video stream \(found: audio \(aac\)\)",
     }
     for i, f in enumerate(ds.files):
         if f.name in expected:
             with pytest.raises(DataError, match=expected[f.name]):
                 ds[i]
-    with pytest.warns(UserWarning, match=r"skipped 3 of 5 video files \(data.dataset.on_error=skip\): 2 cannot be decoded "
-                                         r"\(cut.mp4, garbage.mp4\), 1 no video stream \(sound.mp4\) \| "):
+    with pytest.warns(
+        UserWarning,
+        match=r"skipped 3 of 5 video files \(data.dataset.on_error=skip\): 2 cannot be decoded "
+        r"\(cut.mp4, garbage.mp4\), 1 no video stream \(sound.mp4\) \| ",
+    ):
         skipping = VideoFolder(path=str(tmp_path), stride=1, on_error="skip").build(TOK, "train")
     assert [f.name for f in skipping.files] == ["good.mp4", "short.webm"]
     with pytest.warns(UserWarning, match=r"skipped video file \(1 so far in this process\): .*short.webm has 3"):
@@ -127,8 +130,11 @@ def test_short_clips_are_read_at_a_smaller_stride(tmp_path, write_video, name, c
         assert clip.shape == (3, 16, 16, 104)
         steps = bar_column(clip).diff().float().mean().item()  # the bar moves 2 px a frame: 1 px at half size
         assert abs(steps - stride) < 0.5, (frames, steps)
-    with pytest.raises(DataError, match=r"has 16 frames, the clip needs 61 \(num_frames 16 at stride 4.*or lower "
-                                        r"data.dataset.min_stride or model.tokenizer.num_frames"):
+    with pytest.raises(
+        DataError,
+        match=r"has 16 frames, the clip needs 61 \(num_frames 16 at stride 4.*or lower "
+        r"data.dataset.min_stride or model.tokenizer.num_frames",
+    ):
         VideoFolder(path=str(path.parent), stride=4, min_stride=4).build(tok, "train")[0]
     with pytest.raises(ConfigError, match=r"min_stride 5 is invalid; accepted: an integer from 1 to data.dataset.stride \(4\)"):
         VideoFolder(stride=4, min_stride=5)
@@ -153,7 +159,10 @@ def test_get_draws_the_window_from_the_generator(tmp_path, write_video):
 def test_skip_drops_clips_whose_header_states_too_few_frames(tmp_path, write_video):
     write_video(tmp_path / "long.mp4", frames=20)
     write_video(tmp_path / "short.mp4", frames=5)
-    with pytest.warns(UserWarning, match=r"skipped 1 of 2 video files \(data.dataset.on_error=skip\): 1 too short \(short.mp4\) "
-                                         r"\| video .*short.mp4 has 5 frames, the clip needs 7"):
+    with pytest.warns(
+        UserWarning,
+        match=r"skipped 1 of 2 video files \(data.dataset.on_error=skip\): 1 too short \(short.mp4\) "
+        r"\| video .*short.mp4 has 5 frames, the clip needs 7",
+    ):
         ds = VideoFolder(path=str(tmp_path), stride=4, min_stride=2, on_error="skip").build(TOK, "train")
     assert [f.name for f in ds.files] == ["long.mp4"]

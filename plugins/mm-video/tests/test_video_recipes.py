@@ -8,9 +8,21 @@ from mmcore.config import load_recipe
 from mmcore.errors import ConfigError
 from mmcore.executor import train
 
-TINY = ["model.encoder.dim=32", "model.encoder.depth=1", "model.encoder.heads=2", "model.decoder.dim=16",
-        "model.decoder.depth=1", "model.decoder.heads=2", "data.batch_size=4", "data.eval_batches=1",
-        "data.dataset.num_train=4990", "train.steps=2", "train.warmup_steps=1", "train.log_every=1", "train.trackers=[]"]
+TINY = [
+    "model.encoder.dim=32",
+    "model.encoder.depth=1",
+    "model.encoder.heads=2",
+    "model.decoder.dim=16",
+    "model.decoder.depth=1",
+    "model.decoder.heads=2",
+    "data.batch_size=4",
+    "data.eval_batches=1",
+    "data.dataset.num_train=4990",
+    "train.steps=2",
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.trackers=[]",
+]
 
 
 def test_recipes_parse_and_check_keys():

@@ -7,8 +7,7 @@ from mmcore.errors import ConfigError, DataError
 
 
 def test_tubelets_roundtrip_and_positions():
-    tok = VideoTokenizer(num_frames=4, image_size=[16, 24], tubelet_size=[2, 8, 8], channels=3,
-                         mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3])
+    tok = VideoTokenizer(num_frames=4, image_size=[16, 24], tubelet_size=[2, 8, 8], channels=3, mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3])
     clips = torch.randint(0, 256, (2, 3, 4, 16, 24), dtype=torch.uint8)
     batch = tok.collate([{"video": c, "label": 1} for c in clips])
     assert batch["clips"].dtype == torch.uint8 and batch["labels"].tolist() == [1, 1]
@@ -18,7 +17,7 @@ def test_tubelets_roundtrip_and_positions():
     assert tokens.positions[0, 7].tolist() == [1.0, 0.0, 1.0]  # t, row, col of token 7 on a 2x2x3 grid
     # token 7 holds frames 2-3, rows 0-7, cols 8-15, channel-last and normalised
     x = clips[0].float() / 255
-    expected = ((x[:, 2:4, 0:8, 8:16] - torch.tensor([0.5, 0.4, 0.3]).view(3, 1, 1, 1)) / torch.tensor([0.2, 0.25, 0.3]).view(3, 1, 1, 1))
+    expected = (x[:, 2:4, 0:8, 8:16] - torch.tensor([0.5, 0.4, 0.3]).view(3, 1, 1, 1)) / torch.tensor([0.2, 0.25, 0.3]).view(3, 1, 1, 1)
     assert torch.allclose(tokens.values[0, 7], expected.permute(1, 2, 3, 0).reshape(-1), atol=1e-6)
     assert torch.allclose(tok.detokenize(tokens.values, tokens), clips.float() / 255, atol=1e-6)
     floats = tok.collate([{"video": clips[0]}, {"video": clips[1].float() / 255}])

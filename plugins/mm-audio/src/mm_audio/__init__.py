@@ -20,9 +20,20 @@ from .picture import spectrogram_grid
 from .tokenizer import FbankTokenizer
 
 __all__ = [
-    "AudioFolder", "FbankTarget", "FbankTokenizer", "FrequencyMasking", "PatchEmbedder", "PatchHead", "RandomMasking",
-    "SpokenDigits", "TimeFrequencyMasking", "TimeMasking", "read_audio_file", "spectrogram_grid",
+    "AudioFolder",
+    "FbankTarget",
+    "FbankTokenizer",
+    "FrequencyMasking",
+    "PatchEmbedder",
+    "PatchHead",
+    "RandomMasking",
+    "SpokenDigits",
+    "TimeFrequencyMasking",
+    "TimeMasking",
+    "read_audio_file",
+    "spectrogram_grid",
 ]
+
 
 @hookimpl
 def register_modalities(register):

@@ -26,20 +26,26 @@ ON_ERROR = ("raise", "skip")
 def random_crop(wave: torch.Tensor, tokenizer, generator: torch.Generator | None = None) -> torch.Tensor:
     """A random window of the crop's length (in samples) from a clip longer than it, drawn from
     ``generator`` (None: torch's global one)."""
-    length = int(round((tokenizer.target_frames - 1) * tokenizer.frame_shift_ms / 1000 * tokenizer.sample_rate
-                       + tokenizer.frame_length_ms / 1000 * tokenizer.sample_rate))
+    length = int(
+        round(
+            (tokenizer.target_frames - 1) * tokenizer.frame_shift_ms / 1000 * tokenizer.sample_rate
+            + tokenizer.frame_length_ms / 1000 * tokenizer.sample_rate
+        )
+    )
     if len(wave) <= length:
         return wave
     start = int(torch.randint(len(wave) - length + 1, (), generator=generator))
-    return wave[start: start + length]
+    return wave[start : start + length]
 
 
 def check_window(wave: torch.Tensor, tokenizer, path) -> None:
     """At least one analysis window of samples, or a DataError naming ``path``."""
     window = int(tokenizer.sample_rate * tokenizer.frame_length_ms / 1000)
     if len(wave) < window:
-        raise DataError(f"audio {path} has {len(wave)} samples at {tokenizer.sample_rate} Hz, shorter than one "
-                        f"{tokenizer.frame_length_ms:g} ms analysis window; accepted: at least {window} samples")
+        raise DataError(
+            f"audio {path} has {len(wave)} samples at {tokenizer.sample_rate} Hz, shorter than one "
+            f"{tokenizer.frame_length_ms:g} ms analysis window; accepted: at least {window} samples"
+        )
 
 
 class _Clips(Dataset):
@@ -55,7 +61,7 @@ class _Clips(Dataset):
 
     def wave(self, i: int) -> torch.Tensor:
         k = self.chosen[i]
-        wave = torch.from_numpy(self.audio[self.offsets[k]: self.offsets[k + 1]].astype(np.float32) / 32768.0)
+        wave = torch.from_numpy(self.audio[self.offsets[k] : self.offsets[k + 1]].astype(np.float32) / 32768.0)
         return resample(wave, RATE, self.tokenizer.sample_rate)
 
     def __getitem__(self, i: int) -> dict:
@@ -102,8 +108,7 @@ class _Files(Dataset):
         return len(self.files)
 
     def load(self, i: int, generator: torch.Generator | None = None) -> dict:
-        wave = read_audio(self.files[i], self.tokenizer.sample_rate, self.resample,
-                          hint="set data.dataset.resample=true to resample")
+        wave = read_audio(self.files[i], self.tokenizer.sample_rate, self.resample, hint="set data.dataset.resample=true to resample")
         if self.crop:
             wave = random_crop(wave, self.tokenizer, generator)
         check_window(wave, self.tokenizer, self.files[i])
@@ -162,11 +167,15 @@ def _decoded(value: Mapping, name: str) -> tuple[torch.Tensor, int]:
         data = np.asarray(value["array"], dtype=np.float32)
         rate = as_int(value["sampling_rate"], f"{name}.sampling_rate")
     except (TypeError, ValueError, KeyError) as exc:  # a ragged or non-numeric array, or no sampling_rate
-        raise DataError(f"field {name!r} holds an audio array that cannot be read ({' '.join(str(exc).split())}); "
-                        "accepted: {'array': [samples] or [channels, samples], 'sampling_rate': Hz}") from None
+        raise DataError(
+            f"field {name!r} holds an audio array that cannot be read ({' '.join(str(exc).split())}); "
+            "accepted: {'array': [samples] or [channels, samples], 'sampling_rate': Hz}"
+        ) from None
     if data.ndim not in (1, 2) or data.size == 0:
-        raise DataError(f"field {name!r} holds an audio array of shape {list(data.shape)}; accepted: [samples] or "
-                        "[channels, samples] with at least one sample")
+        raise DataError(
+            f"field {name!r} holds an audio array of shape {list(data.shape)}; accepted: [samples] or "
+            "[channels, samples] with at least one sample"
+        )
     if not RATES[0] <= rate <= RATES[1]:
         raise DataError(f"field {name!r} has a sampling_rate of {rate} Hz; accepted: {RATES[0]} to {RATES[1]} Hz")
     frames = data[:, None] if data.ndim == 1 else data.T  # [T, C], as the file reader checks it

@@ -29,10 +29,58 @@ VERSION = 1  # bump when generation changes, so stale caches are not reused
 RATE = 16000
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
-VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "croak", "klatt", "klatt2",
-            "klatt3", "Alex", "Andy", "Annie", "Denis", "Gene", "Jacky", "Lee", "Mario", "Michael", "Storm", "adam",
-            "anika", "aunty", "belinda", "benjamin", "boris", "caleb", "david", "ed", "edward", "grandma", "grandpa",
-            "john", "linda", "max", "norbert", "paul", "pedro", "quincy", "rob", "robert", "steph", "travis", "zac"]
+VARIANTS = [
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "croak",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "Alex",
+    "Andy",
+    "Annie",
+    "Denis",
+    "Gene",
+    "Jacky",
+    "Lee",
+    "Mario",
+    "Michael",
+    "Storm",
+    "adam",
+    "anika",
+    "aunty",
+    "belinda",
+    "benjamin",
+    "boris",
+    "caleb",
+    "david",
+    "ed",
+    "edward",
+    "grandma",
+    "grandpa",
+    "john",
+    "linda",
+    "max",
+    "norbert",
+    "paul",
+    "pedro",
+    "quincy",
+    "rob",
+    "robert",
+    "steph",
+    "travis",
+    "zac",
+]
 
 
 def default_cache_dir() -> Path:
@@ -45,9 +93,14 @@ def default_cache_dir() -> Path:
 def clip_settings(index: int) -> dict:
     """The word, voice, speed, pitch and noise of clip ``index``: a pure function of the index."""
     rng = np.random.default_rng([VERSION, index])
-    return {"label": index % 10, "voice": f"{ACCENTS[rng.integers(len(ACCENTS))]}+{VARIANTS[rng.integers(len(VARIANTS))]}",
-            "speed": int(rng.integers(110, 231)), "pitch": int(rng.integers(10, 91)), "snr_db": float(rng.uniform(15, 40)),
-            "noise_seed": int(rng.integers(2**31))}
+    return {
+        "label": index % 10,
+        "voice": f"{ACCENTS[rng.integers(len(ACCENTS))]}+{VARIANTS[rng.integers(len(VARIANTS))]}",
+        "speed": int(rng.integers(110, 231)),
+        "pitch": int(rng.integers(10, 91)),
+        "snr_db": float(rng.uniform(15, 40)),
+        "noise_seed": int(rng.integers(2**31)),
+    }
 
 
 def synthesise(index: int, espeak: str) -> np.ndarray:
@@ -61,7 +114,7 @@ def synthesise(index: int, espeak: str) -> np.ndarray:
     wave = resample(torch.from_numpy(wave), rate, RATE).numpy()
     loud = np.flatnonzero(np.abs(wave) > 0.01 * np.abs(wave).max())
     margin = RATE // 20
-    wave = wave[max(0, loud[0] - margin): loud[-1] + margin] if len(loud) else wave
+    wave = wave[max(0, loud[0] - margin) : loud[-1] + margin] if len(loud) else wave
     power = float(np.mean(wave**2)) + 1e-12
     noise = np.random.default_rng(s["noise_seed"]).standard_normal(len(wave)).astype(np.float32)
     wave = wave + noise * np.sqrt(power / 10 ** (s["snr_db"] / 10))
@@ -73,9 +126,11 @@ def generate(num_clips: int, path: Path) -> None:
     """Synthesise every clip (a few espeak-ng processes at once) and write the cache atomically."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
-        raise DataError("the spoken-digits demo is synthesised with espeak-ng, which is not installed; "
-                        "accepted: install it (Debian/Ubuntu: apt-get install espeak-ng), or train on clips of "
-                        "yours: mm train audio-mae-folder data.dataset.path=./clips")
+        raise DataError(
+            "the spoken-digits demo is synthesised with espeak-ng, which is not installed; "
+            "accepted: install it (Debian/Ubuntu: apt-get install espeak-ng), or train on clips of "
+            "yours: mm train audio-mae-folder data.dataset.path=./clips"
+        )
     with ThreadPoolExecutor(max_workers=4) as pool:
         waves = list(pool.map(lambda i: synthesise(i, espeak), range(num_clips)))
     offsets = np.cumsum([0] + [len(w) for w in waves])

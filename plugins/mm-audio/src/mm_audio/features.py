@@ -15,9 +15,20 @@ def fbank(wave: Tensor, sample_rate: int, num_mel_bins: int, frame_shift_ms: flo
 
     window = int(sample_rate * frame_length_ms / 1000)
     if wave.numel() < window:
-        raise DataError(f"audio of {wave.numel()} samples is shorter than one {frame_length_ms:g} ms analysis window "
-                        f"({window} samples at {sample_rate} Hz); accepted: at least {window} samples")
+        raise DataError(
+            f"audio of {wave.numel()} samples is shorter than one {frame_length_ms:g} ms analysis window "
+            f"({window} samples at {sample_rate} Hz); accepted: at least {window} samples"
+        )
     wave = wave.to(torch.float32).reshape(1, -1)
     wave = wave - wave.mean()  # AudioMAE removes the DC offset before the filterbank
-    return kaldi.fbank(wave, htk_compat=True, sample_frequency=sample_rate, use_energy=False, window_type="hanning",
-                       num_mel_bins=num_mel_bins, dither=0.0, frame_shift=frame_shift_ms, frame_length=frame_length_ms)
+    return kaldi.fbank(
+        wave,
+        htk_compat=True,
+        sample_frequency=sample_rate,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=num_mel_bins,
+        dither=0.0,
+        frame_shift=frame_shift_ms,
+        frame_length=frame_length_ms,
+    )

@@ -38,10 +38,6 @@ BLOCK = 1 << 20  # samples decoded at a time: memory follows the data present, n
 _ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, MemoryError)
 
 
-
-
-
-
 def _source(path: str | Path | Encoded):
     """What soundfile opens: the path as text, or a fresh in-memory file."""
     return path.open() if isinstance(path, Encoded) else str(path)
@@ -53,8 +49,11 @@ def _check_not_truncated(path: str | Path, info) -> None:
     if found:
         declared, present = int(found.group(1)), int(found.group(2))
         if declared not in _STREAMED and present < declared:
-            raise refusal(f"audio {path} is truncated: its header declares {declared} data bytes but only {present} "
-                          f"are present; accepted: complete {ACCEPTED}", "truncated")
+            raise refusal(
+                f"audio {path} is truncated: its header declares {declared} data bytes but only {present} "
+                f"are present; accepted: complete {ACCEPTED}",
+                "truncated",
+            )
 
 
 def probe_audio(path: str | Path | Encoded):
@@ -67,8 +66,9 @@ def probe_audio(path: str | Path | Encoded):
     if info.frames == 0:
         raise refusal(f"audio {path} has no samples (zero length); accepted: {ACCEPTED} with at least one sample", "empty")
     if not RATES[0] <= info.samplerate <= RATES[1]:
-        raise refusal(f"audio {path} declares a sample rate of {info.samplerate} Hz; accepted: {RATES[0]} to {RATES[1]} Hz",
-                      "implausible header")
+        raise refusal(
+            f"audio {path} declares a sample rate of {info.samplerate} Hz; accepted: {RATES[0]} to {RATES[1]} Hz", "implausible header"
+        )
     if not 1 <= info.channels <= MAX_CHANNELS:
         raise refusal(f"audio {path} declares {info.channels} channels; accepted: 1 to {MAX_CHANNELS}", "implausible header")
     return info
@@ -95,13 +95,19 @@ def check_samples(path: str | Path, data: np.ndarray, subtype: str) -> None:
     finite = np.isfinite(data)
     if not finite.all():
         frame, channel = np.argwhere(~finite)[0]
-        raise refusal(f"audio {path} holds a non-finite sample ({data[frame, channel]}) at frame {frame}, channel {channel} "
-                      f"({subtype}); accepted: finite samples (no NaN or Inf)", "non-finite samples")
+        raise refusal(
+            f"audio {path} holds a non-finite sample ({data[frame, channel]}) at frame {frame}, channel {channel} "
+            f"({subtype}); accepted: finite samples (no NaN or Inf)",
+            "non-finite samples",
+        )
     peak = np.abs(data).max(initial=0.0)
     if peak > MAX_FLOAT_PEAK:
         frame, channel = np.argwhere(np.abs(data) == peak)[0]
-        raise refusal(f"audio {path} holds a sample of {data[frame, channel]:.4g} at frame {frame}, channel {channel} "
-                      f"({subtype}); accepted: samples within ±{MAX_FLOAT_PEAK:g} (full scale is ±1)", "samples out of range")
+        raise refusal(
+            f"audio {path} holds a sample of {data[frame, channel]:.4g} at frame {frame}, channel {channel} "
+            f"({subtype}); accepted: samples within ±{MAX_FLOAT_PEAK:g} (full scale is ±1)",
+            "samples out of range",
+        )
 
 
 def load_audio(path: str | Path | Encoded) -> tuple[Tensor, int]:
@@ -115,8 +121,11 @@ def load_audio(path: str | Path | Encoded) -> tuple[Tensor, int]:
     if data.shape[0] == 0:
         raise refusal(f"audio {path} has no samples (zero length); accepted: {ACCEPTED} with at least one sample", "empty")
     if data.shape[0] < info.frames and info.format != "OGG":  # Ogg's frame count is an estimate from the last page
-        raise refusal(f"audio {path} is truncated: its header declares {info.frames} frames but only {data.shape[0]} "
-                      f"decode; accepted: complete {ACCEPTED}", "truncated")
+        raise refusal(
+            f"audio {path} is truncated: its header declares {info.frames} frames but only {data.shape[0]} "
+            f"decode; accepted: complete {ACCEPTED}",
+            "truncated",
+        )
     check_samples(path, data, info.subtype)
     return torch.from_numpy(np.ascontiguousarray(data.mean(axis=1))), int(info.samplerate)
 
@@ -139,13 +148,16 @@ def read_audio(path: str | Path, sample_rate: int, convert_rate: bool, hint: str
 def conform_rate(wave: Tensor, rate: int, path, sample_rate: int, convert_rate: bool, hint: str) -> Tensor:
     """``wave`` at ``rate`` Hz brought to ``sample_rate`` (resampled only if ``convert_rate``); errors name ``path``."""
     if rate != sample_rate and not convert_rate:
-        raise DataError(f"audio {path} has sample rate {rate} Hz but the recipe expects {sample_rate} Hz "
-                        f"(model.tokenizer.sample_rate); {hint}")
+        raise DataError(
+            f"audio {path} has sample rate {rate} Hz but the recipe expects {sample_rate} Hz (model.tokenizer.sample_rate); {hint}"
+        )
     g = math.gcd(rate, sample_rate)
     if (rate // g) * (sample_rate // g) > MAX_RATIO:  # the sinc filter bank grows with both terms of the ratio
-        raise DataError(f"audio {path} has sample rate {rate} Hz, whose ratio to {sample_rate} Hz ({rate // g}/{sample_rate // g}) "
-                        "needs too large a resampling filter (a damaged header?); accepted: rates with a simpler ratio, "
-                        "e.g. 8000, 11025, 22050, 32000, 44100, 48000 Hz (convert it: sox in.wav -r 16000 out.wav)")
+        raise DataError(
+            f"audio {path} has sample rate {rate} Hz, whose ratio to {sample_rate} Hz ({rate // g}/{sample_rate // g}) "
+            "needs too large a resampling filter (a damaged header?); accepted: rates with a simpler ratio, "
+            "e.g. 8000, 11025, 22050, 32000, 44100, 48000 Hz (convert it: sox in.wav -r 16000 out.wav)"
+        )
     return resample(wave, rate, sample_rate)
 
 

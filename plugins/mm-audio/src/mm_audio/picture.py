@@ -38,5 +38,5 @@ def spectrogram_grid(original: Tensor, masked: Tensor, reconstruction: Tensor, m
         lo, hi = np.percentile(panels[0][i], [1, 99])
         for j, panel in enumerate(panels):
             img = colorize((panel[i] - lo) / max(hi - lo, 1e-6)).transpose(1, 0, 2)[::-1]  # [F, T, 3], low bins at the bottom
-            canvas[i * (h + GAP): i * (h + GAP) + h, j * (w + GAP): j * (w + GAP) + w] = img.repeat(s, axis=0).repeat(sw, axis=1)
+            canvas[i * (h + GAP) : i * (h + GAP) + h, j * (w + GAP) : j * (w + GAP) + w] = img.repeat(s, axis=0).repeat(sw, axis=1)
     return Image.fromarray(canvas)

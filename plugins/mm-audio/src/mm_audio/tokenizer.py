@@ -54,12 +54,15 @@ class FbankTokenizer:
         for name in ("sample_rate", "num_mel_bins", "target_frames"):
             _positive_int(name, getattr(self, name))
         if not 0 < self.frame_shift_ms <= self.frame_length_ms:
-            raise ConfigError(f"model.tokenizer.frame_shift_ms {self.frame_shift_ms!r} / frame_length_ms {self.frame_length_ms!r} "
-                              "are invalid; accepted: 0 < frame_shift_ms <= frame_length_ms (e.g. 10 and 25)")
+            raise ConfigError(
+                f"model.tokenizer.frame_shift_ms {self.frame_shift_ms!r} / frame_length_ms {self.frame_length_ms!r} "
+                "are invalid; accepted: 0 < frame_shift_ms <= frame_length_ms (e.g. 10 and 25)"
+            )
         size = list(self.patch_size) if not isinstance(self.patch_size, (str, int)) else None
         if size is None or len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-            raise ConfigError(f"model.tokenizer.patch_size {self.patch_size!r} is invalid; "
-                              f"accepted: [time, frequency] positive integers such as [16, 16]")
+            raise ConfigError(
+                f"model.tokenizer.patch_size {self.patch_size!r} is invalid; accepted: [time, frequency] positive integers such as [16, 16]"
+            )
         self.patch_size = [int(s) for s in size]
         pt, pf = self.patch_size
         if self.target_frames % pt or self.num_mel_bins % pf:
@@ -92,8 +95,10 @@ class FbankTokenizer:
             spec = self.features(sample["wave"])
         spec = torch.as_tensor(spec, dtype=torch.float32)
         if spec.ndim != 2 or spec.shape[1] != self.num_mel_bins or spec.shape[0] == 0:
-            raise DataError(f"a spectrogram of shape {list(spec.shape)} does not fit the tokenizer; "
-                            f"accepted: [frames >= 1, {self.num_mel_bins}] (model.tokenizer.num_mel_bins)")
+            raise DataError(
+                f"a spectrogram of shape {list(spec.shape)} does not fit the tokenizer; "
+                f"accepted: [frames >= 1, {self.num_mel_bins}] (model.tokenizer.num_mel_bins)"
+            )
         return spec
 
     def placeholder(self, length: int | None = None) -> dict[str, Any]:
@@ -131,16 +136,20 @@ class FbankTokenizer:
                 files = getattr(dataset, "files", None)
                 where = f" ({files[index]})" if files is not None else ""
                 frame = int((~torch.isfinite(spec)).any(dim=1).nonzero()[0])
-                raise DataError(f"training sample {index}{where}: its log-mel spectrogram is not finite at frame {frame}, "
-                                "so no statistics can be fitted; accepted: audio with finite samples (no NaN/Inf, "
-                                "float samples within ±1000)")
+                raise DataError(
+                    f"training sample {index}{where}: its log-mel spectrogram is not finite at frame {frame}, "
+                    "so no statistics can be fitted; accepted: audio with finite samples (no NaN/Inf, "
+                    "float samples within ±1000)"
+                )
             spec = spec.to(torch.float64)
             n, total, squares = n + spec.numel(), total + float(spec.sum()), squares + float(spec.square().sum())
         mean = total / n
         std = math.sqrt(max(squares - n * mean * mean, 0.0) / max(n - 1, 1))  # unbiased, as torch.std
         if not (math.isfinite(mean) and math.isfinite(std)):
-            raise DataError(f"the spectrogram statistics of {count} training clips are not finite (mean {mean}, std {std}); "
-                            "accepted: clips whose log-mel values are finite")
+            raise DataError(
+                f"the spectrogram statistics of {count} training clips are not finite (mean {mean}, std {std}); "
+                "accepted: clips whose log-mel values are finite"
+            )
         self.mean = mean if self.mean is None else self.mean
         self.std = max(std, 1e-6) if self.std is None else self.std
 
@@ -150,8 +159,10 @@ class FbankTokenizer:
         B, T, F = x.shape
         pt, pf = self.patch_size
         if F != self.num_mel_bins or T % pt or F % pf:
-            raise ValueError(f"spectrograms of shape {list(x.shape)} do not fit the tokenizer; accepted: [B, T, "
-                             f"{self.num_mel_bins}] with T a multiple of {pt}")
+            raise ValueError(
+                f"spectrograms of shape {list(x.shape)} do not fit the tokenizer; accepted: [B, T, "
+                f"{self.num_mel_bins}] with T a multiple of {pt}"
+            )
         if self.mean is not None:
             x = (x - self.mean) / (self.std or 1.0)
         gt, gf = T // pt, F // pf

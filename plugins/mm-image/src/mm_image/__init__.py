@@ -20,9 +20,19 @@ from .picture import reconstruction_grid
 from .tokenizer import ImageTokenizer
 
 __all__ = [
-    "BlockMasking", "ImageFolder", "ImageTokenizer", "MnistDemo", "PatchEmbedder", "PixelHead",
-    "PixelTarget", "RandomMasking", "SimMIMMasking", "read_image_file", "reconstruction_grid",
+    "BlockMasking",
+    "ImageFolder",
+    "ImageTokenizer",
+    "MnistDemo",
+    "PatchEmbedder",
+    "PixelHead",
+    "PixelTarget",
+    "RandomMasking",
+    "SimMIMMasking",
+    "read_image_file",
+    "reconstruction_grid",
 ]
+
 
 @hookimpl
 def register_modalities(register):

@@ -59,8 +59,9 @@ class MnistDemo:
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_train < MNIST_SIZE:
-            raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; "
-                              f"accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
+            raise ConfigError(
+                f"data.dataset.num_train {self.num_train!r} is out of range; accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)"
+            )
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)

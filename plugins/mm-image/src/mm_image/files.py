@@ -42,10 +42,6 @@ def readable_extensions() -> list[str]:
     return sorted(e for e, f in Image.registered_extensions().items() if f in Image.OPEN and e not in _NOT_PICTURES)
 
 
-
-
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or "no detail"
     return f"{type(exc).__name__}: {text}"
@@ -68,8 +64,10 @@ def _open(path: str | Path | Encoded, load: bool) -> Image.Image:
                     img.load()  # decode now, so a truncated file fails here and names itself
                 return img
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise refusal(f"image {path} is too large to decode safely ({_one_line(exc)}); accepted: images of at most "
-                      f"{Image.MAX_IMAGE_PIXELS} pixels", "too large") from None
+        raise refusal(
+            f"image {path} is too large to decode safely ({_one_line(exc)}); accepted: images of at most {Image.MAX_IMAGE_PIXELS} pixels",
+            "too large",
+        ) from None
     except Exception as exc:  # noqa: BLE001 - see the docstring
         reason = "truncated" if "truncated" in str(exc).lower() else "cannot be decoded"
         raise refusal(f"cannot decode image {path}: {_one_line(exc)}; accepted: {ACCEPTED}", reason) from None
@@ -78,14 +76,15 @@ def _open(path: str | Path | Encoded, load: bool) -> Image.Image:
 def _check_mode(img: Image.Image, path, channels: int, convert: bool, hint: str) -> None:
     """What the header says: a mode we convert, and gray vs colour as the recipe expects (or ``convert``)."""
     if img.mode not in GRAY + COLOUR:
-        raise refusal(f"image {path} has mode {img.mode!r}, which cannot be converted; accepted: {MODES}",
-                      f"mode {img.mode} unsupported")
+        raise refusal(f"image {path} has mode {img.mode!r}, which cannot be converted; accepted: {MODES}", f"mode {img.mode} unsupported")
     found = 1 if img.mode in GRAY else 3
     if found != channels and not convert:
         bands = len(img.getbands())
         raise refusal(
             f"image {path} has mode {img.mode!r} ({bands} channel{'s' * (bands > 1)}) but the recipe expects "
-            f"{channels} channel{'s' * (channels > 1)}; {hint}", "wrong channel count")
+            f"{channels} channel{'s' * (channels > 1)}; {hint}",
+            "wrong channel count",
+        )
 
 
 def probe_image(path: str | Path, channels: int, convert: bool) -> None:
@@ -101,16 +100,22 @@ def _high_depth(img: Image.Image, path) -> Image.Image:
     finite = np.isfinite(arr)
     if not finite.all():
         row, col = np.argwhere(~finite)[0].tolist()
-        raise refusal(f"image {path} (mode 'F') holds a non-finite value {arr[row, col]} at row {row}, column {col}; "
-                      "accepted: finite values in [0, 1]", "non-finite pixels")
+        raise refusal(
+            f"image {path} (mode 'F') holds a non-finite value {arr[row, col]} at row {row}, column {col}; "
+            "accepted: finite values in [0, 1]",
+            "non-finite pixels",
+        )
     lo, hi = float(arr.min()), float(arr.max())
     if img.mode == "I" and 0 <= lo and hi <= 65535:  # 16-bit data held in 32 bits (PGM, some TIFFs)
         return Image.fromarray((arr / 65535.0).astype(np.float32))
     if img.mode == "F" and 0 <= lo and hi <= 1:
         return Image.fromarray(arr.astype(np.float32))
     kind, accepted = ("32-bit integer", "0 to 65535 (16-bit data)") if img.mode == "I" else ("32-bit float", "0 to 1")
-    raise refusal(f"image {path} has mode {img.mode!r} ({kind}) with values from {lo:g} to {hi:g}, which have no known "
-                  f"white level; accepted: {accepted}; rescale the file", f"{kind} range unknown")
+    raise refusal(
+        f"image {path} has mode {img.mode!r} ({kind}) with values from {lo:g} to {hi:g}, which have no known "
+        f"white level; accepted: {accepted}; rescale the file",
+        f"{kind} range unknown",
+    )
 
 
 def load_image(path: str | Path | Encoded, channels: int, convert: bool, hint: str) -> Image.Image:
@@ -133,8 +138,9 @@ def load_image(path: str | Path | Encoded, channels: int, convert: bool, hint: s
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged palette or profile fails only on conversion
-        raise refusal(f"cannot convert image {path} (mode {img.mode!r}): {_one_line(exc)}; accepted: {MODES}",
-                      f"mode {img.mode} unsupported") from None
+        raise refusal(
+            f"cannot convert image {path} (mode {img.mode!r}): {_one_line(exc)}; accepted: {MODES}", f"mode {img.mode} unsupported"
+        ) from None
     return img
 
 
@@ -173,8 +179,10 @@ def read_image_file(tokenizer, path: str | Path, size: list[int] | None = None, 
     if size is not None:
         H, W = (int(s) for s in size)
         if H % p or W % p or H < 1 or W < 1:
-            raise DataError(f"size [{H}, {W}] for {path} is not a multiple of the patch size {p}; "
-                            f"accepted: multiples of {p} such as {[nearest_multiple(H, p), nearest_multiple(W, p)]}")
+            raise DataError(
+                f"size [{H}, {W}] for {path} is not a multiple of the patch size {p}; "
+                f"accepted: multiples of {p} such as {[nearest_multiple(H, p), nearest_multiple(W, p)]}"
+            )
         img = img.resize((W, H), Image.BICUBIC)
     W, H = img.size
     if H % p or W % p:
@@ -183,7 +191,8 @@ def read_image_file(tokenizer, path: str | Path, size: list[int] | None = None, 
         others = " or ".join(str(s) for s in (down, up) if s != near)
         raise DataError(
             f"image {path} is {H}x{W} (HxW), which is not divisible by the patch size {p}; "
-            f"accepted: sides that are multiples of {p}, nearest [H, W] = {near}" + (f" (or {others})" if others else "")
+            f"accepted: sides that are multiples of {p}, nearest [H, W] = {near}"
+            + (f" (or {others})" if others else "")
             + f"; resize it, or let mm reconstruct do it: --size {near[0]} {near[1]}"
         )
     return {"image": to_tensor(img, tokenizer.channels), "label": -1}

@@ -50,8 +50,10 @@ class BlockMasking(PatchMasking):
         if self.num_blocks < 1:
             raise ConfigError(f"block masking num_blocks {self.num_blocks!r} is invalid; accepted: an integer >= 1")
         if not 0.0 < self.min_area <= self.max_area <= 1.0:
-            raise ConfigError(f"block masking min_area {self.min_area!r} / max_area {self.max_area!r} are invalid; "
-                              f"accepted: 0 < min_area <= max_area <= 1")
+            raise ConfigError(
+                f"block masking min_area {self.min_area!r} / max_area {self.max_area!r} are invalid; "
+                f"accepted: 0 < min_area <= max_area <= 1"
+            )
         if not 0.0 < self.min_aspect <= 1.0:
             raise ConfigError(f"block masking min_aspect {self.min_aspect!r} is invalid; accepted: 0 < min_aspect <= 1")
 
@@ -68,8 +70,9 @@ class BlockMasking(PatchMasking):
         r = torch.arange(gh, device=device, dtype=torch.float32).view(1, 1, gh, 1)
         c = torch.arange(gw, device=device, dtype=torch.float32).view(1, 1, 1, gw)
         # Chebyshev distance of every patch to every block: [B, K, gh, gw], 0 inside
-        dist = torch.maximum((top - r).clamp(min=0) + (r - top - bh + 1).clamp(min=0),
-                             (left - c).clamp(min=0) + (c - left - bw + 1).clamp(min=0))
+        dist = torch.maximum(
+            (top - r).clamp(min=0) + (r - top - bh + 1).clamp(min=0), (left - c).clamp(min=0) + (c - left - bw + 1).clamp(min=0)
+        )
         centre = torch.maximum((r - top - (bh - 1) / 2).abs() / bh, (c - left - (bw - 1) / 2).abs() / bw)  # < 0.5 inside
         order = torch.arange(K, device=device, dtype=torch.float32).view(1, K, 1, 1)
         inside = torch.where(dist == 0, order + centre, torch.inf).amin(dim=1)  # [B, gh, gw] in [0, K)
@@ -88,8 +91,9 @@ class SimMIMMasking(PatchMasking):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mask_patch_size < 1:
-            raise ConfigError(f"simmim masking mask_patch_size {self.mask_patch_size!r} is invalid; "
-                              "accepted: a positive multiple of the patch size")
+            raise ConfigError(
+                f"simmim masking mask_patch_size {self.mask_patch_size!r} is invalid; accepted: a positive multiple of the patch size"
+            )
 
     def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor:
         gh, gw = tokens.meta["grid"]

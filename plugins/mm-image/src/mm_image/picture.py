@@ -30,5 +30,5 @@ def reconstruction_grid(original: Tensor, masked: Tensor, reconstruction: Tensor
     for j, column in enumerate(columns):
         big = column.repeat(s, axis=1).repeat(s, axis=2)  # [rows, h, w, 3]
         for i in range(rows):
-            canvas[i * (h + GAP): i * (h + GAP) + h, j * (w + GAP): j * (w + GAP) + w] = big[i]
+            canvas[i * (h + GAP) : i * (h + GAP) + h, j * (w + GAP) : j * (w + GAP) + w] = big[i]
     return Image.fromarray(canvas)

@@ -47,8 +47,10 @@ class ImageTokenizer:
             raise ConfigError(f"model.tokenizer.patch_size {p!r} is invalid; accepted: a positive integer such as 16")
         size = list(self.image_size) if not isinstance(self.image_size, (str, int)) else None  # also OmegaConf lists
         if size is None or len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-            raise ConfigError(f"model.tokenizer.image_size {self.image_size!r} is invalid; "
-                              "accepted: [height, width] of positive integers such as [224, 224]")
+            raise ConfigError(
+                f"model.tokenizer.image_size {self.image_size!r} is invalid; "
+                "accepted: [height, width] of positive integers such as [224, 224]"
+            )
         if size[0] % p or size[1] % p:
             hint = [nearest_multiple(s, p) for s in size]
             raise ConfigError(
@@ -72,8 +74,7 @@ class ImageTokenizer:
                 raise ConfigError(f"model.tokenizer.std {value} has a value <= 0; accepted: positive numbers")
             setattr(self, name, value)
         if self.positions not in POSITIONS:
-            raise ConfigError(f"model.tokenizer.positions {self.positions!r} is invalid; accepted: "
-                              f"{', '.join(POSITIONS)}")
+            raise ConfigError(f"model.tokenizer.positions {self.positions!r} is invalid; accepted: {', '.join(POSITIONS)}")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -94,8 +95,9 @@ class ImageTokenizer:
         """Stack samples {"image": [C, H, W] in [0, 1], "label": int} into a batch."""
         shapes = {tuple(s["image"].shape) for s in samples}
         if len(shapes) > 1:
-            raise DataError(f"a batch holds images of different shapes {sorted(shapes)}; "
-                            "accepted: one shape per batch (resize or crop them)")
+            raise DataError(
+                f"a batch holds images of different shapes {sorted(shapes)}; accepted: one shape per batch (resize or crop them)"
+            )
         images = torch.stack([torch.as_tensor(s["image"], dtype=torch.float32) for s in samples])  # [B, C, H, W]
         labels = torch.tensor([int(s.get("label", -1)) for s in samples], dtype=torch.long)  # [B]
         return {"images": images, "labels": labels}

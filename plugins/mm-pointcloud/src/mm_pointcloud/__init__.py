@@ -21,10 +21,26 @@ from .target import PointTarget
 from .tokenizer import PointGroupTokenizer
 
 __all__ = [
-    "SHAPES", "BlockMasking", "PointFolder", "PointGroupEmbedder", "PointGroupTokenizer", "PointHead", "PointTarget",
-    "RandomMasking", "ShapesDemo", "chamfer", "farthest_point_sample", "knn", "make_shape", "max_mean_pool", "normalise_unit_sphere",
-    "point_cloud_grid", "read_point_file", "read_points",
+    "SHAPES",
+    "BlockMasking",
+    "PointFolder",
+    "PointGroupEmbedder",
+    "PointGroupTokenizer",
+    "PointHead",
+    "PointTarget",
+    "RandomMasking",
+    "ShapesDemo",
+    "chamfer",
+    "farthest_point_sample",
+    "knn",
+    "make_shape",
+    "max_mean_pool",
+    "normalise_unit_sphere",
+    "point_cloud_grid",
+    "read_point_file",
+    "read_points",
 ]
+
 
 @hookimpl
 def register_modalities(register):

@@ -18,8 +18,7 @@ from mmcore.records import as_bytes, as_int
 from mmcore.records import field as record_field
 from mmcore.splits import check_test_fraction, split_indices
 
-from .files import (ACCEPTED, MESH_FORMATS, POINT_FORMATS, SAMPLING, check_finite, probe_points, read_point_bytes, read_points,
-                    sample_mesh)
+from .files import ACCEPTED, MESH_FORMATS, POINT_FORMATS, SAMPLING, check_finite, probe_points, read_point_bytes, read_points, sample_mesh
 
 ON_ERROR = ("raise", "skip")
 SHAPES = ("sphere", "cube", "cylinder", "cone", "torus", "tetrahedron", "octahedron", "mobius")
@@ -149,8 +148,7 @@ class PointFolder:
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
-        files, labels, _ = list_class_folder(self.path, self.extensions, "point-cloud", "./clouds",
-                                             POINT_FORMATS + MESH_FORMATS)
+        files, labels, _ = list_class_folder(self.path, self.extensions, "point-cloud", "./clouds", POINT_FORMATS + MESH_FORMATS)
         if self.on_error == "skip":
             files, labels = keep_readable(files, labels, probe_points, "point-cloud", self.path, ACCEPTED)
         chosen = split_indices(len(files), self.test_fraction, split)
@@ -171,11 +169,14 @@ def _array(value, name: str) -> np.ndarray:
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - numpy raises many types for ragged lists, text, damaged .npy
-        raise DataError(f"field {name!r} cannot be read as an array of points ({' '.join(str(exc).split())}); "
-                        "accepted: [P, 3+] numbers (x, y, z first), as a list, an array or .npy bytes") from None
+        raise DataError(
+            f"field {name!r} cannot be read as an array of points ({' '.join(str(exc).split())}); "
+            "accepted: [P, 3+] numbers (x, y, z first), as a list, an array or .npy bytes"
+        ) from None
     if points.ndim != 2 or points.shape[1] < 3 or not len(points):
-        raise DataError(f"field {name!r} holds points of shape {list(points.shape)}; accepted: [P, 3+] numbers "
-                        "(x, y, z first) with at least one point")
+        raise DataError(
+            f"field {name!r} holds points of shape {list(points.shape)}; accepted: [P, 3+] numbers (x, y, z first) with at least one point"
+        )
     points = np.ascontiguousarray(points[:, :3])
     check_finite(points, f"field {name!r}", "point")
     return points
@@ -195,9 +196,11 @@ def from_record(tokenizer, record, generator=None) -> dict:
     if name in ARRAY_FIELDS:
         points = _array(value, name)
     else:
-        points = read_point_bytes(as_bytes(value, name), f".{name}", f"field {name!r}", tokenizer.num_points,
-                                  PointFolder.sampling)
+        points = read_point_bytes(as_bytes(value, name), f".{name}", f"field {name!r}", tokenizer.num_points, PointFolder.sampling)
     key = record.get("__key__")
     label_name, label = record_field(record, LABEL_FIELDS, required=False)
-    return {"points": points, "label": -1 if label_name is None else as_int(label, label_name),
-            "where": f"record {key}, field {name!r}" if key else f"field {name!r}"}
+    return {
+        "points": points,
+        "label": -1 if label_name is None else as_int(label, label_name),
+        "where": f"record {key}, field {name!r}" if key else f"field {name!r}",
+    }

@@ -51,8 +51,11 @@ def check_finite(points: np.ndarray, path, noun: str) -> None:
     bad = ~np.isfinite(points).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
-        raise refusal(f"{path}: {noun} {i} (row {i + 1}) has a non-finite coordinate {points[i].tolist()}; "
-                      f"{int(bad.sum())} such {noun}(s); accepted: finite xyz (drop or repair them)", "non-finite points")
+        raise refusal(
+            f"{path}: {noun} {i} (row {i + 1}) has a non-finite coordinate {points[i].tolist()}; "
+            f"{int(bad.sum())} such {noun}(s); accepted: finite xyz (drop or repair them)",
+            "non-finite points",
+        )
 
 
 def _header_counts(path: Path, suffix: str, data: bytes) -> tuple[dict[str, int], int | None]:
@@ -72,8 +75,7 @@ def _header_counts(path: Path, suffix: str, data: bytes) -> tuple[dict[str, int]
             kind = fields["DATA"][0].lower()
             row = sum(int(s) * int(c) for s, c in zip(fields["SIZE"], fields.get("COUNT", ["1"] * len(fields["SIZE"]))))
         except (KeyError, IndexError, ValueError):
-            raise refusal(f"{path}: PCD header lacks valid POINTS, SIZE or DATA lines; accepted: {ACCEPTED}",
-                          "damaged header") from None
+            raise refusal(f"{path}: PCD header lacks valid POINTS, SIZE or DATA lines; accepted: {ACCEPTED}", "damaged header") from None
         if kind == "ascii":
             return {"points": declared}, sum(1 for line in data[at:].split(b"\n") if line.strip())
         if kind == "binary":
@@ -108,23 +110,31 @@ def _decode(path: Path | None, suffix: str, name, data: bytes | None = None) -> 
     wanted = sum(declared.values())
     if available is not None and available < wanted:
         what = " and ".join(f"{n} {k}" for k, n in declared.items())
-        raise refusal(f"{name}: the header declares {what} but the file holds only {available} complete rows; "
-                      "accepted: complete files (this one is truncated)", "truncated")
+        raise refusal(
+            f"{name}: the header declares {what} but the file holds only {available} complete rows; "
+            "accepted: complete files (this one is truncated)",
+            "truncated",
+        )
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         if suffix in MESH_FORMATS:
             mesh = o3d.io.read_triangle_mesh(str(path))
             vertices, triangles = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.triangles, np.int64)
             if "vertices" in declared and (len(vertices) != declared["vertices"] or len(triangles) < declared["faces"]):
-                raise refusal(f"{name}: the header declares {declared['vertices']} vertices and {declared['faces']} faces "
-                              f"but {len(vertices)} vertices and {len(triangles)} triangles were read; accepted: "
-                              f"complete {ACCEPTED}", "count mismatch")
+                raise refusal(
+                    f"{name}: the header declares {declared['vertices']} vertices and {declared['faces']} faces "
+                    f"but {len(vertices)} vertices and {len(triangles)} triangles were read; accepted: "
+                    f"complete {ACCEPTED}",
+                    "count mismatch",
+                )
             if len(triangles) or suffix not in POINT_FORMATS:
                 return vertices, triangles
         cloud = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
     points = np.asarray(cloud.points, dtype=np.float64)
     if "points" in declared and len(points) != declared["points"]:
-        raise refusal(f"{name}: the header declares {declared['points']} points but {len(points)} were read; "
-                      f"accepted: complete {ACCEPTED}", "count mismatch")
+        raise refusal(
+            f"{name}: the header declares {declared['points']} points but {len(points)} were read; accepted: complete {ACCEPTED}",
+            "count mismatch",
+        )
     return points, np.zeros((0, 3), np.int64)
 
 
@@ -157,8 +167,10 @@ def load_bytes(data: bytes, suffix: str, name: str) -> tuple[np.ndarray, np.ndar
         try:
             path.write_bytes(data)
         except OSError as exc:
-            raise refusal(f"cannot read {name}: a temporary copy for open3d cannot be written ({exc.strerror or exc}); "
-                          f"accepted: {ACCEPTED}", "cannot be read") from None
+            raise refusal(
+                f"cannot read {name}: a temporary copy for open3d cannot be written ({exc.strerror or exc}); accepted: {ACCEPTED}",
+                "cannot be read",
+            ) from None
         return _load(path, suffix, name, data)
 
 
@@ -177,14 +189,19 @@ def _load(path: Path | None, suffix: str, name, data: bytes | None = None) -> tu
     check_finite(points, name, "vertex" if len(triangles) else "point")
     if len(triangles):
         if triangles.min() < 0 or triangles.max() >= len(points):
-            raise refusal(f"{name}: a triangle refers to vertex {int(triangles.max())} of {len(points)}; accepted: "
-                          f"complete {ACCEPTED}", "damaged mesh")
+            raise refusal(
+                f"{name}: a triangle refers to vertex {int(triangles.max())} of {len(points)}; accepted: complete {ACCEPTED}",
+                "damaged mesh",
+            )
         corners = points[triangles]  # [T, 3, 3]
         with np.errstate(over="ignore", invalid="ignore"):  # huge coordinates: the area is inf, refused below
             area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1).sum()
         if not np.isfinite(area) or area <= 0:
-            raise refusal(f"{name}: the mesh's {len(triangles)} triangles have a total area of {area:g}; accepted: "
-                          "meshes with a finite, non-zero surface to sample", "no surface")
+            raise refusal(
+                f"{name}: the mesh's {len(triangles)} triangles have a total area of {area:g}; accepted: "
+                "meshes with a finite, non-zero surface to sample",
+                "no surface",
+            )
     return points, triangles
 
 

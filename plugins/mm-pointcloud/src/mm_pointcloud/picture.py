@@ -28,8 +28,11 @@ def point_cloud_grid(original: Tensor, masked: Tensor, reconstruction: Tensor, m
     for i in range(rows):
         orig, vis, rec = clouds[0][i], _unique_rows(clouds[1][i]), clouds[2][i]
         predicted = np.abs(rec - orig).sum(1) > 1e-6
-        panels = (("original", orig, "tab:blue"), ("visible", vis, "tab:blue"),
-                  ("reconstruction", rec, np.where(predicted, "tab:red", "tab:blue")))
+        panels = (
+            ("original", orig, "tab:blue"),
+            ("visible", vis, "tab:blue"),
+            ("reconstruction", rec, np.where(predicted, "tab:red", "tab:blue")),
+        )
         for j, (title, pts, colour) in enumerate(panels):
             ax = fig.add_subplot(rows, 3, 3 * i + j + 1, projection="3d")
             ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], s=1.5, c=colour, depthshade=False)

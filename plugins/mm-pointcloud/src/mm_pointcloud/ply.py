@@ -17,9 +17,24 @@ import numpy as np
 
 from mmcore.continuous import refusal
 
-TYPES = {"char": "b", "int8": "b", "uchar": "B", "uint8": "B", "short": "h", "int16": "h", "ushort": "H",
-         "uint16": "H", "int": "i", "int32": "i", "uint": "I", "uint32": "I", "float": "f", "float32": "f",
-         "double": "d", "float64": "d"}
+TYPES = {
+    "char": "b",
+    "int8": "b",
+    "uchar": "B",
+    "uint8": "B",
+    "short": "h",
+    "int16": "h",
+    "ushort": "H",
+    "uint16": "H",
+    "int": "i",
+    "int32": "i",
+    "uint": "I",
+    "uint32": "I",
+    "float": "f",
+    "float32": "f",
+    "double": "d",
+    "float64": "d",
+}
 FORMATS = {"ascii": "", "binary_little_endian": "<", "binary_big_endian": ">"}
 ACCEPTED = "a PLY file (ascii or binary) whose header counts match its data, with x, y, z vertex properties"
 
@@ -50,8 +65,15 @@ def _header(data: bytes, path) -> tuple[str, list[Element], int]:
             elements.append(Element(words[1], int(words[2])))
         elif words[0] == "property" and elements and len(words) == 3 and words[1] in TYPES:
             elements[-1].props.append((words[2], TYPES[words[1]], None))
-        elif (words[0] == "property" and elements and len(words) == 5 and words[1] == "list"
-              and words[2] in TYPES and words[3] in TYPES and TYPES[words[2]] not in "fd"):
+        elif (
+            words[0] == "property"
+            and elements
+            and len(words) == 5
+            and words[1] == "list"
+            and words[2] in TYPES
+            and words[3] in TYPES
+            and TYPES[words[2]] not in "fd"
+        ):
             elements[-1].props.append((words[4], TYPES[words[3]], TYPES[words[2]]))
         else:
             raise refusal(bad, "damaged PLY header")
@@ -64,8 +86,11 @@ def _header(data: bytes, path) -> tuple[str, list[Element], int]:
 
 
 def _short(path, element: Element, rows: int) -> Exception:
-    return refusal(f"{path}: the PLY header declares {element.count} {element.name} rows but the file ends after {rows}; "
-                   f"accepted: complete files (this one is truncated)", "truncated")
+    return refusal(
+        f"{path}: the PLY header declares {element.count} {element.name} rows but the file ends after {rows}; "
+        f"accepted: complete files (this one is truncated)",
+        "truncated",
+    )
 
 
 def _binary(data: bytes, offset: int, element: Element, endian: str, path) -> tuple[list, int]:
@@ -89,8 +114,7 @@ def _binary(data: bytes, offset: int, element: Element, endian: str, path) -> tu
                 n = struct.unpack_from(endian + count, data, offset)[0] if count else 1
                 offset += struct.calcsize(count) if count else 0
                 if n < 0:
-                    raise refusal(f"{path}: {element.name} row {row} has a list of {n} items; accepted: {ACCEPTED}",
-                                  "damaged PLY data")
+                    raise refusal(f"{path}: {element.name} row {row} has a list of {n} items; accepted: {ACCEPTED}", "damaged PLY data")
                 value = struct.unpack_from(f"{endian}{n}{t}", data, offset)
             except struct.error:
                 raise _short(path, element, row) from None
@@ -118,7 +142,7 @@ def _first_row(data: bytes, offset: int, element: Element, endian: str) -> tuple
 def _ascii(lines: list[bytes], start: int, element: Element, path, cut: bool) -> tuple[list, int]:
     """One element's columns from ascii data: one row per line, every token a number; ``cut``: the
     file ends inside a line, so a bad last line is a truncation."""
-    rows = lines[start: start + element.count]
+    rows = lines[start : start + element.count]
     if len(rows) < element.count:
         raise _short(path, element, len(rows))
     lists = [count is not None for _, _, count in element.props]
@@ -129,7 +153,7 @@ def _ascii(lines: list[bytes], start: int, element: Element, path, cut: bool) ->
             if not lists[-1] and table.shape[1] == len(lists):
                 return list(table.T), start + element.count
             if lists[-1] and (table[:, fixed] == table.shape[1] - fixed - 1).all():  # lists as long in every row
-                return list(table[:, :fixed].T) + [table[:, fixed + 1:]], start + element.count
+                return list(table[:, :fixed].T) + [table[:, fixed + 1 :]], start + element.count
         except ValueError:
             pass  # the loop below finds the row to name
     words = [line.split() for line in rows]
@@ -145,7 +169,7 @@ def _ascii(lines: list[bytes], start: int, element: Element, path, cut: bool) ->
                     n = int(line[at])
                     if n < 0 or at + 1 + n > len(line):
                         raise IndexError
-                    column.append(tuple(float(w) for w in line[at + 1: at + 1 + n]))
+                    column.append(tuple(float(w) for w in line[at + 1 : at + 1 + n]))
                     at += 1 + n
             if at != len(line):
                 raise IndexError
@@ -153,9 +177,11 @@ def _ascii(lines: list[bytes], start: int, element: Element, path, cut: bool) ->
             if cut and start + row + 1 == len(lines):  # the file's last line, cut short
                 raise _short(path, element, row) from None
             found = b" ".join(line)[:60].decode("latin-1")
-            raise refusal(f"{path}: {element.name} row {row} (data line {start + row + 1}) is {found!r}, which does not "
-                          f"match the header's properties {[p for p, _, _ in element.props]}; accepted: {ACCEPTED}",
-                          "damaged PLY data") from None
+            raise refusal(
+                f"{path}: {element.name} row {row} (data line {start + row + 1}) is {found!r}, which does not "
+                f"match the header's properties {[p for p, _, _ in element.props]}; accepted: {ACCEPTED}",
+                "damaged PLY data",
+            ) from None
     return columns, start + element.count
 
 
@@ -198,7 +224,10 @@ def _triangles(polygons, count: int, path) -> np.ndarray:
         bad = ~ok.all(axis=1) | (corners.shape[1] < 3)
         if bad.any():
             row = int(np.argmax(bad))
-            raise refusal(f"{path}: face {first + row} has corners {corners[row][:8].tolist()}; accepted: 3 or more "
-                          f"vertex indices from 0 to {count - 1}", "damaged PLY data")
+            raise refusal(
+                f"{path}: face {first + row} has corners {corners[row][:8].tolist()}; accepted: 3 or more "
+                f"vertex indices from 0 to {count - 1}",
+                "damaged PLY data",
+            )
         triangles += [corners[:, [0, k, k + 1]] for k in range(1, corners.shape[1] - 1)]
     return np.concatenate(triangles).astype(np.int64) if triangles else np.zeros((0, 3), np.int64)

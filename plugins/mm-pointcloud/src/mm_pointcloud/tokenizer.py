@@ -29,8 +29,10 @@ class PointGroupTokenizer:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"model.tokenizer.{name} {v!r} is invalid; accepted: a positive integer")
         if self.num_groups > self.num_points or self.group_size > self.num_points:
-            raise ConfigError(f"model.tokenizer: num_groups {self.num_groups} and group_size {self.group_size} must not "
-                              f"exceed num_points {self.num_points}")
+            raise ConfigError(
+                f"model.tokenizer: num_groups {self.num_groups} and group_size {self.group_size} must not "
+                f"exceed num_points {self.num_points}"
+            )
 
     @property
     def min_points(self) -> int:
@@ -46,21 +48,26 @@ class PointGroupTokenizer:
         bad = ~np.isfinite(pts).all(axis=1)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"{where}: point {i} (row {i + 1}) has a non-finite coordinate {pts[i].tolist()}; "
-                            f"{int(bad.sum())} such point(s); accepted: finite xyz (drop or repair them)")
+            raise DataError(
+                f"{where}: point {i} (row {i + 1}) has a non-finite coordinate {pts[i].tolist()}; "
+                f"{int(bad.sum())} such point(s); accepted: finite xyz (drop or repair them)"
+            )
         big = np.abs(pts).max(initial=0.0)
         if big > np.finfo(np.float32).max:
-            raise DataError(f"{where}: a coordinate of {big:g} overflows float32; accepted: finite xyz within ±3.4e38 "
-                            "(rescale the cloud)")
+            raise DataError(f"{where}: a coordinate of {big:g} overflows float32; accepted: finite xyz within ±3.4e38 (rescale the cloud)")
         if len(pts) < self.min_points:
-            raise DataError(f"{where}: {len(pts)} points, fewer than num_groups × group_size = {self.min_points}; "
-                            "accepted: denser clouds, or a smaller model.tokenizer.num_groups or model.tokenizer.group_size")
+            raise DataError(
+                f"{where}: {len(pts)} points, fewer than num_groups × group_size = {self.min_points}; "
+                "accepted: denser clouds, or a smaller model.tokenizer.num_groups or model.tokenizer.group_size"
+            )
         if self.normalize:
             centred, radius, residue = extent(pts)
             if radius <= residue:  # identical points: the radius is centring residue, not a size to divide by
-                raise DataError(f"{where}: all {len(pts)} points coincide (radius {radius:.3g} around their centroid, "
-                                f"coordinates up to {big:.3g}), so there is no shape to scale to the unit sphere; "
-                                "accepted: clouds with extent, or model.tokenizer.normalize=false")
+                raise DataError(
+                    f"{where}: all {len(pts)} points coincide (radius {radius:.3g} around their centroid, "
+                    f"coordinates up to {big:.3g}), so there is no shape to scale to the unit sphere; "
+                    "accepted: clouds with extent, or model.tokenizer.normalize=false"
+                )
             pts = centred / radius
         rng = np.random.default_rng(len(pts))
         if len(pts) > self.num_points:
@@ -72,8 +79,10 @@ class PointGroupTokenizer:
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Tensor]:
         """Items {"points": [P, 3], "label": int, "where": name} → points [B, num_points, 3], labels [B]."""
         clouds = [self.prepare(s["points"], s.get("where", f"sample {i}")) for i, s in enumerate(samples)]
-        return {"points": torch.from_numpy(np.stack(clouds)),
-                "labels": torch.tensor([int(s.get("label", -1)) for s in samples], dtype=torch.long)}
+        return {
+            "points": torch.from_numpy(np.stack(clouds)),
+            "labels": torch.tensor([int(s.get("label", -1)) for s in samples], dtype=torch.long),
+        }
 
     # -- device side --------------------------------------------------------------
     def tokenize(self, batch: dict[str, Tensor]) -> Tokens:

@@ -20,6 +20,7 @@ from .tokenizer import ProteinTokenizer
 
 __all__ = ["FastaFiles", "ProteinDemo", "ProteinTokenizer", "Record", "demo_records", "parse_fasta"]
 
+
 @hookimpl
 def register_modalities(register):
     register(
@@ -33,7 +34,7 @@ def register_modalities(register):
             style="bert",
             from_record=from_record,
             description="Protein sequences in the ESM-2 alphabet: BERT 80/10/10, span and masked-diffusion masking; "
-                        "FASTA reader; infilling with mm fill --fasta.",
+            "FASTA reader; infilling with mm fill --fasta.",
         )
     )
 

@@ -9,17 +9,50 @@ from __future__ import annotations
 
 import numpy as np
 
-TOKENS = ["<cls>", "<pad>", "<eos>", "<unk>",
-          "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K", "Q", "N", "F", "Y", "M", "H", "W", "C",
-          "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>"]
+TOKENS = [
+    "<cls>",
+    "<pad>",
+    "<eos>",
+    "<unk>",
+    "L",
+    "A",
+    "G",
+    "V",
+    "S",
+    "E",
+    "R",
+    "T",
+    "I",
+    "D",
+    "P",
+    "K",
+    "Q",
+    "N",
+    "F",
+    "Y",
+    "M",
+    "H",
+    "W",
+    "C",
+    "X",
+    "B",
+    "U",
+    "Z",
+    "O",
+    ".",
+    "-",
+    "<null_1>",
+    "<mask>",
+]
 ID = {t: i for i, t in enumerate(TOKENS)}
 CLS, PAD, EOS, UNK, MASK = ID["<cls>"], ID["<pad>"], ID["<eos>"], ID["<unk>"], ID["<mask>"]
 STANDARD = (ID["L"], ID["C"] + 1)  # [lo, hi): the 20 standard amino acids
 RESIDUES = "ACDEFGHIKLMNPQRSTVWY" + "XBZUO"  # letters a sequence may hold
 GAPS = "-."  # alignment gaps (aligned FASTA, A2M/A3M): each is its own ESM token
 NUCLEOTIDES = "ACGTUN"  # a sequence of only these letters is more likely DNA/RNA than protein
-ACCEPTED = ("the 20 standard amino acids ACDEFGHIKLMNPQRSTVWY, the codes X B Z U O (any case) and the alignment "
-            "gaps '-' '.' ('*' only at the end)")
+ACCEPTED = (
+    "the 20 standard amino acids ACDEFGHIKLMNPQRSTVWY, the codes X B Z U O (any case) and the alignment gaps '-' '.' ('*' only at the end)"
+)
 
 _LOOKUP = np.full(128, -1, dtype=np.int64)
 for _letter in RESIDUES + GAPS:

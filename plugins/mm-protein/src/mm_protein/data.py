@@ -32,7 +32,7 @@ def crop(seq: str, max_length: int, random_crop: bool, generator: torch.Generato
     extra = len(seq) - max_length
     if extra > 0:
         start = int(torch.randint(extra + 1, (), generator=generator)) if random_crop else 0
-        seq = seq[start:start + max_length]
+        seq = seq[start : start + max_length]
     return seq
 
 
@@ -67,8 +67,7 @@ def from_record(tokenizer, record, generator: torch.Generator | None = None) -> 
     name, value = record_field(record, SEQUENCE_FIELDS)
     seq = read_sequence(as_text(value, name), f"field {name!r}")
     label_name, label = record_field(record, LABEL_FIELDS, required=False)
-    return {"sequence": crop(seq, residues(tokenizer), True, generator),
-            "label": -1 if label_name is None else as_int(label, label_name)}
+    return {"sequence": crop(seq, residues(tokenizer), True, generator), "label": -1 if label_name is None else as_int(label, label_name)}
 
 
 def residues(tokenizer) -> int:
@@ -122,8 +121,11 @@ class FastaFiles:
         def read(f: Path) -> None:
             found[f] = parse_fasta(f, self.skip_invalid)
             if not found[f]:
-                raise refusal(f"{f} holds no FASTA record (empty, blank or comments only); accepted: records of a '>' "
-                              "header and sequence lines (data.dataset.on_error=skip leaves such files out)", "empty")
+                raise refusal(
+                    f"{f} holds no FASTA record (empty, blank or comments only); accepted: records of a '>' "
+                    "header and sequence lines (data.dataset.on_error=skip leaves such files out)",
+                    "empty",
+                )
 
         if self.on_error == "skip":
             files, _ = keep_readable(files, [-1] * len(files), read, "FASTA", self.path, ACCEPTED_FILES)

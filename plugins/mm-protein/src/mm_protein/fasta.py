@@ -38,14 +38,18 @@ def read_text(path: Path) -> str:
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
-        raise refusal(f"cannot read FASTA file {path}: {exc}; accepted: a readable FASTA file (.fa, .fasta, .faa, "
-                      "optionally .gz)", "unreadable") from None
+        raise refusal(
+            f"cannot read FASTA file {path}: {exc}; accepted: a readable FASTA file (.fa, .fasta, .faa, optionally .gz)", "unreadable"
+        ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise refusal(f"{path}: line {line} (byte {exc.start}): bytes {data[exc.start:exc.start + 4]!r} are not text; "
-                      "accepted: a plain-text (UTF-8) FASTA file", "not text") from None
+        raise refusal(
+            f"{path}: line {line} (byte {exc.start}): bytes {data[exc.start : exc.start + 4]!r} are not text; "
+            "accepted: a plain-text (UTF-8) FASTA file",
+            "not text",
+        ) from None
 
 
 def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] = ()) -> list[Record]:
@@ -59,8 +63,11 @@ def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] =
             return
         seq = "".join(chunks)
         seq = seq[:-1] if seq.endswith("*") else seq
-        problem = error or (None if seq.strip(GAPS) else f"{path}: line {start}: record {name!r} has no sequence (no residue); "
-                                                          "accepted: a header line followed by sequence lines")
+        problem = error or (
+            None
+            if seq.strip(GAPS)
+            else f"{path}: line {start}: record {name!r} has no sequence (no residue); accepted: a header line followed by sequence lines"
+        )
         if problem is None:
             records.append(Record(name, seq, str(path), start))
         elif skip_invalid:
@@ -77,8 +84,9 @@ def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] =
         if not line or line.startswith(";"):
             continue
         if name is None:
-            raise refusal(f"{path}: line {i}: sequence before the first '>' header; accepted: FASTA records starting "
-                          "with a '>' line", "not FASTA")
+            raise refusal(
+                f"{path}: line {i}: sequence before the first '>' header; accepted: FASTA records starting with a '>' line", "not FASTA"
+            )
         if error is not None:
             continue
         if chunks and chunks[-1].endswith("*"):
@@ -97,9 +105,12 @@ def parse_fasta(path: Path, skip_invalid: bool = False, allow: tuple[str, ...] =
         r.sequence = _upper(r.sequence, allow)
     nucleotide = [r for r in records if looks_nucleotide(r.sequence)]
     if nucleotide:
-        warnings.warn(f"{path}: {len(nucleotide)} of {len(records)} record(s) look like DNA/RNA (only {', '.join(NUCLEOTIDES)}; "
-                      f"first: {nucleotide[0].name!r}, line {nucleotide[0].line}) and are read as protein; accepted: protein "
-                      "sequences (translate nucleotide sequences first)", stacklevel=2)
+        warnings.warn(
+            f"{path}: {len(nucleotide)} of {len(records)} record(s) look like DNA/RNA (only {', '.join(NUCLEOTIDES)}; "
+            f"first: {nucleotide[0].name!r}, line {nucleotide[0].line}) and are read as protein; accepted: protein "
+            "sequences (translate nucleotide sequences first)",
+            stacklevel=2,
+        )
     return records
 
 
@@ -126,16 +137,16 @@ def read_sequence(text: str, where: str) -> str:
             continue
         if line.startswith(">"):
             if header or chunks:
-                raise refusal(f"{at(i)}: a second FASTA header; accepted: one sequence (with at most one '>' header "
-                              "line before it)", "invalid record")
+                raise refusal(
+                    f"{at(i)}: a second FASTA header; accepted: one sequence (with at most one '>' header line before it)", "invalid record"
+                )
             header = True
             continue
         if chunks and chunks[-1].endswith("*"):
             raise refusal(f"{at(i)}: the sequence continues after its '*' terminator; accepted: {ACCEPTED}", "invalid record")
         bad = invalid_letter(line)
         if bad is not None:
-            raise refusal(f"{at(i)}: column {raw.find(bad) + 1}: {bad!r} is not an amino acid; accepted: {ACCEPTED}",
-                          "invalid record")
+            raise refusal(f"{at(i)}: column {raw.find(bad) + 1}: {bad!r} is not an amino acid; accepted: {ACCEPTED}", "invalid record")
         chunks.append(line)
     seq = "".join(chunks)
     seq = seq[:-1] if seq.endswith("*") else seq

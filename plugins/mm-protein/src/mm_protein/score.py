@@ -58,15 +58,21 @@ def parse_mutation(text: str, wildtype: str) -> Variant:
         wt, pos, mt = m[1].upper(), int(m[2]), m[3].upper()
         for letter, allowed in ((wt, RESIDUES), (mt, AMINO_ACIDS)):
             if letter not in allowed:
-                raise DataError(f"mutation {text!r}: {letter!r} is not an amino acid; accepted: "
-                                f"{' '.join(allowed)}" + (" (what a mutation introduces)" if allowed == AMINO_ACIDS else ""))
+                raise DataError(
+                    f"mutation {text!r}: {letter!r} is not an amino acid; accepted: "
+                    f"{' '.join(allowed)}" + (" (what a mutation introduces)" if allowed == AMINO_ACIDS else "")
+                )
         if not 1 <= pos <= len(wildtype):
-            raise DataError(f"mutation {text!r}: position {pos} is outside the wild type of {len(wildtype)} residues; "
-                            f"accepted: positions 1-{len(wildtype)}")
+            raise DataError(
+                f"mutation {text!r}: position {pos} is outside the wild type of {len(wildtype)} residues; "
+                f"accepted: positions 1-{len(wildtype)}"
+            )
         if wildtype[pos - 1] != wt:
             found = wildtype[pos - 1]
-            raise DataError(f"mutation {text!r}: the wild type holds {found!r} at position {pos}, not {wt!r}; "
-                            f"accepted: the wild-type residue first ({found}{pos}{mt})")
+            raise DataError(
+                f"mutation {text!r}: the wild type holds {found!r} at position {pos}, not {wt!r}; "
+                f"accepted: the wild-type residue first ({found}{pos}{mt})"
+            )
         if pos in seen:
             raise DataError(f"mutation {text!r}: position {pos} is mutated twice; accepted: each position once")
         seen.add(pos)
@@ -77,13 +83,16 @@ def parse_mutation(text: str, wildtype: str) -> Variant:
 def differences(name: str, sequence: str, wildtype: str) -> Variant:
     """The substitutions that turn ``wildtype`` into ``sequence`` (same length: no insertions or deletions)."""
     if len(sequence) != len(wildtype):
-        raise DataError(f"record {name!r} has {len(sequence)} residues, the wild type {len(wildtype)}; accepted: "
-                        "variants of the wild type's length (substitutions only)")
+        raise DataError(
+            f"record {name!r} has {len(sequence)} residues, the wild type {len(wildtype)}; accepted: "
+            "variants of the wild type's length (substitutions only)"
+        )
     changes = tuple((i, w, s) for i, (w, s) in enumerate(zip(wildtype, sequence)) if w != s)
     return Variant(name, changes)
 
 
 # -- windows -------------------------------------------------------------------------
+
 
 def window_starts(length: int, width: int) -> list[int]:
     """Starts of windows of ``width`` covering ``length`` residues, overlapping by half (one if it fits)."""
@@ -99,6 +108,7 @@ def window_of(pos: int, starts: list[int], width: int) -> int:
 
 # -- forwards ------------------------------------------------------------------------
 
+
 @torch.no_grad()
 def read_logps(model, rows: list[tuple[Tensor, Tensor]], batch_size: int = BATCH_SIZE) -> list[Tensor]:
     """Log-probabilities [len(at), V] at positions ``at`` of each row (ids shown, ascending positions),
@@ -111,7 +121,7 @@ def read_logps(model, rows: list[tuple[Tensor, Tensor]], batch_size: int = BATCH
     if getattr(tok, "ends", False):  # the model reads <cls> residues <eos>: positions shift by one
         rows = [(torch.from_numpy(tok.wrap(ids.numpy())), at + 1) for ids, at in rows]
     for b in range(0, len(rows), batch_size):
-        chunk = rows[b:b + batch_size]
+        chunk = rows[b : b + batch_size]
         width = max(len(ids) for ids, _ in chunk)
         ids = torch.full((len(chunk), width), tok.pad_id, dtype=torch.long)
         valid = torch.zeros((len(chunk), width), dtype=torch.bool)
@@ -141,7 +151,7 @@ def unmasked_logps(model, wildtype: str, positions, batch_size: int = BATCH_SIZE
     ids, width = encode(model, wildtype), window_width(model)
     starts = window_starts(len(ids), width)
     needed = sorted({window_of(p, starts, width) for p in positions})
-    rows = [(ids[s:s + width], torch.arange(min(width, len(ids) - s))) for s in needed]
+    rows = [(ids[s : s + width], torch.arange(min(width, len(ids) - s))) for s in needed]
     logps = dict(zip(needed, read_logps(model, rows, batch_size)))
     return {p: logps[window_of(p, starts, width)][p - window_of(p, starts, width)] for p in positions}
 
@@ -152,7 +162,7 @@ def masked_logps(model, sequence: str, positions, batch_size: int = BATCH_SIZE) 
     starts, rows, positions = window_starts(len(ids), width), [], sorted(set(positions))
     for p in positions:
         s = window_of(p, starts, width)
-        row = ids[s:s + width].clone()
+        row = ids[s : s + width].clone()
         row[p - s] = model.tokenizer.mask_id
         rows.append((row, torch.tensor([p - s])))
     return {p: logp[0] for p, logp in zip(positions, read_logps(model, rows, batch_size))}
@@ -168,8 +178,14 @@ def pseudo_log_likelihood(model, sequence: str, batch_size: int = BATCH_SIZE) ->
     return sum(float(logps[i][ID[c]]) for i, c in enumerate(sequence))
 
 
-def score_variants(model, wildtype: str | None, variants: list[Variant], scores: tuple[str, ...],
-                   sequences: list[str] | None = None, batch_size: int = BATCH_SIZE) -> list[dict[str, float]]:
+def score_variants(
+    model,
+    wildtype: str | None,
+    variants: list[Variant],
+    scores: tuple[str, ...],
+    sequences: list[str] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> list[dict[str, float]]:
     """The requested ``scores`` of each variant: marginals against ``wildtype``, pll of the variant's
     sequence (``sequences``, default: the variant applied to ``wildtype``)."""
     rows: list[dict[str, float]] = [{} for _ in variants]

@@ -53,8 +53,10 @@ class ProteinTokenizer:
 
     def __post_init__(self) -> None:
         if self.max_length < 1 + 2 * self.ends:
-            raise ConfigError(f"model.tokenizer.max_length {self.max_length!r} is invalid; accepted: an integer >= "
-                              f"{1 + 2 * self.ends}" + (" (ends take two tokens)" if self.ends else ""))
+            raise ConfigError(
+                f"model.tokenizer.max_length {self.max_length!r} is invalid; accepted: an integer >= "
+                f"{1 + 2 * self.ends}" + (" (ends take two tokens)" if self.ends else "")
+            )
         if self.positions not in POSITIONS:
             raise ConfigError(f"model.tokenizer.positions {self.positions!r} is invalid; accepted: {', '.join(POSITIONS)}")
         if not 0 < self.norm_eps < 1:
@@ -82,8 +84,7 @@ class ProteinTokenizer:
 
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Tensor]:
         """{"sequence": str} samples → ids [B, N] and valid [B, N] (only if padded); cut at max_length."""
-        rows = [self.wrap(self.ids(s["sequence"], s.get("name", f"sample {i}"))[: self.max_residues])
-                for i, s in enumerate(samples)]
+        rows = [self.wrap(self.ids(s["sequence"], s.get("name", f"sample {i}"))[: self.max_residues]) for i, s in enumerate(samples)]
         N = max(1, max(len(r) for r in rows))
         N = min(-(-N // PAD_MULTIPLE) * PAD_MULTIPLE, self.max_length)  # compiled shapes repeat
         ids = torch.full((len(rows), N), PAD, dtype=torch.long)
@@ -117,8 +118,10 @@ class ProteinTokenizer:
         n = len(self.ids(sequence, name))
         if n > self.max_residues:
             ends = " less <cls> and <eos>" if self.ends else ""
-            raise DataError(f"{name} has {n} residues; accepted: at most {self.max_residues} "
-                            f"(model.tokenizer.max_length of this model{ends}): split it or fill a window of it")
+            raise DataError(
+                f"{name} has {n} residues; accepted: at most {self.max_residues} "
+                f"(model.tokenizer.max_length of this model{ends}): split it or fill a window of it"
+            )
         return {"sequence": sequence, "name": name}
 
     def read_prompts(self, path: str) -> list[tuple[str, dict[str, Any]]]:

@@ -22,10 +22,24 @@ from .target import CellTarget
 from .tokenizer import TableTokenizer
 
 __all__ = [
-    "CellEmbedder", "CellHead", "CellTarget", "DemoTable", "RandomMasking", "RemaskMasking", "Table", "TableFile",
-    "TableTokenizer", "demo_table", "impute_file", "impute_table", "read_table", "remove_cells", "table_grid",
+    "CellEmbedder",
+    "CellHead",
+    "CellTarget",
+    "DemoTable",
+    "RandomMasking",
+    "RemaskMasking",
+    "Table",
+    "TableFile",
+    "TableTokenizer",
+    "demo_table",
+    "impute_file",
+    "impute_table",
+    "read_table",
+    "remove_cells",
+    "table_grid",
     "write_table",
 ]
+
 
 @hookimpl
 def register_modalities(register):

@@ -129,8 +129,9 @@ def _json_row(value: Any, name: str) -> Mapping:
     try:
         row = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise DataError(f"field {name!r} is not JSON ({getattr(exc, 'msg', 'nested too deeply')}); accepted: one JSON "
-                        "object, column name → cell") from None
+        raise DataError(
+            f"field {name!r} is not JSON ({getattr(exc, 'msg', 'nested too deeply')}); accepted: one JSON object, column name → cell"
+        ) from None
     if not isinstance(row, dict):
         raise DataError(f"field {name!r} holds a JSON {type(row).__name__}; accepted: one JSON object, column name → cell")
     return row
@@ -141,8 +142,9 @@ def _cell(value: Any, column: str) -> Any:
     if isinstance(value, (bytes, bytearray)):
         value = as_text(value, column)  # a webdataset member per column holds the cell's text
     if isinstance(value, (Mapping, list, tuple, set)) or getattr(value, "ndim", 0):
-        raise DataError(f"field {column!r} is a {type(value).__name__}; accepted: one cell (a number, text, a bool, "
-                        "or None / empty for a missing cell)")
+        raise DataError(
+            f"field {column!r} is a {type(value).__name__}; accepted: one cell (a number, text, a bool, or None / empty for a missing cell)"
+        )
     return None if is_missing(value) else _plain(value)
 
 
@@ -150,6 +152,7 @@ def _raw_row(record: Mapping, where: str) -> dict:
     """A record as a raw row for `TableTokenizer.fit` (the tokenizer is unfitted, so its columns are not known):
     ``{"row": {field: cell}, "where", "label"}``. The row is the record's fields, or its ``json`` field's
     object when that is its only one; ``__key__``-style metadata and the label fields are no columns."""
+
     def fields(mapping: Mapping) -> list[str]:
         return [str(k) for k in mapping if not str(k).startswith("__") and k not in LABEL_FIELDS]
 
@@ -159,11 +162,16 @@ def _raw_row(record: Mapping, where: str) -> dict:
     names = fields(row)
     if not names:
         found = ", ".join(sorted(str(k) for k in row if not str(k).startswith("__"))) or "none"
-        raise DataError(f"the record holds no column (its fields: {found}); accepted: one field per column "
-                        "(column name → cell), or a 'json' field holding such an object")
+        raise DataError(
+            f"the record holds no column (its fields: {found}); accepted: one field per column "
+            "(column name → cell), or a 'json' field holding such an object"
+        )
     label_name, label = record_field(record, LABEL_FIELDS, required=False)
-    return {"row": {name: _cell(row[name], name) for name in names}, "where": where,
-            "label": -1 if label_name is None else as_int(label, label_name)}
+    return {
+        "row": {name: _cell(row[name], name) for name in names},
+        "where": where,
+        "label": -1 if label_name is None else as_int(label, label_name),
+    }
 
 
 def from_record(tokenizer, record, generator=None) -> dict:
@@ -192,8 +200,10 @@ def from_record(tokenizer, record, generator=None) -> dict:
             row = _json_row(value, name)
     if not any(c in row for c in columns):
         found = ", ".join(sorted(str(k) for k in row if not str(k).startswith("__"))) or "none"
-        raise DataError(f"the record holds none of the model's columns {columns} (its fields: {found}); accepted: "
-                        "one field per column (column name → cell), or a 'json' field holding such an object")
+        raise DataError(
+            f"the record holds none of the model's columns {columns} (its fields: {found}); accepted: "
+            "one field per column (column name → cell), or a 'json' field holding such an object"
+        )
     cells = [_cell(row.get(c), c) for c in columns]
     for j, cell in enumerate(cells):
         tokenizer.encode_cell(j, cell, where)  # raises naming the column; collate then reuses the cached codes

@@ -13,7 +13,6 @@ from torch import Tensor, nn
 from mmcore.contract import Embedder, Tokens
 
 
-
 class _CellValues(nn.Module):
     """[B, N, 1] token values → [B, N, dim] value embeddings (numeric or categorical per column)."""
 

@@ -44,14 +44,15 @@ def check_header(table: Table, columns: list[str]) -> list[int]:
     missing = [c for c in columns if c not in table.columns]
     extra = [c for c in table.columns if c not in columns]
     if missing or extra:
-        raise DataError(f"{table.path}: header does not match the model's training columns: missing {missing}, "
-                        f"unexpected {extra}; accepted: the columns {columns} in any order")
+        raise DataError(
+            f"{table.path}: header does not match the model's training columns: missing {missing}, "
+            f"unexpected {extra}; accepted: the columns {columns} in any order"
+        )
     return [table.columns.index(c) for c in columns]
 
 
 @torch.no_grad()
-def predict_missing(model, rows: list[list[Any]], where: str, passes: int = PASSES,
-                    seed: int = 0) -> dict[tuple[int, int], float]:
+def predict_missing(model, rows: list[list[Any]], where: str, passes: int = PASSES, seed: int = 0) -> dict[tuple[int, int], float]:
     """{(row, model column): token value} for every void cell of ``rows`` (given in model column order).
 
     With ``passes`` > 1 and a re-masking model (``model.policy.ratio`` r > 0), each
@@ -67,7 +68,7 @@ def predict_missing(model, rows: list[list[Any]], where: str, passes: int = PASS
     out: dict[tuple[int, int], float] = {}
     N = tok.num_columns
     for start in range(0, len(rows), CHUNK):
-        items = [{"cells": r, "where": f"{where}, row {start + i + 1}"} for i, r in enumerate(rows[start:start + CHUNK])]
+        items = [{"cells": r, "where": f"{where}, row {start + i + 1}"} for i, r in enumerate(rows[start : start + CHUNK])]
         batch = tok.collate(items)
         tokens = tok.tokenize({k: v.to(device) for k, v in batch.items()})
         void = ~batch["valid"] if "valid" in batch else torch.zeros(len(items), N, dtype=torch.bool)
@@ -106,8 +107,9 @@ def _format(value: Any, observed: list[Any]) -> Any:
             return kind(float(value)) if kind is float else int(float(value))
         return value
     texts = [c for c in observed if c is not None]
-    integer = texts and all(isinstance(c, int) and not isinstance(c, bool) or
-                            isinstance(c, str) and c.strip().lstrip("+-").isdigit() for c in texts)
+    integer = texts and all(
+        isinstance(c, int) and not isinstance(c, bool) or isinstance(c, str) and c.strip().lstrip("+-").isdigit() for c in texts
+    )
     text = bool(texts) and isinstance(texts[0], str)  # no observed cell at all: a number (CSV writes it as text)
     if integer:
         value = int(round(value))
@@ -158,14 +160,18 @@ def impute_file(model, input_path: str, output_path: str) -> str:
     table, stats = impute_table(model, table)
     write_table(table, output_path)
     if stats["unseen_categories_kept"]:
-        print(f"mm impute: {stats['unseen_categories_kept']} categorical cell(s) hold values unseen in training; "
-              "kept as they are and treated as missing when filling their rows", file=sys.stderr)
-    return (f"{output_path}: filled {stats['filled']} missing cell(s) in {len(table.rows)} rows "
-            f"({stats['empty_rows']} empty row(s) got training means/modes)")
+        print(
+            f"mm impute: {stats['unseen_categories_kept']} categorical cell(s) hold values unseen in training; "
+            "kept as they are and treated as missing when filling their rows",
+            file=sys.stderr,
+        )
+    return (
+        f"{output_path}: filled {stats['filled']} missing cell(s) in {len(table.rows)} rows "
+        f"({stats['empty_rows']} empty row(s) got training means/modes)"
+    )
 
 
-def fit_on_table(path: str, recipe: str = "tabular-remask", run_dir: str | None = None,
-                 overrides: list[str] | tuple[str, ...] = ()) -> Any:
+def fit_on_table(path: str, recipe: str = "tabular-remask", run_dir: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
     """``mm impute --fit``: train ``recipe`` on the table at ``path`` itself and return the trained model.
 
     Transductive, as ReMasker and scikit-learn's imputers are used: the missing cells are void in
@@ -177,11 +183,14 @@ def fit_on_table(path: str, recipe: str = "tabular-remask", run_dir: str | None 
 
     rows = len(read_table(path).rows)
     if rows < 2:
-        raise DataError(f"{path} has {rows} data row(s); mm impute --fit learns from the table itself and needs at "
-                        "least 2 rows (a few dozen to do better than the column means); accepted: a larger table, or "
-                        "mm impute MODEL with a model trained elsewhere")
+        raise DataError(
+            f"{path} has {rows} data row(s); mm impute --fit learns from the table itself and needs at "
+            "least 2 rows (a few dozen to do better than the column means); accepted: a larger table, or "
+            "mm impute MODEL with a model trained elsewhere"
+        )
     run_dir = run_dir or str(Path("runs") / f"impute-{Path(path).stem}")
-    cfg = load_recipe(recipe, [f"data.dataset={{name: file, path: {json.dumps(str(path))}}}", f"output_dir={json.dumps(run_dir)}",
-                               *overrides])
+    cfg = load_recipe(
+        recipe, [f"data.dataset={{name: file, path: {json.dumps(str(path))}}}", f"output_dir={json.dumps(run_dir)}", *overrides]
+    )
     cfg.data.batch_size = min(cfg.data.batch_size, rows)  # a small table is one batch
     return from_pretrained(train(cfg, overwrite=True))

@@ -50,8 +50,7 @@ def read_table(path: str | Path) -> Table:
         raise DataError(f"table {path} does not exist; accepted: a {FORMATS} file")
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                                sep="\t" if suffix == ".tsv" else ",")
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, sep="\t" if suffix == ".tsv" else ",")
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:

@@ -45,8 +45,10 @@ def parse_number(cell: Any) -> float | None:
 
 
 def out_of_range(where: str, cell: Any) -> DataError:
-    return DataError(f"{where}: {cell!r} is not a finite number within ±{LIMIT:.3g} (float32's range); accepted: such "
-                     "numbers, or an empty cell for a missing value")
+    return DataError(
+        f"{where}: {cell!r} is not a finite number within ±{LIMIT:.3g} (float32's range); accepted: such "
+        "numbers, or an empty cell for a missing value"
+    )
 
 
 def category_key(cell: Any) -> str:
@@ -62,13 +64,17 @@ class StreamHead:
     def __init__(self, samples) -> None:
         samples = [samples[i] for i in range(len(samples))]
         if not all(isinstance(s, dict) and isinstance(s.get("row"), dict) for s in samples):
-            raise DataError("the table tokenizer can be fitted only on a table (data.dataset name=file or demo) or on a "
-                            "stream's rows read with it unfitted, not on other samples; accepted: a table file, a stream, "
-                            "or model.tokenizer.columns, kinds, mean, std and categories given (e.g. those of a model "
-                            "trained on a file, from its config.json)")
+            raise DataError(
+                "the table tokenizer can be fitted only on a table (data.dataset name=file or demo) or on a "
+                "stream's rows read with it unfitted, not on other samples; accepted: a table file, a stream, "
+                "or model.tokenizer.columns, kinds, mean, std and categories given (e.g. those of a model "
+                "trained on a file, from its config.json)"
+            )
         if not samples:
-            raise DataError("the stream yielded no record to fit the table tokenizer on; accepted: a stream with at "
-                            "least one row, or model.tokenizer.columns, kinds, mean, std and categories given")
+            raise DataError(
+                "the stream yielded no record to fit the table tokenizer on; accepted: a stream with at "
+                "least one row, or model.tokenizer.columns, kinds, mean, std and categories given"
+            )
         self.source = f"the first {len(samples)} streamed records"
         self.columns = list(dict.fromkeys(c for s in samples for c in s["row"]))
         self.rows = [[s["row"].get(c) for c in self.columns] for s in samples]
@@ -155,15 +161,20 @@ class TableTokenizer:
         for j, name in enumerate(columns):
             observed = [(numbers_of[i], row[j]) for i, row in enumerate(rows) if row[j] is not None]
             if not observed:
-                scope = f"column {name!r} has no observed value in {source}" if streamed else \
-                    f"{source}: column {name!r} has no observed value in the training split"
+                scope = (
+                    f"column {name!r} has no observed value in {source}"
+                    if streamed
+                    else f"{source}: column {name!r} has no observed value in the training split"
+                )
                 raise DataError(f"{scope}; drop the column or provide some values")
             numbers = [read_number(cell) for _, cell in observed]
             if name in self.numeric:
                 for (i, cell), x in zip(observed, numbers):
                     if x is None:
-                        raise DataError(f"{source}: column {name!r}, row {i}: {cell!r} is not a finite number, "
-                                        "but the column is declared numeric (model.tokenizer.numeric)")
+                        raise DataError(
+                            f"{source}: column {name!r}, row {i}: {cell!r} is not a finite number, "
+                            "but the column is declared numeric (model.tokenizer.numeric)"
+                        )
             if name not in self.categorical and all(x is not None for x in numbers):
                 for (i, cell), x in zip(observed, numbers):  # a number column: NaN is missing, ±inf or 1e308 is refused
                     if not abs(x) <= LIMIT:
@@ -200,9 +211,11 @@ class TableTokenizer:
         if self.kinds[j] == NUMERIC:
             x = read_number(cell)
             if x is None:
-                raise DataError(f"{where}, column {self.columns[j]!r}: {cell!r} is not a finite number, but the column "
-                                "is numeric; fix the cell, leave it empty (missing), or retrain with the column in "
-                                "model.tokenizer.categorical")
+                raise DataError(
+                    f"{where}, column {self.columns[j]!r}: {cell!r} is not a finite number, but the column "
+                    "is numeric; fix the cell, leave it empty (missing), or retrain with the column in "
+                    "model.tokenizer.categorical"
+                )
             value = (x - self.mean[j]) / self.std[j] if abs(x) <= LIMIT else math.inf
             if not abs(value) <= LIMIT:  # ±inf, nan, 1e308, or so far from the training mean that float32 overflows
                 raise out_of_range(f"{where}, column {self.columns[j]!r}", cell)
@@ -231,8 +244,10 @@ class TableTokenizer:
         valid = torch.zeros(len(samples), C, dtype=torch.bool)
         for b, sample in enumerate(samples):
             if "cells" not in sample:
-                raise DataError(f"{sample.get('where', f'sample {b}')}: a streamed row read before the tokenizer was "
-                                "fitted reached collate; such samples are for `fit` only")
+                raise DataError(
+                    f"{sample.get('where', f'sample {b}')}: a streamed row read before the tokenizer was "
+                    "fitted reached collate; such samples are for `fit` only"
+                )
             cells = sample["cells"]
             where = sample.get("where", f"sample {b}")
             if len(cells) != C:
@@ -254,8 +269,7 @@ class TableTokenizer:
         positions = torch.arange(C, device=values.device, dtype=torch.float32).view(1, C, 1)  # column ids
         if self._layout is None:
             self._layout = self.layout()
-        return Tokens(values=values[..., None], positions=positions, valid=batch.get("valid"),
-                      meta={"columns": C, "layout": self._layout})
+        return Tokens(values=values[..., None], positions=positions, valid=batch.get("valid"), meta={"columns": C, "layout": self._layout})
 
     def detokenize(self, values: Tensor, tokens: Tokens) -> Tensor:
         """[B, C, 1] token values → [B, C] (normalised numbers, category indices)."""
@@ -267,4 +281,3 @@ class TableTokenizer:
             return value * self.std[j] + self.mean[j]
         vocab = self.categories[j]
         return vocab[min(max(int(round(value)), 0), len(vocab) - 1)]
-

@@ -19,6 +19,7 @@ from .tokenizer import TextTokenizer
 
 __all__ = ["DigitWords", "TextDemo", "TextFiles", "TextTokenizer", "WholeWordMasking", "demo_paragraphs"]
 
+
 @hookimpl
 def register_modalities(register):
     register(
@@ -32,7 +33,7 @@ def register_modalities(register):
             style="bert",
             from_record=from_record,
             description="Text as word pieces (Hugging Face tokenizers): BERT 80/10/10, whole-word, span and "
-                        "masked-diffusion masking; infilling with mm fill.",
+            "masked-diffusion masking; infilling with mm fill.",
         )
     )
 

@@ -101,8 +101,9 @@ class TextFiles:
             found[f] = read_nonempty(f, self.unit, self.field, self.encoding, counts)
 
         if self.on_error == "skip":
-            files, _ = keep_readable(files, [-1] * len(files), read, "text", self.path, "UTF-8 (data.dataset.encoding) "
-                                     ".txt/.jsonl files with text")
+            files, _ = keep_readable(
+                files, [-1] * len(files), read, "text", self.path, "UTF-8 (data.dataset.encoding) .txt/.jsonl files with text"
+            )
         else:
             for f in files:
                 read(f)

@@ -35,23 +35,25 @@ def decode(path: Path, encoding: str = "utf-8") -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise refusal(f"cannot read text file {path}: {exc.strerror}; accepted: a readable .txt or .jsonl file",
-                      "unreadable") from None
+        raise refusal(f"cannot read text file {path}: {exc.strerror}; accepted: a readable .txt or .jsonl file", "unreadable") from None
     try:
         return data.decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise refusal(
-            f"{path}: line {line} (byte {exc.start}): bytes {data[exc.start:exc.start + 4]!r} are not valid {encoding}; accepted: "
+            f"{path}: line {line} (byte {exc.start}): bytes {data[exc.start : exc.start + 4]!r} are not valid {encoding}; accepted: "
             f"{encoding} text (convert it, e.g. iconv -f latin1 -t utf-8, or set data.dataset.encoding=latin-1)",
-            "not text") from None
+            "not text",
+        ) from None
     except LookupError:
-        raise ConfigError(f"data.dataset.encoding {encoding!r} is unknown; "
-                          f"accepted: a Python codec name such as utf-8 or latin-1") from None
+        raise ConfigError(
+            f"data.dataset.encoding {encoding!r} is unknown; accepted: a Python codec name such as utf-8 or latin-1"
+        ) from None
 
 
-def read_documents(path: Path, unit: str = "paragraph", field: str = "text", encoding: str = "utf-8",
-                   counts: dict[str, int] | None = None) -> list[Document]:
+def read_documents(
+    path: Path, unit: str = "paragraph", field: str = "text", encoding: str = "utf-8", counts: dict[str, int] | None = None
+) -> list[Document]:
     """Documents of one .txt or .jsonl file; ``counts["skipped"]`` grows by the empty ones dropped."""
     if unit not in UNITS:
         raise ConfigError(f"data.dataset.unit {unit!r} is unknown; accepted: {', '.join(UNITS)}")
@@ -90,18 +92,24 @@ def _jsonl(path: Path, text: str, field: str, counts: dict[str, int]) -> list[Do
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise refusal(f"{path}: line {i}: not JSON ({exc.msg} at column {exc.colno}); accepted: "
-                          f"one JSON object per line with a {field!r} string", "bad JSON line") from None
+            raise refusal(
+                f"{path}: line {i}: not JSON ({exc.msg} at column {exc.colno}); accepted: one JSON object per line with a {field!r} string",
+                "bad JSON line",
+            ) from None
         except RecursionError:
-            raise refusal(f"{path}: line {i}: JSON nested too deeply; accepted: one JSON object per line "
-                          f"with a {field!r} string", "bad JSON line") from None
+            raise refusal(
+                f"{path}: line {i}: JSON nested too deeply; accepted: one JSON object per line with a {field!r} string", "bad JSON line"
+            ) from None
         value = record.get(field) if isinstance(record, dict) else None
         if not isinstance(value, str):
             found = f"keys {sorted(record)}" if isinstance(record, dict) else f"a {type(record).__name__}"
             if isinstance(record, dict) and field in record:
                 found = f"{field!r} is a {type(value).__name__}"
-            raise refusal(f"{path}: line {i}: no {field!r} string (found {found}); accepted: one JSON object per "
-                          f"line with a {field!r} string (set data.dataset.field to use another key)", "bad JSON line")
+            raise refusal(
+                f"{path}: line {i}: no {field!r} string (found {found}); accepted: one JSON object per "
+                f"line with a {field!r} string (set data.dataset.field to use another key)",
+                "bad JSON line",
+            )
         if not value.strip():
             counts["skipped"] = counts.get("skipped", 0) + 1
             continue
@@ -115,8 +123,11 @@ def clean_text(value: str, where: str, reason: str = "not text") -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise refusal(f"{where} holds {value[exc.start]!r} at character {exc.start}, a lone "
-                      "surrogate escape, not a character; accepted: valid Unicode text", reason) from None
+        raise refusal(
+            f"{where} holds {value[exc.start]!r} at character {exc.start}, a lone "
+            "surrogate escape, not a character; accepted: valid Unicode text",
+            reason,
+        ) from None
     return " ".join(value.split())
 
 
@@ -138,15 +149,18 @@ def corpus_files(root: Path) -> list[Path]:
 def chunk_words(doc: Document, words: int) -> list[Document]:
     """Split a long document into pieces of at most ``words`` words (so crops lose nothing)."""
     parts = doc.text.split()
-    return [Document(" ".join(parts[i:i + words]), doc.file, doc.line) for i in range(0, len(parts), words)]
+    return [Document(" ".join(parts[i : i + words]), doc.file, doc.line) for i in range(0, len(parts), words)]
 
 
 def read_nonempty(path: Path, unit: str, field: str, encoding: str, counts: dict[str, int]) -> list[Document]:
     """`read_documents`, but a file with no document (empty, blank-only) is an error naming it."""
     docs = read_documents(path, unit, field, encoding, counts)
     if not docs:
-        raise refusal(f"{path} holds no non-empty document (the file is empty or blank); accepted: .txt/.jsonl files "
-                      "with text (in a folder, data.dataset.on_error=skip leaves such files out)", "empty")
+        raise refusal(
+            f"{path} holds no non-empty document (the file is empty or blank); accepted: .txt/.jsonl files "
+            "with text (in a folder, data.dataset.on_error=skip leaves such files out)",
+            "empty",
+        )
     return docs
 
 

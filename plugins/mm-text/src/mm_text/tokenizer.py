@@ -52,15 +52,18 @@ class TextTokenizer:
         if self.max_length < 1:
             raise ConfigError(f"model.tokenizer.max_length {self.max_length!r} is invalid; accepted: an integer >= 1")
         if isinstance(self.norm_eps, bool) or not 0 < self.norm_eps < 1:
-            raise ConfigError(f"model.tokenizer.norm_eps {self.norm_eps!r} is out of range; accepted: "
-                              "0 < norm_eps < 1, such as 1e-6 (BERT: 1e-12)")
+            raise ConfigError(
+                f"model.tokenizer.norm_eps {self.norm_eps!r} is out of range; accepted: 0 < norm_eps < 1, such as 1e-6 (BERT: 1e-12)"
+            )
         if self.train is not None and self.train not in KINDS:
             raise ConfigError(f"model.tokenizer.train {self.train!r} is unknown; accepted: {', '.join(KINDS)} or null")
         if self.path is not None and self.train is not None:
             raise ConfigError("model.tokenizer: set either path (an existing vocabulary) or train (learn one), not both")
         if self.path is None and self.train is None and self.tokenizer_json is None:
-            raise ConfigError("model.tokenizer: no vocabulary; accepted: path=<tokenizer.json or folder> "
-                              "or train=wordpiece|bpe (learned from the training data)")
+            raise ConfigError(
+                "model.tokenizer: no vocabulary; accepted: path=<tokenizer.json or folder> "
+                "or train=wordpiece|bpe (learned from the training data)"
+            )
         self._tok = None
         if self.tokenizer_json is not None:
             from tokenizers import Tokenizer
@@ -85,8 +88,10 @@ class TextTokenizer:
     @property
     def backend(self):
         if self._tok is None:
-            raise ConfigError("the text tokenizer has no vocabulary yet: it is learned by fit() on the training split "
-                              "(mm train does this); or set model.tokenizer.path")
+            raise ConfigError(
+                "the text tokenizer has no vocabulary yet: it is learned by fit() on the training split "
+                "(mm train does this); or set model.tokenizer.path"
+            )
         return self._tok
 
     @property
@@ -137,8 +142,9 @@ class TextTokenizer:
         """A prompt with [MASK] where words are to be filled; too long is an error, not a silent cut."""
         n = len(self.encode([text])[0].ids)
         if n > self.max_length:
-            raise DataError(f"{name} is {n} tokens long; accepted: at most {self.max_length} tokens "
-                            f"(model.tokenizer.max_length of this model)")
+            raise DataError(
+                f"{name} is {n} tokens long; accepted: at most {self.max_length} tokens (model.tokenizer.max_length of this model)"
+            )
         return {"text": text}
 
     def read_prompts(self, path: str) -> list[tuple[str, dict[str, Any]]]:

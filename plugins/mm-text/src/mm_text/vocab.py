@@ -69,8 +69,9 @@ def train_tokenizer(texts: Iterable[str], kind: str, vocab_size: int, lowercase:
         tok.normalizer = normalizers.Sequence(steps)
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        )
     else:
         raise ConfigError(f"model.tokenizer.train {kind!r} is unknown; accepted: {', '.join(KINDS)}")
     tok.train_from_iterator(texts, trainer=trainer)
@@ -86,5 +87,4 @@ def special_ids(tok: Tokenizer) -> dict[str, int | list[int]]:
     if found["mask"] is None:
         raise ConfigError("the tokenizer has no mask token; accepted: a vocabulary holding [MASK] or <mask>")
     specials = sorted({i for i, t in tok.get_added_tokens_decoder().items() if t.special} | {found["mask"]})
-    return {"mask": found["mask"], "pad": found["pad"] if found["pad"] is not None else found["mask"],
-            "specials": specials}
+    return {"mask": found["mask"], "pad": found["pad"] if found["pad"] is not None else found["mask"], "specials": specials}

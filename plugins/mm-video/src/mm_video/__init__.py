@@ -20,9 +20,19 @@ from .picture import frame_strip
 from .tokenizer import VideoTokenizer
 
 __all__ = [
-    "MovingDigits", "PatchEmbedder", "PatchHead", "PixelTarget", "RandomMasking", "TubeMasking", "VideoFolder",
-    "VideoTokenizer", "frame_strip", "read_video", "read_video_file",
+    "MovingDigits",
+    "PatchEmbedder",
+    "PatchHead",
+    "PixelTarget",
+    "RandomMasking",
+    "TubeMasking",
+    "VideoFolder",
+    "VideoTokenizer",
+    "frame_strip",
+    "read_video",
+    "read_video_file",
 ]
+
 
 @hookimpl
 def register_modalities(register):

@@ -48,14 +48,17 @@ class MovingDigits:
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_train < MNIST_SIZE:
-            raise ConfigError(f"data.dataset.num_train {self.num_train!r} is out of range; "
-                              f"accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)")
+            raise ConfigError(
+                f"data.dataset.num_train {self.num_train!r} is out of range; accepted: 1 to {MNIST_SIZE - 1} (the rest are the test split)"
+            )
 
     def build(self, tokenizer, split: str) -> Dataset:
         check_split(split)
         if min(tokenizer.image_size) < DIGIT:
-            raise ConfigError(f"model.tokenizer.image_size {tokenizer.image_size} is smaller than a {DIGIT}x{DIGIT} digit; "
-                              f"accepted: at least [{DIGIT}, {DIGIT}] for the moving-digits demo")
+            raise ConfigError(
+                f"model.tokenizer.image_size {tokenizer.image_size} is smaller than a {DIGIT}x{DIGIT} digit; "
+                f"accepted: at least [{DIGIT}, {DIGIT}] for the moving-digits demo"
+            )
         return _MovingDigits(*((0, self.num_train) if split == "train" else (self.num_train, MNIST_SIZE)), tokenizer)
 
 
@@ -73,8 +76,9 @@ class _Files(Dataset):
 
     def load(self, i: int, generator: torch.Generator | None = None) -> dict:
         tok = self.tokenizer
-        video = read_video(self.files[i], tok.num_frames, self.stride, tuple(tok.image_size), tok.channels, self.start,
-                           generator, self.min_stride)
+        video = read_video(
+            self.files[i], tok.num_frames, self.stride, tuple(tok.image_size), tok.channels, self.start, generator, self.min_stride
+        )
         return {"video": video, "label": self.labels[i]}
 
     def get(self, i: int, generator: torch.Generator | None) -> dict:
@@ -114,8 +118,10 @@ class VideoFolder:
         if not isinstance(self.stride, int) or self.stride < 1:
             raise ConfigError(f"data.dataset.stride {self.stride!r} is invalid; accepted: a positive integer (frames between samples)")
         if not isinstance(self.min_stride, int) or not 1 <= self.min_stride <= self.stride:
-            raise ConfigError(f"data.dataset.min_stride {self.min_stride!r} is invalid; accepted: an integer from 1 to "
-                              f"data.dataset.stride ({self.stride})")
+            raise ConfigError(
+                f"data.dataset.min_stride {self.min_stride!r} is invalid; accepted: an integer from 1 to "
+                f"data.dataset.stride ({self.stride})"
+            )
         check_test_fraction(self.test_fraction)
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"data.dataset.on_error {self.on_error!r} is unknown; accepted: {', '.join(ON_ERROR)}")
@@ -144,7 +150,15 @@ def from_record(tokenizer, record, generator: torch.Generator | None = None) -> 
     """
     name, value = record_field(record, VIDEO_FIELDS)
     tok = tokenizer
-    video = read_video(Encoded(as_bytes(value, name), name), tok.num_frames, VideoFolder.stride, tuple(tok.image_size),
-                       tok.channels, "random", generator, VideoFolder.min_stride)
+    video = read_video(
+        Encoded(as_bytes(value, name), name),
+        tok.num_frames,
+        VideoFolder.stride,
+        tuple(tok.image_size),
+        tok.channels,
+        "random",
+        generator,
+        VideoFolder.min_stride,
+    )
     label_name, label = record_field(record, LABEL_FIELDS, required=False)
     return {"video": video, "label": -1 if label_name is None else as_int(label, label_name)}

@@ -41,7 +41,7 @@ def moving_digit(digit: np.ndarray, index: int, num_frames: int, size: tuple[int
     cols = bounce(rng.uniform(0, W - DIGIT), speed * np.cos(angle), num_frames, W - DIGIT)
     clip = np.zeros((num_frames, H, W), dtype=np.uint8)
     for t, (r, c) in enumerate(zip(rows, cols)):
-        clip[t, r: r + DIGIT, c: c + DIGIT] = digit
+        clip[t, r : r + DIGIT, c : c + DIGIT] = digit
     return clip
 
 

@@ -31,8 +31,6 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no detail'}"
 
 
-
-
 def _open(path: str | Path | Encoded):
     try:
         container = av.open(path.open() if isinstance(path, Encoded) else str(path))
@@ -53,8 +51,11 @@ def probe_video(path: str | Path, needed: int = 1) -> None:
     count = container.streams.video[0].frames
     container.close()
     if 0 < count < needed:
-        raise refusal(f"video {path} has {count} frames, the clip needs {needed}; accepted: videos of at least {needed} "
-                      "frames, or lower data.dataset.min_stride or model.tokenizer.num_frames", "too short")
+        raise refusal(
+            f"video {path} has {count} frames, the clip needs {needed}; accepted: videos of at least {needed} "
+            "frames, or lower data.dataset.min_stride or model.tokenizer.num_frames",
+            "too short",
+        )
 
 
 def count_frames(path: str | Path) -> tuple[int, bool]:
@@ -79,7 +80,7 @@ def _to_array(frame, size: tuple[int, int], channels: int) -> np.ndarray:
     h, w = max(H, round(frame.height * scale)), max(W, round(frame.width * scale))
     arr = frame.to_ndarray(format="rgb24" if channels == 3 else "gray", width=w, height=h)
     top, left = (h - H) // 2, (w - W) // 2
-    arr = arr[top: top + H, left: left + W]
+    arr = arr[top : top + H, left : left + W]
     return arr if arr.ndim == 3 else arr[..., None]
 
 
@@ -97,15 +98,24 @@ def _decode(path, first: int, stride: int, num_frames: int, size, channels: int)
             if len(frames) == num_frames:
                 break
     except Exception as exc:  # noqa: BLE001 - FFmpeg, PyAV and a zero-sized frame raise many types
-        raise refusal(f"cannot decode video {path} after {decoded} frames: {_one_line(exc)}; accepted: {ACCEPTED}",
-                      "cannot be decoded") from None
+        raise refusal(
+            f"cannot decode video {path} after {decoded} frames: {_one_line(exc)}; accepted: {ACCEPTED}", "cannot be decoded"
+        ) from None
     finally:
         container.close()
     return frames, decoded
 
 
-def read_video(path: str | Path | Encoded, num_frames: int, stride: int, size: tuple[int, int], channels: int,
-               start: str = "center", generator: torch.Generator | None = None, min_stride: int | None = None) -> Tensor:
+def read_video(
+    path: str | Path | Encoded,
+    num_frames: int,
+    stride: int,
+    size: tuple[int, int],
+    channels: int,
+    start: str = "center",
+    generator: torch.Generator | None = None,
+    min_stride: int | None = None,
+) -> Tensor:
     """``num_frames`` frames ``stride`` apart of a file (or `Encoded` bytes) → uint8 [C, T, H, W].
 
     A clip too short for ``stride`` is read with the largest stride, down to
@@ -122,8 +132,10 @@ def read_video(path: str | Path | Encoded, num_frames: int, stride: int, size: t
     if len(frames) < num_frames and not declared:  # the packets overstated the frames: now the count is known
         frames, decoded = _window(decoded, *window)
     if len(frames) < num_frames:
-        raise refusal(f"video {path} is truncated: its header says {count} frames but only {decoded} decode; "
-                      f"accepted: complete {ACCEPTED}", "truncated")
+        raise refusal(
+            f"video {path} is truncated: its header says {count} frames but only {decoded} decode; accepted: complete {ACCEPTED}",
+            "truncated",
+        )
     return torch.from_numpy(np.ascontiguousarray(np.stack(frames).transpose(3, 0, 1, 2)))  # [C, T, H, W]
 
 
@@ -132,9 +144,12 @@ def _window(count, path, num_frames, stride, lowest, size, channels, start, gene
     fits = [s for s in range(stride, lowest - 1, -1) if frames_needed(num_frames, s) <= count]
     if not fits:
         lower = "model.tokenizer.num_frames" if lowest == 1 else "data.dataset.min_stride or model.tokenizer.num_frames"
-        raise refusal(f"video {path} has {count} frames, the clip needs {frames_needed(num_frames, lowest)} "
-                      f"(num_frames {num_frames} at stride {lowest}: (num_frames - 1) × stride + 1); accepted: videos "
-                      f"of at least {frames_needed(num_frames, lowest)} frames, or lower {lower}", "too short")
+        raise refusal(
+            f"video {path} has {count} frames, the clip needs {frames_needed(num_frames, lowest)} "
+            f"(num_frames {num_frames} at stride {lowest}: (num_frames - 1) × stride + 1); accepted: videos "
+            f"of at least {frames_needed(num_frames, lowest)} frames, or lower {lower}",
+            "too short",
+        )
     needed = frames_needed(num_frames, fits[0])
     first = int(torch.randint(count - needed + 1, (), generator=generator)) if start == "random" else (count - needed) // 2
     return _decode(path, first, fits[0], num_frames, size, channels)

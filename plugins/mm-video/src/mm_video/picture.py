@@ -33,5 +33,5 @@ def frame_strip(original: Tensor, masked: Tensor, reconstruction: Tensor, max_cl
         for r, rows in enumerate(clips):
             top = b * (block + CLIP_GAP) + r * (h + GAP)
             for t in range(T):
-                canvas[top: top + h, t * (w + GAP): t * (w + GAP) + w] = rows[b, t].repeat(s, axis=0).repeat(s, axis=1)
+                canvas[top : top + h, t * (w + GAP) : t * (w + GAP) + w] = rows[b, t].repeat(s, axis=0).repeat(s, axis=1)
     return Image.fromarray(canvas)

@@ -43,8 +43,10 @@ class VideoTokenizer:
         self.tubelet_size = _ints("tubelet_size", self.tubelet_size, 3, "[2, 16, 16]")
         pt, ph, pw = self.tubelet_size
         if self.num_frames % pt or self.image_size[0] % ph or self.image_size[1] % pw:
-            raise ConfigError(f"model.tokenizer.num_frames {self.num_frames} / image_size {self.image_size} are not divisible by "
-                              f"tubelet_size {self.tubelet_size}; accepted: multiples of the tubelet's frames, height and width")
+            raise ConfigError(
+                f"model.tokenizer.num_frames {self.num_frames} / image_size {self.image_size} are not divisible by "
+                f"tubelet_size {self.tubelet_size}; accepted: multiples of the tubelet's frames, height and width"
+            )
         if self.channels not in (1, 3):
             raise ConfigError(f"model.tokenizer.channels {self.channels!r} is invalid; accepted: 1 (grayscale) or 3 (RGB)")
         for name in ("mean", "std"):
@@ -53,8 +55,10 @@ class VideoTokenizer:
                 continue
             value = [float(v) for v in value]
             if len(value) != self.channels or (name == "std" and min(value) <= 0):
-                raise ConfigError(f"model.tokenizer.{name} {value} is invalid; accepted: one {'positive ' * (name == 'std')}"
-                                  f"number per channel ({self.channels}), or null")
+                raise ConfigError(
+                    f"model.tokenizer.{name} {value} is invalid; accepted: one {'positive ' * (name == 'std')}"
+                    f"number per channel ({self.channels}), or null"
+                )
             setattr(self, name, value)
 
     @property
@@ -88,8 +92,10 @@ class VideoTokenizer:
         B, C, T, H, W = x.shape
         pt, ph, pw = self.tubelet_size
         if C != self.channels or T % pt or H % ph or W % pw:
-            raise ValueError(f"clips of shape {list(x.shape)} do not fit the tokenizer; accepted: [B, {self.channels}, T, H, W] "
-                             f"with T, H, W multiples of tubelet_size {self.tubelet_size}")
+            raise ValueError(
+                f"clips of shape {list(x.shape)} do not fit the tokenizer; accepted: [B, {self.channels}, T, H, W] "
+                f"with T, H, W multiples of tubelet_size {self.tubelet_size}"
+            )
         stats = self._stats(x)
         if stats is not None:
             x = (x - stats[0]) / stats[1]
@@ -97,8 +103,7 @@ class VideoTokenizer:
         values = x.reshape(B, C, gt, pt, gh, ph, gw, pw).permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(B, gt * gh * gw, self.patch_dim)
         axes = [torch.arange(n, device=x.device, dtype=torch.float32) for n in (gt, gh, gw)]
         positions = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(1, gt * gh * gw, 3)
-        return Tokens(values=values, positions=positions, valid=None,
-                      meta={"grid": (gt, gh, gw), "tubelet_size": (pt, ph, pw)})
+        return Tokens(values=values, positions=positions, valid=None, meta={"grid": (gt, gh, gw), "tubelet_size": (pt, ph, pw)})
 
     def detokenize(self, values: Tensor, tokens: Tokens) -> Tensor:
         """[B, N, pt*ph*pw*C] → [B, C, T, H, W] in [0, 1] pixel space (not clamped)."""

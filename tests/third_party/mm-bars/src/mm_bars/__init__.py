@@ -68,9 +68,18 @@ class BarTarget(PatchTarget):
 
 @hookimpl
 def register_modalities(register):
-    register(Modality(name="bars", tokenizer=BarTokenizer, embedder=BarEmbedder, head=RegressionHead,
-                      default_policy="random", default_target="cells", style="mae",
-                      description="A digit as a bar of lit cells (a third party's test modality)."))
+    register(
+        Modality(
+            name="bars",
+            tokenizer=BarTokenizer,
+            embedder=BarEmbedder,
+            head=RegressionHead,
+            default_policy="random",
+            default_target="cells",
+            style="mae",
+            description="A digit as a bar of lit cells (a third party's test modality).",
+        )
+    )
 
 
 @hookimpl
