@@ -68,6 +68,7 @@ class StreamConfig:
 
     modality: str | None = None  # the plugin's modality; None: the stream's own name
     role: str = "both"  # both (masked by its policy), input (always seen), target (always predicted)
+    hide_weight: float = 1.0  # odds of being the stream a hide-one batch hides entirely (model.hide_one_prob)
     tokenizer: Any = field(default_factory=dict)
     masking: Any = field(default_factory=dict)
     target: Any = field(default_factory=dict)
@@ -137,7 +138,7 @@ BOUNDS: dict[type, dict[str, Bound]] = {
     },
     DataConfig: {"batch_size": integers(1), "num_workers": integers(0), "eval_batches": integers(1)},
     ModelConfig: {"hide_one_prob": numbers(0, 1), "input_keep_prob": numbers(0, 1), "style": OneOf((None, *STYLES))},
-    StreamConfig: {"role": OneOf(ROLES)},
+    StreamConfig: {"role": OneOf(ROLES), "hide_weight": numbers(0)},
     # depth 0: no blocks, the final norm alone; the upper bounds keep building the blocks quick
     TransformerConfig: {
         "dim": integers(1, 65536),

@@ -74,6 +74,7 @@ class Stream:
     policy: Any
     target: Any
     role: str
+    hide_weight: float = 1.0
 
 
 class JointCollate:
@@ -185,7 +186,8 @@ class JointModel(ModelFolder):
         """(the stream this batch hides entirely, the streams it leaves out), drawn on the host from the
         generator's seed: no device sync, and the same on resume.
 
-        With probability ``hide_one_prob`` one stream is hidden entirely; each other stream is then
+        With probability ``hide_one_prob`` one stream is hidden entirely (drawn with odds ``hide_weight``,
+        so a recipe can spend more of its budget on the direction it cares about); each other stream is then
         kept as an input with probability ``input_keep_prob`` (at least one is kept) and otherwise
         left out — hidden entirely and unscored — so the model also learns to predict from subsets
         of the modalities, e.g. text from the image alone when audio would have made it easy.
@@ -195,10 +197,11 @@ class JointModel(ModelFolder):
         rng = random.Random(generator.initial_seed())
         if rng.random() >= self.hide_one_prob:
             return None, frozenset()
-        candidates = [n for n, s in self.streams.items() if s.role != "input"]
+        candidates = [n for n, s in self.streams.items() if s.role != "input" and s.hide_weight > 0]
         if not candidates:
             return None, frozenset()
-        whole = rng.choice(candidates)
+        weights = [self.streams[n].hide_weight for n in candidates]
+        whole = rng.choice(candidates) if len(set(weights)) == 1 else rng.choices(candidates, weights)[0]
         others = [n for n in self.streams if n != whole]
         kept = [n for n in others if rng.random() < self.input_keep_prob] or ([rng.choice(others)] if others else [])
         return whole, frozenset(n for n in others if n not in kept)
@@ -278,7 +281,8 @@ class JointModel(ModelFolder):
         outputs = {}
         for name, t in tokens.items():
             scored = masks[name] if name not in left_out else torch.zeros_like(masks[name])  # left out: not scored
-            outputs[name] = score_slots(self.streams[name].target, self._scorer(self.streams[name]), name, t, scored, *preds[name])
+            stream = self.streams[name]
+            outputs[name] = score_slots(stream.target, self._scorer(stream), name, t, scored, *preds[name], stream.policy)
         return JointOutput(outputs, whole, left_out)
 
     def corrupted(
@@ -420,7 +424,10 @@ def build_streams(config: dict[str, Any]) -> dict[str, Stream]:
         target = build_part(registry.target, modality.name, entry.get("target") or {"name": modality.default_target})
         if hasattr(target, "bind"):
             target.bind(tokenizer)
-        streams[name] = Stream(name, modality, tokenizer, policy, target, role)
+        hide_weight = float(entry.get("hide_weight", 1.0))
+        if not hide_weight >= 0:
+            raise ConfigError(f"model.modalities.{name}.hide_weight {hide_weight!r} is out of range; accepted: a number >= 0")
+        streams[name] = Stream(name, modality, tokenizer, policy, target, role, hide_weight)
     if all(s.role == "target" for s in streams.values()):
         raise ConfigError(
             "model.modalities: every modality has role 'target'; accepted: at least one that the encoder may see (role 'both' or 'input')"

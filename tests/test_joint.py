@@ -61,6 +61,19 @@ def test_the_mixture_hides_one_whole_modality_per_batch_reproducibly(joint_regis
     assert make(hide_one_prob=0.0)(batch, generator=torch.Generator().manual_seed(0)).hidden_whole is None
 
 
+def test_hide_weight_sets_the_odds_of_the_stream_a_batch_hides_whole(joint_registry):
+    config = joint_config(hide_one_prob=1.0)
+    config["modalities"]["word"]["hide_weight"] = 4.0
+    model = JointModel(config)
+    chosen = [model.scenario(torch.Generator().manual_seed(s))[0] for s in range(400)]
+    assert 0.72 < chosen.count("word") / 400 < 0.88  # 4 in 5
+    config["modalities"]["signal"]["hide_weight"] = 0.0
+    assert {JointModel(config).scenario(torch.Generator().manual_seed(s))[0] for s in range(50)} == {"word"}
+    config["modalities"]["signal"]["hide_weight"] = -1.0
+    with pytest.raises(ConfigError, match="model.modalities.signal.hide_weight"):
+        JointModel(config)
+
+
 @pytest.mark.parametrize("style", ["mae", "bert"])
 def test_a_sample_missing_a_modality_has_it_void_and_unscored(joint_registry, style):
     model = make(style)
