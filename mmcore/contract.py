@@ -132,6 +132,9 @@ class MaskingPolicy(Protocol):
     # Optional, BERT style only: ``corrupt(tokens, hidden, generator) -> Tokens``
     # rewrites the values the encoder sees (BERT's 80% [MASK] / 10% random /
     # 10% kept); the model calls it when the policy defines it.
+    # Optional: ``token_weights(scored, valid) -> Tensor [B, N] | None`` weighs each scored
+    # token's loss (masked diffusion's per-sample ELBO weights L/k); the executor divides by the
+    # summed weights, so weights that sum to the valid length keep the loss per token.
 
 
 @runtime_checkable

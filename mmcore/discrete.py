@@ -36,7 +36,7 @@ from mmcore.commands import Command
 from mmcore.contract import Embedder, Head, Tokens
 from mmcore.errors import ConfigError, DataError, MMCoreError
 from mmcore.masking import uniform_noise
-from mmcore.sampling import check_prompts, fill
+from mmcore.sampling import check_prompts, fill, fill_first_hitting
 
 
 # -- budgets and ranking -------------------------------------------------------
@@ -195,16 +195,28 @@ class SpanMasking(BertMasking):
 
 @dataclass
 class DiffusionMasking:
-    """Masked-diffusion training (MDLM-style): one ratio t ~ U(min_ratio, ratio) per batch.
+    """Masked-diffusion training (MDLM-style): a mask ratio t ~ U(min_ratio, ratio), one per batch or one per sample.
 
-    Each sample hides ``round(t * valid_length)`` tokens, all shown as the mask
-    id (no 80/10/10), so the model learns to unmask at every noise level, which
-    is what iterative infilling asks of it. ``ratio`` is the upper bound.
+    With one t per batch each sample hides ``round(t * valid_length)`` tokens (at least 1), all shown as the
+    mask id (no 80/10/10), so the model learns to unmask at every noise level, which is what iterative
+    infilling asks of it. ``ratio`` is the upper bound.
+
+    The ELBO (defaults ratio=1, min_ratio=0). MDLM bounds -log p(x) of L tokens by E_t[(1/t) Σ_hidden CE];
+    integrating t out gives Zheng et al.'s time-free form L · E_k[mean CE of k hidden], k uniform on 1..L. With
+    one t per batch the executor's division by the scored count Σ_b round(t·L_b) ≈ t·Σ_b L_b *is* the 1/t weight,
+    so a step's loss is the ELBO per token at that t up to the rounding (k = round(t·L) is uniform on 1..L but
+    for P(1) = 1.5/L, P(L) = 0.5/L) — when a step is one micro-batch on one process: with accumulation or
+    several processes each micro-batch draws its own t and the pooled count weighs them by t.
+
+    ``per_sample=True`` draws t per sample, hides ``ceil(t·L)`` (exactly uniform on 1..L) and weighs each hidden
+    token ``L / k`` (`token_weights`, the time-free 1/t); the weights sum to Σ L, so the executor's reduction is
+    the ELBO in nats per token however a step is split. The default (one t per batch, no weights) is unchanged.
     """
 
     ratio: float = 1.0
     min_ratio: float = 0.0
-    fixed_budget = False  # the count follows t, drawn per batch: BERT style only (see mmcore.contract)
+    per_sample: bool = False
+    fixed_budget = False  # the count follows t, drawn per batch or sample: BERT style only (see mmcore.contract)
 
     def __post_init__(self) -> None:
         _check_ratio("model.masking.ratio", self.ratio)
@@ -218,9 +230,24 @@ class DiffusionMasking:
         B, N = valid.shape
         if self.ratio == 0:
             return torch.zeros_like(valid)
-        u = uniform_noise((1 + B * N,), valid.device, generator)
-        t = self.min_ratio + (self.ratio - self.min_ratio) * u[0]  # one device scalar per batch
-        return hide_whole_units(u[1:].view(B, N), budget_of_valid(valid, t), valid, None)
+        if not self.per_sample:
+            u = uniform_noise((1 + B * N,), valid.device, generator)
+            t = self.min_ratio + (self.ratio - self.min_ratio) * u[0]  # one device scalar per batch
+            return hide_whole_units(u[1:].view(B, N), budget_of_valid(valid, t), valid, None)
+        u = uniform_noise((B * (1 + N),), valid.device, generator)
+        t = self.min_ratio + (self.ratio - self.min_ratio) * u[:B, None]  # [B, 1] one ratio per sample
+        length = valid.sum(dim=1, keepdim=True)
+        count = torch.minimum((t * length).ceil().long().clamp_min(1), budget_of_valid(valid, self.ratio))
+        return hide_whole_units(u[B:].view(B, N), count, valid, None)
+
+    def token_weights(self, scored: Tensor, valid: Tensor | None) -> Tensor | None:
+        """[B, N] float32 weight of each scored (hidden ∩ valid) token in the loss, or None (all 1) without
+        ``per_sample``: ``valid_length / hidden_count`` of its sample, the time-agnostic 1/t."""
+        if not self.per_sample:
+            return None
+        length = scored.shape[1] if valid is None else valid.sum(dim=1, keepdim=True)
+        weight = torch.as_tensor(length, device=scored.device).to(torch.float32) / scored.sum(dim=1, keepdim=True).clamp_min(1)
+        return weight.expand(scored.shape) * scored
 
 
 # -- target, embedder, head ------------------------------------------------------
@@ -322,10 +349,20 @@ class VocabHead(Head):
 # -- mm fill -------------------------------------------------------------------
 
 
+SAMPLERS = ("maskgit", "first-hitting")  # mm fill --sampler
+
+
 def _configure_fill(p) -> None:
     p.add_argument("model", help="a model folder or Hub repo id (BERT style, discrete tokens)")
     p.add_argument("prompts", nargs="*", help="prompts with the tokenizer's mask token ([MASK] for text, <mask> for protein)")
     p.add_argument("--fasta", "--file", dest="file", help="read prompts from a file (FASTA records; .txt lines or .jsonl for text)")
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default="maskgit",
+        help="maskgit: confidence-ordered steps (--steps); first-hitting: the masked-diffusion reverse process, "
+        "one uniformly chosen mask filled per model call (n calls for n masks); default maskgit",
+    )
     p.add_argument("--steps", type=int, default=8, help="confidence-ordered decoding steps (MaskGIT); default 8")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = argmax; default 1")
     p.add_argument("--argmax", action="store_true", help="one shot: fill every position with its argmax in one pass")
@@ -349,7 +386,11 @@ def _run_fill(args) -> None:
 
     model = from_pretrained(args.model)
     if hasattr(model, "streams"):
+        if args.sampler != "maskgit":
+            raise MMCoreError(f"--sampler {args.sampler} fills models of one modality; a joint model fills with --sampler maskgit")
         return _run_joint_fill(model, args)
+    if args.sampler == "first-hitting" and args.argmax:
+        raise MMCoreError("--argmax is MaskGIT's one-shot fill; with --sampler first-hitting give --temperature 0 for argmax ids")
     if args.given or args.predict:
         raise MMCoreError(f"--given/--predict need a model of several modalities; this one is {model.modality.name!r} alone")
     tok = model.tokenizer
@@ -366,8 +407,12 @@ def _run_fill(args) -> None:
     batch = tok.collate([sample for _, sample in named])
     names = [name or f"prompt {i + 1}" for i, (name, _) in enumerate(named)]
     check_prompts(batch["ids"], batch.get("valid"), tok.mask_id, names, tok.mask_token)
-    steps, temperature = (1, 0.0) if args.argmax else (args.steps, args.temperature)
-    ids, _ = fill(model, batch, steps=steps, temperature=temperature, generator=torch.Generator().manual_seed(args.seed))
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.sampler == "first-hitting":
+        ids, _ = fill_first_hitting(model, batch, temperature=args.temperature, generator=generator)
+    else:
+        steps, temperature = (1, 0.0) if args.argmax else (args.steps, args.temperature)
+        ids, _ = fill(model, batch, steps=steps, temperature=temperature, generator=generator)
     valid = batch.get("valid")
     for i, (name, _) in enumerate(named):
         row = ids[i] if valid is None else ids[i][valid[i]]
@@ -408,13 +453,14 @@ FILL_COMMAND = Command(
     name="fill",
     help="fill the masked positions of text or sequences, or predict one modality of a joint model from others",
     usage='mm fill MODEL "The [MASK] sat on the [MASK]." | mm fill MODEL --fasta in.fa '
-    "[--steps N] [--temperature T] [--argmax] [--seed N] | "
+    "[--sampler maskgit|first-hitting] [--steps N] [--temperature T] [--argmax] [--seed N] | "
     "mm fill JOINT_MODEL --given image=seven.png --predict text | --given text=seven --predict image -o out.png",
     configure=_configure_fill,
     run=_run_fill,
     examples=(
         'mm fill runs/text-mlm/model "The [MASK] statement binds a [MASK] to a value."',
         "mm fill runs/protein-mlm/model --fasta masked.fa --steps 8",
+        'mm fill runs/text-mlm/model "The [MASK] [MASK] [MASK] a name." --sampler first-hitting',
         "mm fill runs/multimodal-digits/model --given image=seven.png --predict text",
     ),
 )

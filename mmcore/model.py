@@ -46,7 +46,7 @@ class MaskedOutput:
 
     loss: Tensor  # [] mean loss over hidden ∩ valid tokens of this micro-batch
     token_loss: Tensor  # [B, K] per hidden slot (the sum of the parts' losses)
-    weight: Tensor  # [B, K] 1.0 where the slot is hidden ∩ valid (scored), else 0.0
+    weight: Tensor  # [B, K] 1.0 where the slot is hidden ∩ valid (scored), or the policy's token weight; else 0.0
     pred: Tensor  # [B, K, D] predictions in target space
     index: Tensor  # [B, K] token index of each hidden slot
     hidden: Tensor  # [B, N] bool, True = hidden
@@ -318,7 +318,7 @@ class MaskedModel(ModelFolder):
 
     def score(self, tokens: Tokens, hidden: Tensor, pred: Tensor, index: Tensor) -> MaskedOutput:
         """Per-slot losses of the predictions at ``index`` against the target, by its own loss or the head's."""
-        return score_slots(self.target, self._scorer(), self.modality.name, tokens, hidden, pred, index)
+        return score_slots(self.target, self._scorer(), self.modality.name, tokens, hidden, pred, index, self.policy)
 
     # -- using what was learned --------------------------------------------
     @torch.no_grad()
@@ -364,14 +364,22 @@ def loss_part_names(scorer: Any, name: str) -> list[str]:
     return [f"{name}/{p}" for p in parts] if parts else [name]
 
 
-def score_slots(target: Any, scorer: Any, name: str, tokens: Tokens, hidden: Tensor, pred: Tensor, index: Tensor) -> MaskedOutput:
+def score_slots(
+    target: Any, scorer: Any, name: str, tokens: Tokens, hidden: Tensor, pred: Tensor, index: Tensor, policy: Any = None
+) -> MaskedOutput:
     """Score predictions at token ``index`` [B, K] against ``target(tokens)``: hidden ∩ valid slots
-    weigh 1, spare (void) slots 0; loss parts are named after ``name`` (the modality or stream)."""
+    weigh 1, or what the masking ``policy``'s ``token_weights(scored, valid)`` gives them where it
+    returns a [B, N] tensor (masked diffusion's ELBO weights); spare (void) slots 0; loss parts are
+    named after ``name`` (the modality or stream)."""
     with torch.no_grad():  # a target is data, even when a frozen network computes it
         values = target(tokens)  # [B, N, ...]
     values = values.gather(1, index.view(*index.shape, *([1] * (values.dim() - 2))).expand(-1, -1, *values.shape[2:]))
     scored = scored_mask(hidden, tokens.valid)
     weight = scored.gather(1, index).to(torch.float32)  # [B, K]
+    token_weights = getattr(policy, "token_weights", None)
+    weights = token_weights(scored, tokens.valid) if token_weights is not None else None
+    if weights is not None:
+        weight = weight * weights.gather(1, index)
     losses = scorer.loss(pred, values)  # [B, K] float32, or {part: [B, K]}
     names = loss_part_names(scorer, name)
     if isinstance(losses, dict):
