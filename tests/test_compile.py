@@ -105,9 +105,10 @@ CASES = [
     *RECIPES,
     "text:model.masking.name=span",
     "text:model.masking.name=diffusion",
-    "text:model.style=mae",
+    "text:model.masking.name=diffusion:model.masking.per_sample=true",
+    "text:model.style=mae:model.tokenizer.tie_embeddings=false",
     "image:model.masking.name=block",
-    "image:model.style=bert",
+    "image:model.style=bert:model.decoder_reads_class_token=false",
 ]
 
 
