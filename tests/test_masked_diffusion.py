@@ -2,13 +2,11 @@
 Gumbel noise, per-sample mask ratios and their ELBO weights, and mm fill --sampler first-hitting."""
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from mmcore.contract import Tokens
 from mmcore.discrete import DiffusionMasking, budget_of_valid, hide_whole_units
 from mmcore.errors import ConfigError
 from mmcore.sampling import (
@@ -18,6 +16,8 @@ from mmcore.sampling import (
     gumbel_noise,
     sample_categorical,
 )
+from mmcore.contract import Tokens
+from toy import sampler_stub
 
 MASK, V = 9, 10
 FLOAT32_CAP = -math.log(-math.log(1 - 2**-24))  # the largest float32 Gumbel noise, ≈ 16.64
@@ -33,24 +33,12 @@ class FavoursForbidden(nn.Module):
         return logits.scatter(-1, (pos.long() % 8 + 1)[..., None], 1.0)
 
 
-def stub_model(calls):
-    def embed(tokens, hidden):
-        calls.append(hidden.clone())
-        return tokens.positions.float().expand(tokens.values.shape[0], -1, -1).repeat(1, 1, 4)
-
-    tokenizer = SimpleNamespace(
-        vocab_size=V,
-        tokenize=lambda b: Tokens(
-            b["ids"], torch.arange(b["ids"].shape[1])[None, :, None], b.get("valid"), {"mask_id": MASK, "generate_ids": (1, 9)}
-        ),
-    )
-    return SimpleNamespace(
-        style="bert", tokenizer=tokenizer, embedder=embed, encoder=lambda x, valid: x, head=FavoursForbidden(), eval=lambda: None
-    )
-
-
 IDS = torch.tensor([[7, MASK, MASK, 3, MASK, MASK], [MASK, 2, 2, 2, 2, 0]])
 VALID = torch.tensor([[True] * 6, [True] * 5 + [False]])
+
+
+def stub_model(calls):
+    return sampler_stub(calls, FavoursForbidden(), mask_id=MASK, vocab_size=V)
 
 
 def test_first_hitting_fills_one_uniform_mask_per_call():

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from mmcore.contract import Tokens
 from mmcore.errors import ConfigError, DataError
 from mmcore.sampling import check_prompts, fill, remaining_after, sample_categorical
+from toy import sampler_stub
 
 MASK, V = 9, 10
 
@@ -24,19 +24,7 @@ class PositionLogits(nn.Module):
 
 
 def stub_model(calls):
-    def embed(tokens, hidden):
-        calls.append(hidden.clone())
-        return tokens.positions.float().expand(tokens.values.shape[0], -1, -1).repeat(1, 1, 4)
-
-    tokenizer = SimpleNamespace(
-        vocab_size=V,
-        tokenize=lambda b: Tokens(
-            b["ids"], torch.arange(b["ids"].shape[1])[None, :, None], b.get("valid"), {"mask_id": MASK, "generate_ids": (1, 9)}
-        ),
-    )
-    return SimpleNamespace(
-        style="bert", tokenizer=tokenizer, embedder=embed, encoder=lambda x, valid: x, head=PositionLogits(), eval=lambda: None
-    )
+    return sampler_stub(calls, PositionLogits(), mask_id=MASK, vocab_size=V)
 
 
 def test_schedule_is_cosine():

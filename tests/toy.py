@@ -7,6 +7,7 @@ including void tokens (padding) and both backbone styles.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -358,3 +359,19 @@ def train_recipe(recipe, out, resume=False, overwrite=False, kill_at=None, overr
     except Killed:
         pass
     return losses
+
+
+def sampler_stub(calls: list, head, mask_id: int, vocab_size: int):
+    """A BERT-style stand-in for the samplers of mmcore.sampling: embeds each token as its position
+    (so ``head`` decides the logits from where a token is) and records the hidden mask of every call."""
+
+    def embed(tokens, hidden):
+        calls.append(hidden.clone())
+        return tokens.positions.float().expand(tokens.values.shape[0], -1, -1).repeat(1, 1, 4)
+
+    def tokenize(batch):
+        positions = torch.arange(batch["ids"].shape[1])[None, :, None]
+        return Tokens(batch["ids"], positions, batch.get("valid"), {"mask_id": mask_id, "generate_ids": (1, mask_id)})
+
+    tokenizer = SimpleNamespace(vocab_size=vocab_size, tokenize=tokenize)
+    return SimpleNamespace(style="bert", tokenizer=tokenizer, embedder=embed, encoder=lambda x, valid: x, head=head, eval=lambda: None)
