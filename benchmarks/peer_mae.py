@@ -67,7 +67,7 @@ from mmcore.plugins import get_registry
 from mmcore.probe import extract_features, probe_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling text/protein benchmark
-from peer_mlm import optimizer_for, update  # noqa: E402
+from peer_mlm import optimizer_for, transformers_version, update  # noqa: E402
 
 RECIPE = "image-mae-demo"
 ROOT = Path(__file__).resolve().parent.parent
@@ -388,18 +388,8 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/peer-mae.json"))
     parser.add_argument("--png", default=str(ROOT / "docs/peer-mae.png"))
     args = parser.parse_args()
-    try:
-        import transformers
-
-        args.with_peer, version = True, transformers.__version__
-    except ImportError:
-        print(
-            "peer_mae: transformers is NOT installed (pip install 'transformers>=4.40'): there is no "
-            "ViTMAEForPreTraining to compare with; running and probing the mmcore side only",
-            file=sys.stderr,
-            flush=True,
-        )
-        args.with_peer, version = False, None
+    version = transformers_version("peer_mae", "ViTMAEForPreTraining")
+    args.with_peer = version is not None
     result = run(args)
     print("\n" + table(result))
     out = {"device": f"cpu ({torch.get_num_threads()} threads)", "torch": torch.__version__, "transformers": version, **result}

@@ -98,6 +98,21 @@ def build_peer(modality: str, cfg, tok):
     return "transformers.EsmForMaskedLM", transformers.EsmForMaskedLM(config)
 
 
+def transformers_version(script: str, peers: str) -> str | None:
+    """transformers' version, or None after saying on stderr that only the mmcore side will run."""
+    try:
+        import transformers
+    except ImportError:
+        print(
+            f"{script}: transformers is NOT installed (pip install 'transformers>=4.40'): there is no "
+            f"{peers} to compare with; running and scoring the mmcore side only",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    return transformers.__version__
+
+
 # -- training ------------------------------------------------------------------------------
 
 
@@ -295,18 +310,8 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/peer-mlm.json"))
     parser.add_argument("--png", default=str(ROOT / "docs/peer-mlm.png"))
     args = parser.parse_args()
-    try:
-        import transformers
-
-        args.with_peer, version = True, transformers.__version__
-    except ImportError:
-        print(
-            "peer_mlm: transformers is NOT installed (pip install 'transformers>=4.40'): there is no "
-            "BertForMaskedLM / EsmForMaskedLM to compare with; running and scoring the mmcore side only",
-            file=sys.stderr,
-            flush=True,
-        )
-        args.with_peer, version = False, None
+    version = transformers_version("peer_mlm", "BertForMaskedLM / EsmForMaskedLM")
+    args.with_peer = version is not None
     results = [run(m, args) for m in args.only or sorted(RECIPES, reverse=True)]
     print(
         f"\n{'modality':9s} {'side':30s} {'params':>8s} | {'steps':>5s} {'acc':>6s} {'ppl':>7s} | {'seconds':>7s} {'acc':>6s} {'ppl':>7s}"

@@ -18,6 +18,7 @@ import importlib.metadata
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -519,19 +520,24 @@ def own_frozen_target(model: nn.Module, target: nn.Module, prefix: str = "target
     """
     target.requires_grad_(False).eval()
     model.frozen_targets.append(target)
+    leave_out_of_state(model, lambda key: key.startswith(prefix))
 
-    def drop_target(module, state, key_prefix, local_metadata) -> None:
-        for key in [k for k in state if k.startswith(key_prefix + prefix)]:
+
+def leave_out_of_state(model: nn.Module, left_out: Callable[[str], bool]) -> None:
+    """Keys for which ``left_out(key)`` holds are dropped from ``model.state_dict()`` and not expected by
+    ``load_state_dict``: weights the model rebuilds itself (a frozen teacher, a tied matrix)."""
+
+    def drop(module, state, key_prefix, local_metadata) -> None:
+        for key in [k for k in state if k.startswith(key_prefix) and left_out(k[len(key_prefix) :])]:
             del state[key]
 
-    def is_target(key: str) -> bool:  # keys may carry the prefixes of DDP or torch.compile wrappers
-        return key.removeprefix("module.").removeprefix("_orig_mod.").startswith(prefix)
+    def allow_missing(module, incompatible) -> None:  # keys may carry the prefixes of DDP or torch.compile wrappers
+        incompatible.missing_keys[:] = [
+            k for k in incompatible.missing_keys if not left_out(k.removeprefix("module.").removeprefix("_orig_mod."))
+        ]
 
-    def allow_missing_target(module, incompatible) -> None:
-        incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if not is_target(k)]
-
-    model.register_state_dict_post_hook(drop_target)
-    model.register_load_state_dict_post_hook(allow_missing_target)
+    model.register_state_dict_post_hook(drop)
+    model.register_load_state_dict_post_hook(allow_missing)
 
 
 def tie_head(model: nn.Module, tokenizer: Any, embedder: nn.Module, head: nn.Module, prefix: str, style: str) -> None:
@@ -551,19 +557,8 @@ def tie_head(model: nn.Module, tokenizer: Any, embedder: nn.Module, head: nn.Mod
             f"(text, protein); got style {style!r}, head {type(head).__name__}; accepted: "
             "tie_embeddings false, or model.style=bert with a discrete-token modality"
         )
-    tied = [prefix + name for name in tie(embedder)]
-
-    def drop_tied(module, state, key_prefix, local_metadata) -> None:
-        for key in tied:
-            state.pop(key_prefix + key, None)
-
-    def allow_missing_tied(module, incompatible) -> None:  # keys may carry DDP or torch.compile prefixes
-        incompatible.missing_keys[:] = [
-            k for k in incompatible.missing_keys if k.removeprefix("module.").removeprefix("_orig_mod.") not in tied
-        ]
-
-    model.register_state_dict_post_hook(drop_tied)
-    model.register_load_state_dict_post_hook(allow_missing_tied)
+    tied = {prefix + name for name in tie(embedder)}
+    leave_out_of_state(model, tied.__contains__)
 
 
 def build_part(lookup, modality: str, options: dict[str, Any]) -> Any:

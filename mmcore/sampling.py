@@ -122,24 +122,29 @@ def fill(
     ``steps`` rounds of confidence-ordered decoding (1 = one shot); ``temperature``
     0 takes the argmax. Ids outside ``meta["generate_ids"]`` are never produced.
     """
-    if steps < 1:
-        raise ConfigError(f"steps {steps!r} is invalid; accepted: an integer >= 1")
-    if temperature < 0:
-        raise ConfigError(f"temperature {temperature!r} is invalid; accepted: a number >= 0 (0 = argmax)")
-    model.eval()
-    tokens = model.tokenizer.tokenize(batch)
-    valid = tokens.valid if tokens.valid is not None else torch.ones_like(tokens.values, dtype=torch.bool)
-    hidden = (tokens.values == tokens.meta["mask_id"]) & valid
+    check_steps(steps)
+    tokens, hidden, ids, allowed = fill_start(model, batch, temperature, torch.float64)
     filled = hidden.clone()
     total = hidden.sum(dim=1)
-    lo, hi = tokens.meta.get("generate_ids", (0, model.tokenizer.vocab_size))
-    ids = tokens.values.clone()
     for step in range(steps):
         if not hidden.any():
             break
         logits, index, slot = hidden_logits(model, Tokens(ids, tokens.positions, tokens.valid, tokens.meta), hidden)
-        commit_confident(ids, hidden, logits, index, slot, (step, steps, total), (lo, hi), temperature, generator)
+        commit_confident(ids, hidden, logits, index, slot, (step, steps, total), allowed, temperature, generator)
     return ids, filled
+
+
+def check_steps(steps: int) -> None:
+    if steps < 1:
+        raise ConfigError(f"steps {steps!r} is invalid; accepted: an integer >= 1")
+
+
+def forbid_outside(logits: Tensor, allowed: tuple[int, int]) -> Tensor:
+    """``logits`` [..., V] in place, every id outside ``allowed`` = (lo, hi) made impossible."""
+    lo, hi = allowed
+    logits[..., :lo] = float("-inf")
+    logits[..., hi:] = float("-inf")
+    return logits
 
 
 def commit_confident(
@@ -159,10 +164,7 @@ def commit_confident(
     (step, steps, total hidden at the start [B]); ids outside ``allowed`` = (lo, hi) are never produced.
     """
     step, steps, total = schedule
-    lo, hi = allowed
-    logits[..., :lo] = float("-inf")
-    logits[..., hi:] = float("-inf")
-    chosen, confidence = sample_categorical(logits, temperature, generator)  # [B, K]
+    chosen, confidence = sample_categorical(forbid_outside(logits, allowed), temperature, generator)  # [B, K]
     still = hidden.sum(dim=1)
     commit = (still - remaining_after(step, steps, total)).clamp_min(1) if step < steps - 1 else still
     rank = confidence.masked_fill(~slot, -1.0).argsort(dim=1, descending=True).argsort(dim=1)  # 0 = most confident
@@ -171,7 +173,7 @@ def commit_confident(
     hidden.scatter_(1, index, hidden.gather(1, index) & ~take)
 
 
-def _fill_start(model, batch: dict[str, Tensor], temperature: float, precision: torch.dtype):
+def fill_start(model, batch: dict[str, Tensor], temperature: float, precision: torch.dtype):
     """(tokens, hidden [B, N] = mask-id ∩ valid, ids [B, N] to fill in place, allowed ids (lo, hi))."""
     if temperature < 0:
         raise ConfigError(f"temperature {temperature!r} is invalid; accepted: a number >= 0 (0 = argmax)")
@@ -218,7 +220,7 @@ def fill_first_hitting(
     (a finished row rides along unchanged). Ids outside ``meta["generate_ids"]`` are never produced. The unmasking
     times, which a time-conditioned network would read, are `first_hitting_times`.
     """
-    tokens, hidden, ids, (lo, hi) = _fill_start(model, batch, temperature, precision)
+    tokens, hidden, ids, allowed = fill_start(model, batch, temperature, precision)
     filled = hidden.clone()
     rows = torch.arange(ids.shape[0], device=ids.device)
     while True:
@@ -229,9 +231,7 @@ def fill_first_hitting(
         pick = scores.masked_fill(~hidden, -1.0).argmax(dim=1)  # [B] a uniform hidden position per row
         states = shown_states(model, Tokens(ids, tokens.positions, tokens.valid, tokens.meta), hidden)
         logits = model.head(states[rows, pick][:, None]).float()  # [B, 1, V] at the picked positions only
-        logits[..., :lo] = float("-inf")
-        logits[..., hi:] = float("-inf")
-        chosen, _ = sample_categorical(logits, temperature, generator, precision)  # [B, 1]
+        chosen, _ = sample_categorical(forbid_outside(logits, allowed), temperature, generator, precision)  # [B, 1]
         ids[rows, pick] = torch.where(active, chosen[:, 0], ids[rows, pick])
         hidden[rows, pick] &= ~active
     return ids, filled
@@ -260,16 +260,14 @@ def fill_token_by_token(
     (Zheng et al. 2024). ``temperature`` 0 unmasks with probability 1/j to the argmax id. Ids outside
     ``meta["generate_ids"]`` are never produced.
     """
-    if steps < 1:
-        raise ConfigError(f"steps {steps!r} is invalid; accepted: an integer >= 1")
-    tokens, hidden, ids, (lo, hi) = _fill_start(model, batch, temperature, precision)
+    check_steps(steps)
+    tokens, hidden, ids, allowed = fill_start(model, batch, temperature, precision)
     filled = hidden.clone()
     for j in range(steps, 0, -1):
         if not hidden.any():
             break
         logits, index, slot = hidden_logits(model, Tokens(ids, tokens.positions, tokens.valid, tokens.meta), hidden)
-        logits[..., :lo] = float("-inf")
-        logits[..., hi:] = float("-inf")
+        forbid_outside(logits, allowed)
         stay = math.log1p(-1 / j) if j > 1 else float("-inf")  # log P(still masked at t_{j-1} | masked at t_j)
         if temperature == 0:
             chosen = logits.argmax(dim=-1)

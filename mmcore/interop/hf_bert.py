@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from mmcore.errors import ConfigError, DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
-from mmcore.interop.transformers_folder import load_pretrained, quiet_transformers
+from mmcore.interop.transformers_folder import float_weights, load_pretrained, quiet_transformers
 
 MODEL_TYPE = "bert"
 ARCHITECTURES = ("BertForMaskedLM", "BertForPreTraining")  # both hold BertForMaskedLM's weights
@@ -306,8 +306,7 @@ def to_bert(model: Any) -> nn.Module:
     check_exportable(model)
     transformers = transformers_module()
     tok, enc = model.tokenizer, model.encoder.config
-    ours = {k: v.detach().float() for k, v in model.state_dict().items()}
-    ours.setdefault("head.proj.weight", model.head.proj.weight.detach().float())  # tie_embeddings: stored once
+    ours = float_weights(model)
     D, V = enc.dim, tok.vocab_size
     tied = bool(torch.equal(ours["head.proj.weight"], ours["embedder.tokens.weight"]))
     cfg = transformers.BertConfig(

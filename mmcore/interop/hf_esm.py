@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from mmcore.errors import DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
-from mmcore.interop.transformers_folder import load_pretrained, quiet_transformers
+from mmcore.interop.transformers_folder import float_weights, load_pretrained, quiet_transformers
 
 MODEL_TYPE = "esm"
 CHECK_LENGTH = 40  # tokens of the random sequences the conversions are checked on (at most max_length)
@@ -245,8 +245,7 @@ def to_esm(model: Any) -> nn.Module:
     check_exportable(model)
     EsmConfig, EsmForMaskedLM = transformers_esm()
     enc, tok = model.encoder.config, model.tokenizer
-    ours = {k: v.detach().float() for k, v in model.state_dict().items()}
-    ours.setdefault("head.proj.weight", model.head.proj.weight.detach().float())  # tie_embeddings: stored once
+    ours = float_weights(model)
     tied = torch.equal(ours["head.proj.weight"], ours["embedder.tokens.weight"])
     tokens = alphabet()
     cfg = EsmConfig(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from mmcore.errors import DataError
 
@@ -63,3 +63,12 @@ def load_pretrained(cls: Any, folder: Path, left_out: tuple[str, ...] = ()) -> t
     if any(wrong.values()):
         raise DataError(f"weights {weights} do not match {cls.__name__}: " + ", ".join(f"{k} {v[:5]}" for k, v in wrong.items() if v))
     return peer.float().eval(), skipped
+
+
+def float_weights(model: nn.Module) -> dict[str, Tensor]:
+    """Every tensor of ``model`` as float32 under each of its names, for writing a peer's weights:
+    ``state_dict`` stores a tied matrix once (``tokenizer.tie_embeddings``), a peer wants it under both."""
+    weights = {k: v.detach().float() for k, v in model.state_dict().items()}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        weights.setdefault(name, p.detach().float())
+    return weights
