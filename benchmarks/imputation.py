@@ -88,7 +88,7 @@ def classical(method: str, rows: list[list], numeric: list[bool]) -> list[list]:
     return out
 
 
-def mmcore_impute(incomplete, workdir: Path, steps: int | None, seed: int, ratio: float | None = None) -> list[list]:
+def mmcore_impute(incomplete, workdir: Path, steps: int | None, seed: int, overrides: list[str] = ()) -> list[list]:
     """Train the tabular-remask recipe on the incomplete CSV, then `mm impute` it; the filled cells."""
     from mmcore.config import load_recipe
     from mmcore.plugins import get_registry
@@ -99,13 +99,11 @@ def mmcore_impute(incomplete, workdir: Path, steps: int | None, seed: int, ratio
     recipe = yaml.safe_load(Path(get_registry().recipe("tabular-remask")).read_text())
     recipe["data"]["dataset"] = {"name": "file", "path": str(data)}
     recipe["output_dir"] = str(workdir / "run")
-    if ratio is not None:
-        recipe["model"]["masking"]["ratio"] = ratio
     steps = steps or recipe["train"]["steps"]  # default: the recipe's own budget
     recipe["train"].update(steps=steps, seed=seed, log_every=max(1, steps // 4), checkpoint_every=steps)
     (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        folder = train(load_recipe(workdir / "recipe.yaml"), overwrite=True)
+        folder = train(load_recipe(workdir / "recipe.yaml", list(overrides)), overwrite=True)
         from mmcore import from_pretrained
 
         model = from_pretrained(str(folder))
@@ -128,7 +126,7 @@ def score(full, filled: list[list], removed, numeric, sds) -> tuple[float, float
     return (math.sqrt(sq / n) if n else float("nan")), (hit / m if m else float("nan"))
 
 
-def run(tables, rates, steps: int | None, seed: int, methods=METHODS, ratio: float | None = None) -> list[dict]:
+def run(tables, rates, steps: int | None, seed: int, methods=METHODS, overrides: list[str] = ()) -> list[dict]:
     results = []
     for name in tables:
         full = demo_table(name)
@@ -141,7 +139,7 @@ def run(tables, rates, steps: int | None, seed: int, methods=METHODS, ratio: flo
                 tick = time.perf_counter()
                 if method == "mmcore":
                     with tempfile.TemporaryDirectory() as tmp:
-                        filled, variants = mmcore_impute(incomplete, Path(tmp), steps, seed, ratio)
+                        filled, variants = mmcore_impute(incomplete, Path(tmp), steps, seed, overrides)
                     for key, rows in variants.items():  # both inference modes of the same model, for the record
                         rmse, acc = score(full, rows, removed, numeric, sds)
                         row[f"mmcore {key}"] = {"rmse": rmse, "acc": acc}
@@ -195,14 +193,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tables", nargs="*", default=list(DEMO_TABLES))
     parser.add_argument("--rates", nargs="*", type=float, default=list(RATES))
     parser.add_argument("--steps", type=int, default=None, help="training steps of each mmcore model (default: the recipe's)")
-    parser.add_argument("--ratio", type=float, default=None, help="re-mask ratio (default: the recipe's 0.5)")
+    parser.add_argument("--ratio", type=float, default=None, help="re-mask ratio (default: the recipe's)")
+    parser.add_argument("--set", action="append", default=[], help="recipe override for mmcore, e.g. train.base_lr=2e-3")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = run(args.tables, args.rates, args.steps, args.seed, args.methods, args.ratio)
+    overrides = args.set + ([f"model.masking.ratio={args.ratio}"] if args.ratio is not None else [])
+    results = run(args.tables, args.rates, args.steps, args.seed, args.methods, overrides)
     print(markdown(results))
     if "mmcore" in args.methods and len(args.methods) > 1:
         print(summary(results))

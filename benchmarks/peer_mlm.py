@@ -70,7 +70,8 @@ def hf_tokenizer(modality: str, tok):
 
 
 def build_peer(modality: str, cfg, tok):
-    """BertForMaskedLM / EsmForMaskedLM at the recipe's size, dropout off (mmcore's blocks have none)."""
+    """BertForMaskedLM / EsmForMaskedLM at the recipe's size and dropout (``model.encoder.dropout``, on the
+    blocks' branches and attention probabilities as mmcore's; BERT also drops its embedding output)."""
     import transformers
 
     enc = cfg.model.encoder
@@ -79,8 +80,8 @@ def build_peer(modality: str, cfg, tok):
         num_hidden_layers=enc.depth,
         num_attention_heads=enc.heads,
         intermediate_size=int(enc.dim * enc.mlp_ratio),
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=float(enc.get("dropout", 0.0)),
+        attention_probs_dropout_prob=float(enc.get("dropout", 0.0)),
         vocab_size=tok.vocab_size,
         pad_token_id=int(tok.pad_id),
     )

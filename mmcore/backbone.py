@@ -46,6 +46,8 @@ class TransformerConfig:
     # rotary positions (ESM-2, RoFormer) on queries and keys by each token's row; no weights, so no keys
     rotary: bool = False
     rotary_base: float = 10000.0
+    # BERT's hidden and attention-probability dropout (training only): small corpora overfit without it
+    dropout: float = 0.0
 
     def num_params(self) -> int:
         """Weights of the blocks and final norm, computed without building them (the size guard)."""
@@ -55,8 +57,9 @@ class TransformerConfig:
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = dropout  # on the attention probabilities, in training only
         if dim % heads:
             raise ValueError(f"transformer dim {dim} is not divisible by heads {heads}")
         self.heads = heads
@@ -80,30 +83,34 @@ class Attention(nn.Module):
             attn_mask = attn_mask.to(q.dtype)  # an additive bias must match the (autocast) query dtype
         if self.rotary_base is not None:  # ESM's order: queries scaled first, then rotated; no scaling after
             q, k = rotary(q * hd**-0.5, N - q.shape[2], self.rotary_base), rotary(k, 0, self.rotary_base)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=1.0)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.p(), scale=1.0)
             return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, h, Nq, hd]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.p())  # [B, h, Nq, hd]
         return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
+
+    def p(self) -> float:
+        return self.dropout if self.training else 0.0
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, eps: float = 1e-6, post: bool = False) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, eps: float = 1e-6, post: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.post = post  # BERT's post-norm: the norms follow the residual sums (same weights' keys)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = Attention(dim, heads)
+        self.attn = Attention(dim, heads, dropout)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.drop = nn.Dropout(dropout)  # on each branch's output before its residual sum, as BERT
 
     def forward(self, x: Tensor, attn_mask: Tensor | None, queries: int | None = None) -> Tensor:
         if self.post:  # x = LN(x + attn(x)); x = LN(x + mlp(x))
-            h = self.attn(x, attn_mask, queries)
+            h = self.drop(self.attn(x, attn_mask, queries))
             x = self.norm1((x if queries is None else x[:, x.shape[1] - queries :]) + h)
-            return self.norm2(x + self.mlp(x))
-        h = self.attn(self.norm1(x), attn_mask, queries)
+            return self.norm2(x + self.drop(self.mlp(x)))
+        h = self.drop(self.attn(self.norm1(x), attn_mask, queries))
         x = x + h if queries is None else x[:, x.shape[1] - queries :] + h
-        return x + self.mlp(self.norm2(x))
+        return x + self.drop(self.mlp(self.norm2(x)))
 
 
 class Transformer(nn.Module):
@@ -126,7 +133,9 @@ class Transformer(nn.Module):
             raise ConfigError(f"norm_placement {config.norm_placement!r} is unknown; accepted: {', '.join(NORM_PLACEMENTS)}")
         self.config = config
         post = config.norm_placement == "post"
-        self.blocks = nn.ModuleList(Block(config.dim, config.heads, config.mlp_ratio, config.norm_eps, post) for _ in range(config.depth))
+        self.blocks = nn.ModuleList(
+            Block(config.dim, config.heads, config.mlp_ratio, config.norm_eps, post, config.dropout) for _ in range(config.depth)
+        )
         # post-norm ends normalised already (BERT has no final norm): no weights, so no keys for it
         self.norm = nn.Identity() if post else nn.LayerNorm(config.dim, eps=config.norm_eps)
         self.apply(_init_weights)

@@ -148,6 +148,7 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "norm_eps": numbers(0, 1, low_open=True),
         "norm_placement": OneOf(NORM_PLACEMENTS),
         "rotary_base": numbers(1, low_open=True),
+        "dropout": numbers(0, 1, high_open=True),
     },
 }
 MAX_PARAMS = 20_000_000_000  # encoder + decoder: 80 GB of float32 weights, far beyond any recipe here

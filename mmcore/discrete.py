@@ -270,7 +270,7 @@ class TokenIdTarget:
 
 def norm_eps_of(tokenizer) -> float:
     """The epsilon of the embedder's and head's LayerNorms: the tokenizer's ``norm_eps`` option where it
-    has one (text: BERT's ``layer_norm_eps``, for `mmcore.interop.hf_bert`), else 1e-6 as always."""
+    has one (text: BERT's ``layer_norm_eps``, for mm-text's `mm_text.hf_bert`), else 1e-6 as always."""
     return float(getattr(tokenizer, "norm_eps", 1e-6))
 
 

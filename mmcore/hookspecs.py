@@ -95,3 +95,23 @@ def register_commands(register):
 
     :param register: ``register(command)`` with a `mmcore.Command`.
     """
+
+
+# --------------------------------------------------------------------------
+# peer libraries
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def register_peers(register):
+    """Add exact conversions between your modality's models and a peer library's (``mm export --to``,
+    ``mm import --from``), so the core converts a modality without importing its plugin.
+
+    :param register: ``register(peer, modality, export=None, kind=None, import_=None)`` with ``peer``
+        ``"timm"`` or ``"transformers"``. ``export(model, output) -> (folder, max_abs_difference)``
+        writes ``modality``'s models as a ``peer`` folder; ``import_(folder, output) -> (folder,
+        max_abs_difference, notes)`` reads the peer folders of ``kind`` (config.json's ``model_type``,
+        such as ``"bert"``: transformers folders only). Both refuse what they cannot convert exactly
+        with `mmcore.interop.NoExactPeer`; the core's own image, timm and ViTMAE paths apply where no
+        plugin registered one.
+    """

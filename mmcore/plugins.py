@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +40,10 @@ HOOKS = (
     "register_datasets",
     "register_recipes",
     "register_commands",
+    "register_peers",
 )
-KINDS = ("modalities", "policies", "targets", "datasets", "recipes", "commands")
+KINDS = ("modalities", "policies", "targets", "datasets", "recipes", "commands", "exporters", "importers")
+PEERS = ("timm", "transformers")  # the peer libraries whose folders `mmcore.interop` writes and reads
 
 
 def recipes_in(package: str) -> list[tuple[str, Path]]:
@@ -72,6 +75,8 @@ class PluginInfo:
             "datasets": sorted(f"{m}:{d}" for m, d in r["datasets"]),
             "recipes": sorted(r["recipes"]),
             "commands": sorted(r["commands"]),
+            "exporters": sorted(f"{p}:{m}" for p, m in r["exporters"]),
+            "importers": sorted(f"{p}:{k}" for p, k in r["importers"]),
         }
 
 
@@ -172,6 +177,16 @@ class Registry:
         """The registered ``mm`` subcommands, by name."""
         return [self.items["commands"][name] for name in self.names("commands")]
 
+    def exporter(self, peer: str, modality: str) -> Callable | None:
+        """A plugin's export of ``modality`` models to ``peer``, or None: `mmcore.interop` then uses its own
+        paths or refuses with the reason (`mmcore.interop.NoExactPeer`), not an unknown-name error."""
+        return self.items["exporters"].get((peer, modality))
+
+    def importer(self, peer: str, kind: Any) -> Callable | None:
+        """A plugin's import of ``peer`` folders of ``kind`` (transformers: config.json's ``model_type``), or None.
+        ``kind`` comes from a stranger's file: anything but a string is no kind."""
+        return self.items["importers"].get((peer, kind)) if isinstance(kind, str) else None
+
     def names(self, kind: str, modality: str | None = None) -> list[str]:
         keys = self.items[kind]
         if modality is None:
@@ -205,7 +220,19 @@ def _callback_args(impl, hook_name: str, staged: dict, registry: Registry, plugi
             raise PluginError(f"{kind[:-1]} {key!r} is already registered by plugin {other or plugin!r}")
         staged[kind][key] = value
 
-    if hook_name == "register_modalities":
+    def peers(peer: str, modality: str, export: Callable | None = None, kind: Any = None, import_: Callable | None = None) -> None:
+        if peer not in PEERS:
+            raise PluginError(f"unknown peer library {peer!r}; accepted: {', '.join(PEERS)}")
+        if (kind is None) != (import_ is None) or (import_ is not None and peer != "transformers"):
+            raise PluginError("import_ needs a kind, config.json's model_type, which only transformers folders have")
+        if export is not None:
+            put("exporters", (peer, modality), export)
+        if import_ is not None:
+            put("importers", (peer, kind), import_)
+
+    if hook_name == "register_peers":
+        register = peers
+    elif hook_name == "register_modalities":
         register = lambda modality: put("modalities", modality.name, modality)  # noqa: E731
     elif hook_name == "register_recipes":
         register = lambda name, path: put("recipes", name, str(path))  # noqa: E731

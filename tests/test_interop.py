@@ -332,3 +332,15 @@ def test_vitmae_refusals_write_nothing(tmp_path):
     with pytest.raises(DataError, match=r"do not match ViTMAEForPreTraining: missing \['vit.layers.1.mlp.fc2.weight'\]"):
         import_model(tmp_path / "cut", "transformers", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_known_peer_without_its_plugin_names_the_plugin(tmp_path, monkeypatch):
+    """A BERT folder when mm-text is not installed: the plugin to install, not ViTMAE's refusal."""
+    from mmcore.plugins import get_registry
+
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
+    monkeypatch.setitem(get_registry().items, "importers", {})
+    with pytest.raises(NoExactPeer, match="imported by the mm-text plugin, which is not installed; pip install mm-text"):
+        import_model(tmp_path / "bert", "transformers", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -1,4 +1,4 @@
-"""Text models ↔ transformers' BertForMaskedLM (mmcore.interop.hf_bert) with equal logits; tiny random peers,
+"""Text models ↔ transformers' BertForMaskedLM (mm_text.hf_bert) with equal logits; tiny random peers,
 a vocab.txt written here, no download."""
 
 import json
@@ -12,11 +12,11 @@ from mmcore.cli import main
 from mmcore.config import check_model_config
 from mmcore.errors import DataError
 from mmcore.interop import NoExactPeer, export_model, import_model
-from mmcore.interop.hf_bert import mmcore_logits, peer_logits, random_ids
 from mmcore.model import MaskedModel, record_sources
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("mm_text")
+from mm_text.hf_bert import mmcore_logits, peer_logits, random_ids  # noqa: E402
 
 ATOL = 1e-5
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "##s", "##ed", "a", "garden", "and", "barked", ".", ","]

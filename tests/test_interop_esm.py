@@ -1,4 +1,4 @@
-"""Protein ↔ transformers' EsmForMaskedLM (ESM-2 layout) with equal logits (mmcore.interop.hf_esm).
+"""Protein ↔ transformers' EsmForMaskedLM (ESM-2 layout) with equal logits (mm_protein.hf_esm).
 
 Tiny random ESM models built from EsmConfig (no download); every comparison is fp32, max abs ≤ 1e-5,
 on padded batches holding <mask> (so ESM's token dropout rescaling is exercised)."""
@@ -15,7 +15,6 @@ from mmcore.cli import main
 from mmcore.config import check_model_config
 from mmcore.errors import DataError
 from mmcore.interop import NoExactPeer, export_model, import_model
-from mmcore.interop.hf_esm import our_logits, peer_logits, random_sequences
 from mmcore.model import MaskedModel, record_sources
 from mmcore.testing import modality_checks
 
@@ -24,6 +23,7 @@ pytest.importorskip("mm_protein")
 from transformers import AutoTokenizer, EsmConfig, EsmForMaskedLM  # noqa: E402
 
 from mm_protein.alphabet import ID, TOKENS  # noqa: E402
+from mm_protein.hf_esm import our_logits, peer_logits, random_sequences  # noqa: E402
 
 ATOL = 1e-5
 ESM2 = {

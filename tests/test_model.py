@@ -118,6 +118,19 @@ def test_keep_last_matches_the_full_transformer():
     assert torch.allclose(net(x, key_valid)[:, -4:], net(x, key_valid, keep_last=4), atol=1e-6)
 
 
+def test_dropout_acts_in_training_only():
+    """BERT's dropout: two training forwards differ, evaluation is the dropout-free network exactly."""
+    from mmcore.backbone import Transformer, TransformerConfig
+
+    torch.manual_seed(0)
+    net = Transformer(TransformerConfig(dim=16, depth=2, heads=2, dropout=0.3))
+    plain = Transformer(TransformerConfig(dim=16, depth=2, heads=2))
+    plain.load_state_dict(net.state_dict())  # dropout adds no weights
+    x = torch.randn(3, 10, 16)
+    assert not torch.allclose(net(x), net(x))
+    assert torch.equal(net.eval()(x), plain.eval()(x))
+
+
 def test_toy_modality_passes_the_conformance_suite(toy_registry):
     from mmcore.testing import modality_checks
     from toy import SignalTokenizer, Waves

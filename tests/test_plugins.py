@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 from mmcore import Modality, hookimpl, plugins
 from mmcore.cli import main
@@ -129,3 +130,57 @@ def test_misspelled_hook_is_reported():
 def test_unknown_policy_lists_the_choices(toy_registry):
     with pytest.raises(PluginError, match="unknown masking policy 'tube' for modality 'signal'; available: random, random_of_valid"):
         toy_registry.policy("signal", "tube")
+
+
+def test_text_and_protein_register_their_transformers_peers(toy_registry):
+    """The core names no plugin: mm-text and mm-protein hand their converters over through register_peers."""
+    pytest.importorskip("mm_text")
+    pytest.importorskip("mm_protein")
+    from mm_protein import hf_esm
+    from mm_text import hf_bert
+
+    assert toy_registry.exporter("transformers", "text") is hf_bert.export_bert
+    assert toy_registry.importer("transformers", "bert") is hf_bert.import_bert
+    assert toy_registry.exporter("transformers", "protein") is hf_esm.export_esm
+    assert toy_registry.importer("transformers", "esm") is hf_esm.import_esm
+    assert toy_registry.exporter("timm", "text") is None and toy_registry.importer("transformers", ["bert"]) is None
+    summaries = {p.name: p.summary() for p in toy_registry.plugins.values()}
+    assert summaries["text"]["exporters"] == ["transformers:text"] and summaries["protein"]["importers"] == ["transformers:esm"]
+
+
+def test_unregistered_peer_pair_is_refused_with_the_reason(toy_registry):
+    from mmcore.interop import NoExactPeer, export_model
+
+    class Video(torch.nn.Module):
+        config = {"modality": "video"}
+
+    with pytest.raises(
+        NoExactPeer, match="no exact transformers peer for modality 'video' yet: the natural peer, transformers' VideoMAEModel"
+    ):
+        export_model(Video(), "transformers", "unused")
+
+
+def test_peer_registrations_are_checked():
+    def export(model, output):
+        return output, 0.0
+
+    class Peers:
+        @hookimpl
+        def register_peers(self, register):
+            register("transformers", "signal", export=export)
+
+    class Onnx:
+        @hookimpl
+        def register_peers(self, register):
+            register("onnx", "signal", export=export)
+
+    class Timm:
+        @hookimpl
+        def register_peers(self, register):
+            register("timm", "signal", kind="vit", import_=export)
+
+    registry = Registry()
+    assert registry.add_plugin(Peers(), "peers").error is None and registry.exporter("transformers", "signal") is export
+    assert "already registered by plugin 'peers'" in registry.add_plugin(Peers(), "again").error
+    assert "unknown peer library 'onnx'; accepted: timm, transformers" in registry.add_plugin(Onnx(), "onnx").error
+    assert "which only transformers folders have" in registry.add_plugin(Timm(), "timm").error

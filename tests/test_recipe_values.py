@@ -63,6 +63,8 @@ BAD_VALUES = [  # (override(s), key named, accepted range named)
     ("model.decoder.heads=0", "model.decoder.heads", r"an integer in \[1, 1024\]"),
     ("model.encoder.mlp_ratio=0", "model.encoder.mlp_ratio", r"a finite number in \(0, 64\]"),
     ("model.encoder.mlp_ratio=nan", "model.encoder.mlp_ratio", r"a finite number in \(0, 64\]"),
+    ("model.encoder.dropout=1.0", "model.encoder.dropout", r"a finite number in \[0, 1\)"),
+    ("model.encoder.dropout=-0.1", "model.encoder.dropout", r"a finite number in \[0, 1\)"),
     ("model.encoder.heads=3", "model.encoder.heads", "a divisor of model.encoder.dim 32, e.g. 4"),
     ("model.decoder.heads=5", "model.decoder.heads", "a divisor of model.decoder.dim 16, e.g. 4"),
     (
@@ -297,6 +299,7 @@ def test_a_good_config_json_still_loads(tmp_path, toy_registry):
         "norm_placement": "pre",
         "rotary": False,
         "rotary_base": 10000.0,
+        "dropout": 0.0,
     }
 
 

@@ -122,7 +122,7 @@ def test_parameter_counts_are_berts_and_esms():
 
 
 def test_tied_text_model_exports_tied_to_bert():
-    from mmcore.interop.hf_bert import logits_difference, to_bert
+    from mm_text.hf_bert import logits_difference, to_bert
 
     model = text_model(norm_placement="post", norm_eps=1e-12)
     model.tokenizer.norm_eps = 1e-12

@@ -10,9 +10,10 @@ so a refusal or a crash leaves nothing half-written. Peers now: timm's
 ``VisionTransformer`` for image, audio (spectrogram) and video (one tubelet
 spanning the clip) encoders both ways (`mmcore.interop.timm_vit`),
 transformers' ``ViTMAEForPreTraining`` for image MAEs both ways, decoder included
-(`mmcore.interop.hf_vitmae`), and transformers'
-``BertForMaskedLM`` for text models both ways (`mmcore.interop.hf_bert`), and
-``EsmForMaskedLM`` (ESM-2) for protein models both ways (`mmcore.interop.hf_esm`).
+(`mmcore.interop.hf_vitmae`), and, asked first, those plugins add through their ``register_peers``
+hook: transformers' ``BertForMaskedLM`` for text models both ways (mm-text's ``mm_text.hf_bert``)
+and ``EsmForMaskedLM`` (ESM-2) for protein models both ways (mm-protein's ``mm_protein.hf_esm``).
+The core imports no plugin: those mappings need the modality's own tokenizer or alphabet.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import torch
 
 from mmcore.errors import ConfigError, DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
+from mmcore.plugins import PEERS, get_registry, install_hint
 
-PEERS = ("timm", "transformers")
 TOLERANCE = 1e-4  # max abs difference the commands accept on random inputs (fp32; tiny models reach ~1e-6)
+
+PLUGIN_OF_KIND = {"bert": "mm-text", "esm": "mm-protein"}  # transformers model_type → the plugin that imports it
 
 NOT_YET: dict[tuple[str, str], str] = {  # (peer, modality) → why there is no exact mapping yet
     ("transformers", "video"): "the natural peer, transformers' VideoMAEModel (Conv3d tubelets), is not mapped yet; "
@@ -56,18 +59,13 @@ def export_model(model: Any, to: str, output: str | os.PathLike[str]) -> tuple[P
         raise NoExactPeer(
             f"no exact {to} peer for a joint model (streams {sorted(model.config['modalities'])}): peers hold one modality's encoder"
         )
-    if (to, modality) == ("transformers", "text"):  # BertForMaskedLM (mmcore.interop.hf_bert)
-        from mmcore.interop import hf_bert
-
-        return hf_bert.export_bert(model, output)
+    export = get_registry().exporter(to, modality)
+    if export is not None:  # a plugin's peer (register_peers): BertForMaskedLM for text, EsmForMaskedLM for protein
+        return export(model, output)
     if (to, modality) == ("transformers", "image"):  # ViTMAEForPreTraining (mmcore.interop.hf_vitmae)
         from mmcore.interop import hf_vitmae
 
         return hf_vitmae.export_vitmae(model, output)
-    if (to, modality) == ("transformers", "protein"):  # EsmForMaskedLM, ESM-2's layout (mmcore.interop.hf_esm)
-        from mmcore.interop import hf_esm
-
-        return hf_esm.export_esm(model, output)
     if (to, modality) in (("timm", "audio"), ("timm", "video")):  # spectrogram / frames-as-channels layouts
         return timm_vit.export_timm(model, output)
     if to != "timm" or modality != "image":
@@ -92,15 +90,18 @@ def import_model(folder: str | os.PathLike[str], source: str, output: str | os.P
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"no peer folder at {folder}: expected a folder with config.json and model.safetensors")
-    if source == "transformers":  # dispatched on config.json's model_type; vit_mae (and anything else) below
-        from mmcore.interop import hf_bert, hf_esm
+    if source == "transformers":  # a plugin's importer for config.json's model_type (bert, esm); vit_mae (and anything else) below
         from mmcore.interop.transformers_folder import model_type
 
         kind = model_type(folder)
-        if kind == hf_bert.MODEL_TYPE:  # BertForMaskedLM → an mmcore text model
-            return hf_bert.import_bert(folder, output)
-        if kind == hf_esm.MODEL_TYPE:  # EsmForMaskedLM (ESM-2) → an mmcore protein model
-            return hf_esm.import_esm(folder, output)
+        import_ = get_registry().importer(source, kind)
+        if import_ is not None:
+            return import_(folder, output)
+        if kind in PLUGIN_OF_KIND:  # a known peer whose plugin is not installed: say which to install
+            plugin = PLUGIN_OF_KIND[kind]
+            raise NoExactPeer(
+                f"{folder}: model_type {kind!r} is imported by the {plugin} plugin, which is not installed; {install_hint(plugin)}"
+            )
     if source == "timm" and timm_vit.recorded_modality(folder) in ("audio", "video"):  # config.json's "mmcore" entry
         return timm_vit.import_timm(folder, output)
     out = free_output(output)

@@ -69,3 +69,10 @@ def register_commands(register):
     from .commands import SCORE_COMMAND  # mm score: variant effects (ESM-1v scores)
 
     register(SCORE_COMMAND)
+
+
+@hookimpl
+def register_peers(register):
+    from . import hf_esm  # EsmForMaskedLM (ESM-2) both ways; transformers itself is imported only on use
+
+    register("transformers", "protein", export=hf_esm.export_esm, kind=hf_esm.MODEL_TYPE, import_=hf_esm.import_esm)

@@ -2,7 +2,7 @@
 sees few shapes; padding is void: never attended to nor scored.
 
 The options after ``max_length`` exist so that ESM-2 weights (transformers' ``EsmForMaskedLM``,
-`mmcore.interop.hf_esm`) give ESM's outputs here; their defaults leave every model as it was:
+`mm_protein.hf_esm`) give ESM's outputs here; their defaults leave every model as it was:
 ``ends`` wraps each sequence in ESM's ``<cls>`` ... ``<eos>``; the rest configure the protein
 embedder and head (`mm_protein.layers`), which read them from the tokenizer they are built with."""
 

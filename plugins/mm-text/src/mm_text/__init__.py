@@ -67,3 +67,10 @@ def register_recipes(register):
 @hookimpl
 def register_commands(register):
     register(FILL_COMMAND)  # mm fill, shared with the other discrete modalities
+
+
+@hookimpl
+def register_peers(register):
+    from . import hf_bert  # BertForMaskedLM both ways; transformers itself is imported only on use
+
+    register("transformers", "text", export=hf_bert.export_bert, kind=hf_bert.MODEL_TYPE, import_=hf_bert.import_bert)

@@ -33,6 +33,9 @@ Refused by name, never converted approximately: other activations (``gelu_new``,
 configurations, a folder without the vocabulary its ids mean; on export, a
 pre-norm text model, a class token, an MAE-style text model, unequal
 embedder/encoder epsilons and backbone options BERT lacks.
+
+It lives in the text plugin because it needs the text tokenizer; the plugin's ``register_peers``
+hook hands `export_bert` and `import_bert` to `mmcore.interop`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from torch import Tensor, nn
 from mmcore.errors import ConfigError, DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
 from mmcore.interop.transformers_folder import float_weights, load_pretrained, quiet_transformers
+
+from .tokenizer import TextTokenizer
 
 MODEL_TYPE = "bert"
 ARCHITECTURES = ("BertForMaskedLM", "BertForPreTraining")  # both hold BertForMaskedLM's weights
@@ -135,9 +140,6 @@ def load_bert(folder: Path) -> tuple[nn.Module, dict[str, Any], list[str]]:
 def vocabulary(folder: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """The text tokenizer's options for the folder's own vocabulary (tokenizer.json, else vocab.txt),
     kept whole as ``tokenizer_json`` so the model folder needs nothing outside it."""
-    from mmcore.plugins import get_registry
-
-    TextTokenizer = get_registry().modality("text").tokenizer  # mm-text's, through the registry
     if not ((folder / "tokenizer.json").is_file() or (folder / "vocab.txt").is_file()):
         raise DataError(
             f"{folder}: no vocab.txt or tokenizer.json; accepted: the BERT folder with the vocabulary "

@@ -16,6 +16,9 @@ are still equal, else written with ``tie_word_embeddings: false``).
 Refused by name: learned absolute positions (ESM-1b, ESM-1v), causal or cross attention, ESMFold,
 another vocabulary, rotary frequencies stored at another precision than computed, and, on export,
 a protein model without the options above (learned positions, no rotary, MAE style, post-norm).
+
+It lives in the protein plugin because it needs the protein alphabet; the plugin's ``register_peers``
+hook hands `export_esm` and `import_esm` to `mmcore.interop`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from mmcore.errors import DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
 from mmcore.interop.transformers_folder import float_weights, load_pretrained, quiet_transformers
 
+from .alphabet import TOKENS
+
 MODEL_TYPE = "esm"
 CHECK_LENGTH = 40  # tokens of the random sequences the conversions are checked on (at most max_length)
 
@@ -46,8 +51,6 @@ def transformers_esm():
 
 
 def alphabet() -> list[str]:
-    from mm_protein.alphabet import TOKENS
-
     return list(TOKENS)
 
 
