@@ -34,7 +34,10 @@ class TransformerConfig:
     the token count callers see is unchanged), and every LayerNorm's epsilon.
 
     ``norm_placement``: ``pre`` (default) normalises each sublayer's input and ends with a final norm;
-    ``post`` (BERT) normalises after each residual sum, ``x = LN(x + f(x))``, with no final norm."""
+    ``post`` (BERT) normalises after each residual sum, ``x = LN(x + f(x))``, with no final norm.
+
+    ``dropout``: BERT's hidden and attention-probability dropout, active in training only; no weights,
+    so models trained with and without it load into each other."""
 
     dim: int = 192
     depth: int = 12

@@ -44,6 +44,7 @@ def test_typed_recipe_with_overrides(recipe):
         "norm_placement": "pre",
         "rotary": False,
         "rotary_base": 10000.0,
+        "dropout": 0.0,
     }
 
 

@@ -259,8 +259,8 @@ def to_esm(model: Any) -> nn.Module:
         num_hidden_layers=enc.depth,
         num_attention_heads=enc.heads,
         intermediate_size=int(enc.dim * enc.mlp_ratio),
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=float(enc.dropout),  # training only, as mmcore's encoder.dropout
+        attention_probs_dropout_prob=float(enc.dropout),
         max_position_embeddings=tok.max_length + (0 if tok.ends else 2),  # ESM's tokenizer adds <cls> and <eos>
         layer_norm_eps=enc.norm_eps,
         position_embedding_type="rotary",

@@ -24,8 +24,9 @@ its own (so an imported BERT goes back out untied: its word rows hold
 
 Inputs: mmcore's text tokenizer adds no [CLS]/[SEP] (BERT's tokenizer adds
 them), so outputs are compared on the same token ids, with the same padding
-(mmcore's ``valid`` is BERT's ``attention_mask``). Dropout is left out: mmcore's
-blocks have none, and an export sets BERT's dropout probabilities to 0.
+(mmcore's ``valid`` is BERT's ``attention_mask``). An export carries
+``encoder.dropout`` into BERT's hidden and attention dropout (inactive in evaluation, so the
+outputs compared are the same); an import leaves mmcore's at 0.
 
 Refused by name, never converted approximately: other activations (``gelu_new``,
 ``relu``...), relative position embeddings (``position_embedding_type``
@@ -323,8 +324,8 @@ def to_bert(model: Any) -> nn.Module:
         layer_norm_eps=enc.norm_eps,
         pad_token_id=int(tok.pad_id),
         tie_word_embeddings=tied,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,  # mmcore's blocks have no dropout
+        hidden_dropout_prob=float(enc.dropout),
+        attention_probs_dropout_prob=float(enc.dropout),  # training only: the compared outputs are unaffected
         architectures=["BertForMaskedLM"],
     )
     with quiet_transformers():
