@@ -479,7 +479,7 @@ def check_routable(policy: Any, name: str, style: str) -> None:
     MAE style's fixed encoder slots."""
     if style == "mae" and not getattr(policy, "fixed_budget", True):
         raise ConfigError(
-            f"masking policy {name!r} hides a count drawn per batch, which the MAE style's fixed "
+            f"masking policy {name!r} hides a count drawn per batch or per row, which the MAE style's fixed "
             "encoder slots cannot route; accepted: model.style=bert with this policy, or another policy"
         )
 

@@ -108,6 +108,9 @@ def test_remasked_passes_are_seeded_and_fill_the_same_cells(model_dir, tmp_path)
     assert a.rows == b.rows  # repeatable
     assert [[c is None for c in r] for r in once.rows] == [[c is None for c in r] for r in a.rows]
     assert choose_passes([[1, 2, None, 4, 5]] * 2) > 1 and choose_passes([[1, None]] * 2) == 1
+    from mm_tabular import RemaskMasking
+
+    assert choose_passes([[1, 2, None, 4, 5]] * 2, RemaskMasking(ratio=0.5, min_ratio=0.1)) == 1  # trained on near-full rows
 
 
 def test_header_only_table_is_refused(model_dir, tmp_path, capsys):

@@ -29,6 +29,31 @@ def test_remask_hides_a_fixed_count_rescoring_only_a_ratio_of_observed_cells():
     assert torch.equal(seen.sum(1).float(), observed - scored)
 
 
+def test_remask_with_min_ratio_draws_each_rows_share_of_its_observed_cells():
+    tokens = _tokens(rows=2000, columns=20, missing=0.1)
+    policy = RemaskMasking(ratio=0.5, min_ratio=0.1)
+    hidden = policy(tokens, torch.Generator().manual_seed(1))
+    assert not (hidden & ~tokens.valid).any() and not policy.fixed_budget  # observed cells only, a count per row
+    share = hidden.sum(1).float() / tokens.valid.sum(1).float()
+    assert share.min() >= 0.05 and share.max() <= 0.55 + 1e-6  # round(r * observed), r in [0.1, 0.5]
+    assert abs(share.mean().item() - 0.3) < 0.02 and share.std() > 0.08  # spread over the range, not one ratio
+    assert torch.equal(hidden, policy(tokens, torch.Generator().manual_seed(1)))  # seeded
+    with pytest.raises(ConfigError, match=r"min_ratio 0.6 is out of range; accepted: 0 <= min_ratio <= ratio \(0.5\)"):
+        RemaskMasking(ratio=0.5, min_ratio=0.6)
+
+
+def test_remask_with_min_ratio_trains_in_bert_style_and_is_refused_in_mae_style(tokenizer_options, samples):
+    config = tiny_config("tabular", "remask", style="bert", tokenizer=tokenizer_options)
+    config["masking"] = {"name": "remask", "ratio": 0.5, "min_ratio": 0.2}
+    torch.manual_seed(0)
+    model = MaskedModel(config)
+    out = model(model.tokenizer.collate(samples), generator=torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and model.embedder.mask_token.grad is not None
+    with pytest.raises(ConfigError, match="fixed"):
+        MaskedModel(dict(config, style="mae"))
+
+
 def test_random_masking_hides_observed_cells_first():
     tokens = _tokens(missing=0.7)
     hidden = RandomMasking(ratio=0.5)(tokens, torch.Generator().manual_seed(0))

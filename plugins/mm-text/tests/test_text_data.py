@@ -1,9 +1,12 @@
 import json
 import logging
+import sysconfig
+from pathlib import Path
 
 import pytest
 
 from mm_text import TextDemo, TextFiles, demo_paragraphs
+from mm_text.data import docstring_documents
 from mmcore.errors import ConfigError, DataError
 
 
@@ -73,6 +76,20 @@ def test_demo_corpus_is_real_prose_and_split_by_document():
     assert any("assignment statement" in p.lower() for p in paras)
     train, test = TextDemo().build(None, "train"), TextDemo().build(None, "test")
     assert len(train) > 5 * len(test) > 0 and not set(texts(train)) & set(texts(test))
+
+
+def test_demo_adds_the_standard_librarys_docstring_prose():
+    docs = docstring_documents()
+    assert len(docs) > 5000 and sum(len(d.text) for d in docs) > 800_000
+    assert all(d.file.startswith("stdlib/") and d.file.endswith(".py") and d.line >= 1 for d in docs)
+    assert not any("/test/" in d.file or d.file.startswith("stdlib/test/") for d in docs)
+    first = next(d for d in docs if d.file == "stdlib/json/__init__.py")
+    source = (Path(sysconfig.get_paths()["stdlib"]) / "json/__init__.py").read_text().splitlines()
+    assert "JSON" in first.text and '"""' in source[first.line - 1]  # the line of its docstring
+    small, large = TextDemo(docstrings=False), TextDemo()
+    assert len(large.build(None, "train")) > 4 * len(small.build(None, "train"))
+    train, test = set(texts(large.build(None, "train"))), set(texts(large.build(None, "test")))
+    assert len(test) > 500 and not train & test  # split by document; a paragraph repeated in the library is kept once
 
 
 def test_empty_and_blank_files_in_a_folder_raise_or_are_skipped_by_name(tmp_path):

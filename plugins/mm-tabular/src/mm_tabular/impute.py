@@ -117,9 +117,13 @@ def _format(value: Any, observed: list[Any]) -> Any:
     return f"{value:.6g}" if text else float(f"{value:.6g}")
 
 
-def choose_passes(rows: list[list[Any]]) -> int:
+def choose_passes(rows: list[list[Any]], policy: Any = None) -> int:
     """`PASSES` re-masked passes when under `REMASK_BELOW` of the cells are missing, else 1 (every observed
-    cell shown): on sparse tables hiding more observed cells costs more than matching training gains."""
+    cell shown): on sparse tables hiding more observed cells costs more than matching training gains.
+    Always 1 for a policy that drew each row's share down to ``min_ratio``: it was trained to fill a
+    cell from nearly all the others, so showing them all is what it learnt."""
+    if getattr(policy, "min_ratio", None) is not None:
+        return 1
     cells = sum(len(r) for r in rows)
     missing = sum(c is None for r in rows for c in r)
     return PASSES if cells and missing / cells < REMASK_BELOW else 1
@@ -132,7 +136,7 @@ def impute_table(model, table: Table, passes: int | None = None) -> tuple[Table,
     where = table.path
     order = check_header(table, tok.columns)  # model column j is table column order[j]
     rows = [[row[k] for k in order] for row in table.rows]
-    passes = choose_passes(rows) if passes is None else passes
+    passes = choose_passes(rows, model.policy) if passes is None else passes
     predicted = predict_missing(model, rows, where, passes)
     filled = [list(r) for r in table.rows]
     columns_observed = [[r[k] for r in table.rows] for k in order]

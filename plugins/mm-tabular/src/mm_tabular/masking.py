@@ -42,12 +42,28 @@ class _Policy:
 
 @dataclass
 class RemaskMasking(_Policy):
-    """Missing cells void, plus ``ratio`` of the observed cells hidden and scored (ReMasker)."""
+    """Missing cells void, plus ``ratio`` of the observed cells hidden and scored (ReMasker).
+
+    ``min_ratio`` (BERT style only): each row hides its own share, drawn uniformly in
+    [min_ratio, ratio], so the model also learns to fill a cell from nearly all the others,
+    which is what imputing a table with few missing cells asks of it."""
 
     ratio: float = 0.5
+    min_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.min_ratio is not None:
+            if not 0.0 <= self.min_ratio <= self.ratio:
+                raise ConfigError(
+                    f"model.masking.min_ratio {self.min_ratio!r} is out of range; accepted: 0 <= min_ratio <= ratio ({self.ratio})"
+                )
+            self.fixed_budget = False  # the count varies per row: BERT style only (see mmcore.contract)
 
     def __call__(self, tokens: Tokens, generator: torch.Generator | None = None, scores: Tensor | None = None) -> Tensor:
         B, N = tokens.batch_size, tokens.num_tokens
+        if self.min_ratio is not None:
+            return self.per_row(tokens, generator)
         noise = uniform_noise((B, N), tokens.values.device, generator)  # [B, N] in [0, 1)
         K = self.num_hidden(N)
         if tokens.valid is None:
@@ -58,6 +74,16 @@ class RemaskMasking(_Policy):
         # 0: re-masked observed (scored), 1: void filler, 2: observed kept visible
         tier = torch.where(valid, torch.where(rank < budget, 0.0, 2.0), 1.0)
         return hide_lowest(tier + 0.5 * noise, K)
+
+    def per_row(self, tokens: Tokens, generator: torch.Generator | None) -> Tensor:
+        """``round(r * observed)`` observed cells of each row hidden, r ~ U(min_ratio, ratio) per row."""
+        B, N = tokens.batch_size, tokens.num_tokens
+        u = uniform_noise((B, 1 + N), tokens.values.device, generator)
+        ratio = self.min_ratio + (self.ratio - self.min_ratio) * u[:, :1]  # [B, 1]
+        valid = tokens.valid if tokens.valid is not None else torch.ones(B, N, dtype=torch.bool, device=u.device)
+        rank = u[:, 1:].masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
+        budget = (valid.sum(dim=1, keepdim=True).to(torch.float32) * ratio + 0.5).floor().long()
+        return (rank < budget) & valid
 
 
 @dataclass

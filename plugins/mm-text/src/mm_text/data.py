@@ -6,8 +6,12 @@ they are chunked, so no document has text on both sides.
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
+import sysconfig
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +118,16 @@ class TextFiles:
         return split_documents(self.documents(), self.test_fraction, split, self.chunk_words)
 
 
+def prose(text: str) -> Iterator[str]:
+    """The blank-line separated paragraphs of ``text`` that read as English prose: at least 8 words,
+    no interpreter session (``>>>``), and at least 88 % letters and spaces (no code or grammar)."""
+    for block in re.split(r"\n\s*\n", text):
+        paragraph = " ".join(line.strip() for line in block.split("\n")).strip()
+        letters = sum(c.isalpha() or c.isspace() for c in paragraph)
+        if len(paragraph.split()) >= 8 and ">>>" not in paragraph and letters >= 0.88 * len(paragraph):
+            yield paragraph
+
+
 @functools.lru_cache(maxsize=1)
 def demo_paragraphs() -> tuple[str, ...]:
     """Prose paragraphs of the Python Language Reference that CPython ships for help().
@@ -124,28 +138,51 @@ def demo_paragraphs() -> tuple[str, ...]:
     """
     from pydoc_data.topics import topics
 
-    seen, paras = set(), []
-    for key in sorted(topics):
-        for block in re.split(r"\n\s*\n", topics[key]):
-            text = " ".join(line.strip() for line in block.split("\n")).strip()
-            if len(text.split()) < 8 or ">>>" in text or text in seen:
-                continue
-            if sum(c.isalpha() or c.isspace() for c in text) / len(text) < 0.88:
-                continue
-            seen.add(text)
-            paras.append(text)
-    return tuple(paras)
+    return tuple(dict.fromkeys(p for key in sorted(topics) for p in prose(topics[key])))
+
+
+SKIPPED_LIBRARY_PARTS = {"test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages", "dist-packages"}
+
+
+@functools.lru_cache(maxsize=1)
+def docstring_documents() -> tuple[Document, ...]:
+    """Prose paragraphs of the docstrings of the running Python's standard library (PSF License), read
+    with `ast` (nothing is imported): about 8,600 paragraphs, 1.25 MB of English on CPython 3.11 (another
+    Python version gives another corpus). Each names its file (relative to the library) and line."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    docs: list[Document] = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if SKIPPED_LIBRARY_PARTS & set(relative.parts):
+            continue
+        try:
+            with warnings.catch_warnings():  # e.g. invalid escape sequences in old modules: not the user's concern
+                warnings.simplefilter("ignore")
+                tree = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError, OSError):  # a file this Python cannot parse is not part of the corpus
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and (text := ast.get_docstring(node)):
+                line = node.body[0].lineno
+                docs.extend(Document(p, f"stdlib/{relative.as_posix()}", line) for p in prose(text))
+    return tuple(docs)
 
 
 @dataclass
 class TextDemo:
-    """The embedded demo corpus (`demo_paragraphs`): no download, the same text on every machine."""
+    """The embedded demo corpus: no download. The Language Reference's prose (`demo_paragraphs`) and,
+    with ``docstrings`` (the default), the standard library's docstring prose (`docstring_documents`):
+    5x more text, without which the demo's model stops improving after about 1000 steps."""
 
     chunk_words: int = 96
     test_fraction: float = 0.1
+    docstrings: bool = True
 
     def build(self, tokenizer, split: str) -> Dataset:
         docs = [Document(p, "pydoc_data/topics.py", i + 1) for i, p in enumerate(demo_paragraphs())]
+        if self.docstrings:
+            seen = set(demo_paragraphs())
+            docs += [d for d in docstring_documents() if not (d.text in seen or seen.add(d.text))]
         return split_documents(docs, self.test_fraction, split, self.chunk_words)
 
 
