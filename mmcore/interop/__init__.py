@@ -82,9 +82,8 @@ def import_model(folder: str | os.PathLike[str], source: str, output: str | os.P
     """An mmcore image MAE folder at ``output`` whose encoder holds the ``source`` peer folder's weights.
 
     Returns (the folder, max abs encoder difference on random inputs, notes such as what was left out)."""
-    from mmcore.config import ModelConfig, check_model_config
+    from mmcore.config import ModelConfig
     from mmcore.interop import hf_vitmae, timm_vit
-    from mmcore.model import MaskedModel, record_sources
 
     check_peer(source)
     folder = Path(folder).expanduser()
@@ -114,13 +113,7 @@ def import_model(folder: str | os.PathLike[str], source: str, output: str | os.P
         peer, processor = hf_vitmae.load_vitmae(folder)
         config, state, notes = hf_vitmae.from_vitmae(peer, processor)
         theirs = hf_vitmae.peer_states
-    config.update(record_sources(config))
-    config = check_model_config(config, f"the model built from {folder}")
-    model = MaskedModel(config).eval()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    left = [k for k in missing if k.startswith(("embedder.", "encoder.")) and k != "embedder.decoder_pos_embed"]
-    if unexpected or left:  # a mapping bug, never the user's: say it plainly
-        raise MMCoreError(f"internal: {source} weights map onto unknown {unexpected[:3]} or leave {left[:3]} unset")
+    model = model_from_peer(config, state, folder, source, fresh=outside_encoder)
     tok = model.tokenizer
     diff = encoder_difference(model, lambda x: theirs(peer, x, tok.mean, tok.std))
     if source == "transformers":  # ViTMAE's decoder imported too: its pixels and loss checked as well
@@ -161,6 +154,30 @@ def encoder_difference(model: Any, theirs: Callable[[torch.Tensor], torch.Tensor
             f"the converted encoders disagree: max abs difference {diff:.3g} on random images (accepted: <= {TOLERANCE}); nothing written"
         )
     return diff
+
+
+def model_from_peer(
+    config: dict[str, Any], state: dict[str, torch.Tensor], folder: Any, peer: str, fresh: Callable[[str], bool] = lambda key: False
+) -> Any:
+    """The mmcore model a converter's ``config`` describes, holding the peer's ``state``. Every weight must be
+    mapped except those ``fresh(key)`` names (a decoder the peer lacks); anything else is a mapping bug, never
+    the user's, and is said plainly."""
+    from mmcore.config import check_model_config
+    from mmcore.model import MaskedModel, record_sources
+
+    config.update(record_sources(config))
+    config = check_model_config(config, f"the model built from {folder}")
+    model = MaskedModel(config).eval()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    left = [k for k in missing if not fresh(k)]
+    if unexpected or left:
+        raise MMCoreError(f"internal: {peer} weights map onto unknown {unexpected[:3]} or leave {left[:3]} unset")
+    return model
+
+
+def outside_encoder(key: str) -> bool:
+    """Weights an encoder-only peer (timm, or ViTMAE before its decoder is read) leaves fresh: the MAE decoder's."""
+    return not key.startswith(("embedder.", "encoder.")) or key == "embedder.decoder_pos_embed"
 
 
 def free_output(output: str | os.PathLike[str]) -> Path:

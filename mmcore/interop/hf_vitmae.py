@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from mmcore.errors import DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
-from mmcore.interop.transformers_folder import load_pretrained, quiet_transformers
+from mmcore.interop.transformers_folder import load_pretrained, quiet_transformers, read_config_json
 
 KNOWN_OPTIONS = ("dim", "depth", "heads", "mlp_ratio", "class_token", "norm_eps")  # TransformerConfig fields mapped
 
@@ -48,12 +48,7 @@ def load_vitmae(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     except ImportError:
         raise MMCoreError("transformers is not installed: pip install 'transformers>=4.40'") from None
     config = folder / "config.json"
-    try:
-        cfg = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(
-            f"{config}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the config.json save_pretrained writes"
-        ) from None
+    cfg = read_config_json(config)
     if not isinstance(cfg, dict) or cfg.get("model_type") != "vit_mae":
         kind = cfg.get("model_type") if isinstance(cfg, dict) else None
         raise NoExactPeer(f"{config}: model_type {kind!r}; mmcore imports transformers' ViTMAE only ('vit_mae')")

@@ -355,21 +355,14 @@ def import_timm(folder: Path, output: Any) -> tuple[Path, float, list[str]]:
     (fresh decoder), written only once both encoders agree on random inputs."""
     import dataclasses
 
-    from mmcore.config import ModelConfig, check_model_config
-    from mmcore.interop import free_output, write_atomic
-    from mmcore.model import MaskedModel, record_sources
+    from mmcore.config import ModelConfig
+    from mmcore.interop import free_output, model_from_peer, outside_encoder, write_atomic
 
     out = free_output(output)
     peer, cfg = load_timm(folder)
     config, state, notes = from_timm(peer, cfg, read_record(folder))
     config["decoder"] = dataclasses.asdict(ModelConfig().decoder)  # the recipes' default MAE decoder, fresh
-    config.update(record_sources(config))
-    config = check_model_config(config, f"the model built from {folder}")
-    model = MaskedModel(config).eval()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    left = [k for k in missing if k.startswith(("embedder.", "encoder.")) and k != "embedder.decoder_pos_embed"]
-    if unexpected or left:  # a mapping bug, never the user's: say it plainly
-        raise MMCoreError(f"internal: timm weights map onto unknown {unexpected[:3]} or leave {left[:3]} unset")
+    model = model_from_peer(config, state, folder, "timm", fresh=outside_encoder)
     diff = layout_difference(model, peer, layout_of(model))
     write_atomic(out, model.save_pretrained)
     return out, diff, notes

@@ -31,6 +31,16 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def read_config_json(path: Path) -> Any:
+    """A peer's config.json, parsed; a file that cannot be read as JSON is a DataError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"{path}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the config.json save_pretrained writes"
+        ) from None
+
+
 def model_type(folder: str | Path) -> str | None:
     """config.json's ``model_type``, or None where there is none to read (the peer's loader then says why)."""
     try:

@@ -24,7 +24,6 @@ hook hands `export_esm` and `import_esm` to `mmcore.interop`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from torch import Tensor, nn
 
 from mmcore.errors import DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
-from mmcore.interop.transformers_folder import float_weights, load_pretrained, quiet_transformers
+from mmcore.interop.transformers_folder import float_weights, load_pretrained, quiet_transformers, read_config_json
 
 from .alphabet import TOKENS
 
@@ -71,12 +70,7 @@ def load_esm(folder: Path) -> nn.Module:
 
 
 def read_config(config: Path) -> dict[str, Any]:
-    try:
-        cfg = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(
-            f"{config}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the config.json save_pretrained writes"
-        ) from None
+    cfg = read_config_json(config)
     if not isinstance(cfg, dict):
         raise DataError(f"{config}: not a JSON object; accepted: the config.json save_pretrained writes")
     return cfg
@@ -370,20 +364,13 @@ def logits_difference(model: Any, peer: nn.Module) -> float:
 
 def import_esm(folder: Path, output: str | os.PathLike[str]) -> tuple[Path, float, list[str]]:
     """``mm import DIR --from transformers`` for an ESM folder: an mmcore protein model folder at ``output``."""
-    from mmcore.config import check_model_config
-    from mmcore.interop import free_output, write_atomic
-    from mmcore.model import MaskedModel, record_sources
+    from mmcore.interop import free_output, model_from_peer, write_atomic
 
     out = free_output(output)
 
     peer = load_esm(folder)
     config, state, notes = from_esm(peer)
-    config.update(record_sources(config))
-    config = check_model_config(config, f"the model built from {folder}")
-    model = MaskedModel(config).eval()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:  # a mapping bug, never the user's: say it plainly
-        raise MMCoreError(f"internal: ESM weights map onto unknown {unexpected[:3]} or leave {missing[:3]} unset")
+    model = model_from_peer(config, state, folder, "ESM")
     diff = logits_difference(model, peer)
     write_atomic(out, model.save_pretrained)
     return out, diff, notes

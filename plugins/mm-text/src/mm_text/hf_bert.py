@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from mmcore.errors import ConfigError, DataError, MMCoreError
 from mmcore.interop.timm_vit import NoExactPeer
-from mmcore.interop.transformers_folder import float_weights, load_pretrained, quiet_transformers
+from mmcore.interop.transformers_folder import float_weights, load_pretrained, quiet_transformers, read_config_json
 
 from .tokenizer import TextTokenizer
 
@@ -80,12 +80,7 @@ def transformers_module():
 
 def read_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(
-            f"{path}: not a transformers config ({type(exc).__name__}: {exc}); accepted: the config.json save_pretrained writes"
-        ) from None
+    cfg = read_config_json(path)
     if not isinstance(cfg, dict) or cfg.get("model_type") != MODEL_TYPE:
         kind = cfg.get("model_type") if isinstance(cfg, dict) else None
         raise NoExactPeer(f"{path}: model_type {kind!r}; this mapping reads BERT only ('bert')")
@@ -232,20 +227,13 @@ def import_bert(folder: str | os.PathLike[str], output: str | os.PathLike[str]) 
     """An mmcore text model folder at ``output`` whose masked-LM logits are the BERT folder's.
 
     Returns (the folder, max abs logit difference on random padded ids, notes)."""
-    from mmcore.config import check_model_config
-    from mmcore.interop import free_output, write_atomic
-    from mmcore.model import MaskedModel, record_sources
+    from mmcore.interop import free_output, model_from_peer, write_atomic
 
     folder = Path(folder).expanduser()
     out = free_output(output)
     peer, cfg, notes = load_bert(folder)
     config, state = from_bert(peer, vocabulary(folder, cfg))
-    config.update(record_sources(config))
-    config = check_model_config(config, f"the model built from {folder}")
-    model = MaskedModel(config).eval()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:  # a mapping bug, never the user's: say it plainly
-        raise MMCoreError(f"internal: BERT weights map onto unknown {unexpected[:3]} or leave {missing[:3]} unset")
+    model = model_from_peer(config, state, folder, "BERT")
     diff = logits_difference(model, peer)
     write_atomic(out, model.save_pretrained)
     types = peer.bert.embeddings.token_type_embeddings.weight.shape[0]
