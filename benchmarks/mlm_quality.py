@@ -52,8 +52,8 @@ def evaluate(model, dataset, unigram: torch.Tensor, batch_size: int = 32, seed: 
     generator = torch.Generator().manual_seed(seed)
     n = correct = nll = base_correct = base_nll = 0.0
     best = unigram.argmax()
-    batches = [b for _ in range(rounds) for b in DataLoader(dataset, batch_size=batch_size, collate_fn=model.tokenizer.collate)]
-    for batch in batches:
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=model.tokenizer.collate)
+    for batch in (b for _ in range(rounds) for b in loader):
         tokens = model.tokenizer.tokenize(batch)
         hidden = policy(tokens, generator)
         logits, index, slot = hidden_logits(model, tokens, hidden)

@@ -80,8 +80,8 @@ def build_peer(modality: str, cfg, tok):
         num_hidden_layers=enc.depth,
         num_attention_heads=enc.heads,
         intermediate_size=int(enc.dim * enc.mlp_ratio),
-        hidden_dropout_prob=float(enc.get("dropout", 0.0)),
-        attention_probs_dropout_prob=float(enc.get("dropout", 0.0)),
+        hidden_dropout_prob=float(enc.dropout),
+        attention_probs_dropout_prob=float(enc.dropout),
         vocab_size=tok.vocab_size,
         pad_token_id=int(tok.pad_id),
     )

@@ -86,12 +86,12 @@ class Attention(nn.Module):
             attn_mask = attn_mask.to(q.dtype)  # an additive bias must match the (autocast) query dtype
         if self.rotary_base is not None:  # ESM's order: queries scaled first, then rotated; no scaling after
             q, k = rotary(q * hd**-0.5, N - q.shape[2], self.rotary_base), rotary(k, 0, self.rotary_base)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.p(), scale=1.0)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.attention_dropout(), scale=1.0)
             return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.p())  # [B, h, Nq, hd]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.attention_dropout())  # [B, h, Nq, hd]
         return self.proj(out.transpose(1, 2).reshape(B, q.shape[2], D))
 
-    def p(self) -> float:
+    def attention_dropout(self) -> float:
         return self.dropout if self.training else 0.0
 
 
