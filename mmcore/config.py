@@ -85,6 +85,7 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     steps: int = 1000
+    epochs: float = 0.0  # > 0: passes over the training samples, replacing steps (one budget for any table size)
     base_lr: float = 1.5e-4  # lr = base_lr * effective_batch / 256, as in MAE
     min_lr: float = 0.0
     warmup_steps: int = 100
@@ -120,6 +121,7 @@ class Recipe:
 BOUNDS: dict[type, dict[str, Bound]] = {
     TrainConfig: {
         "steps": integers(1),
+        "epochs": numbers(0),
         "grad_accum": integers(1),
         "warmup_steps": integers(0),
         "base_lr": numbers(0),
@@ -175,6 +177,7 @@ def load_recipe(path: str | Path, overrides: list[str] = (), registry: Registry 
         check_sections(raw, path)
         check_sections(extra, "the overrides")
         drop_switched_parts(raw, extra)
+        one_budget(raw, extra, path)
         merged = OmegaConf.merge(raw, extra)
         check_sections(merged, path)
         if len((merged.get("model") or {}).get("modalities", None) or {}) == 1:  # one entry: the single model
@@ -366,6 +369,16 @@ def drop_switched_parts(raw: DictConfig, extra: DictConfig) -> None:
         old = OmegaConf.select(raw, f"{key}.name", default=None)
         if new is not None and old is not None and new != old:
             OmegaConf.update(raw, key, {}, merge=False)
+
+
+def one_budget(raw: DictConfig, extra: DictConfig, path: Path) -> None:
+    """``train.steps`` and ``train.epochs`` are one budget: an override of either replaces the recipe's
+    (``train.steps=300`` on a recipe counting epochs trains 300 steps); one layer giving both is an error."""
+    for layer, where in ((raw, path), (extra, "the overrides")):
+        if OmegaConf.select(layer, "train.steps", default=None) is not None and OmegaConf.select(layer, "train.epochs", default=0):
+            raise ConfigError(f"{where}: train.steps and train.epochs are both given; give one (train.epochs: 0 lets train.steps decide)")
+    if OmegaConf.select(extra, "train.steps", default=None) is not None and OmegaConf.select(raw, "train.epochs", default=0):
+        OmegaConf.update(raw, "train.epochs", 0.0, merge=False)
 
 
 def resolve_recipe_path(path: str | Path, registry: Registry) -> Path:

@@ -210,6 +210,8 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
         raise ConfigError(
             f"data: {len(train_set)} training samples, fewer than one batch (data.batch_size {cfg.data.batch_size} × {world} processes)"
         )
+    if t.epochs:
+        t.steps = steps_for_epochs(t.epochs, train_set, effective_batch)
     lr = t.base_lr * effective_batch / 256
     optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=lr, betas=tuple(t.betas), fused=True)
     scheduler = warmup_cosine(optimizer, t.warmup_steps, t.steps, t.min_lr / lr if lr else 0.0)
@@ -217,7 +219,8 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
     accelerator.init_trackers("mmcore", config=flat_config(cfg))
     accelerator.print(
         f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-        f"{'streamed samples' if streamed else f'{len(train_set)} samples'}, "
+        f"{'streamed samples' if streamed else f'{len(train_set)} samples'}, {t.steps} steps"
+        f"{f' = {t.epochs:g} epochs' if t.epochs else ''}, "
         f"effective batch {effective_batch} = {cfg.data.batch_size} per device × {t.grad_accum} accumulation × "
         f"{world} processes, lr {lr:.3g} = base_lr {t.base_lr:g} × {effective_batch} / 256, "
         f"precision {accelerator.mixed_precision}, device {accelerator.device}"
@@ -246,6 +249,14 @@ def build_run(cfg: DictConfig, accelerator: Accelerator, lock: RunLock | None, r
     run.generator = torch.Generator(device=device)  # re-seeded for every micro-batch: no state to checkpoint
     run.nonfinite, run.streak = torch.zeros((), device=device), torch.zeros((), device=device)
     return run
+
+
+def steps_for_epochs(epochs: float, train_set, effective_batch: int) -> int:
+    """``train.epochs`` as optimizer steps, so a recipe gives a 150-row and a 570-row table the same
+    number of passes over their samples (as ReMasker's and the Trainer's epochs do)."""
+    if is_stream(train_set):
+        raise ConfigError("train.epochs counts passes over a dataset of known length, and a stream has none: set train.steps instead")
+    return max(1, math.ceil(epochs * len(train_set) / effective_batch))
 
 
 def refuse_unsupported_fsdp(accelerator: Accelerator) -> None:

@@ -63,6 +63,23 @@ def test_switching_a_part_by_override_drops_the_previous_parts_options(recipe, t
         load_recipe(with_options, ["model.target.name=identity", "model.target.factor=2.0"])  # given with the switch: an error
 
 
+def test_steps_and_epochs_are_one_budget_the_overrides_decide(recipe, tmp_path):
+    assert load_recipe(recipe, ["train.epochs=3"]).train.epochs == 3  # an override of epochs replaces steps
+    by_epochs = tmp_path / "by-epochs.yaml"
+    by_epochs.write_text(RECIPE.replace("steps: 4", "epochs: 2.5"))
+    assert load_recipe(by_epochs).train.epochs == 2.5
+    cfg = load_recipe(by_epochs, ["train.steps=7"])  # so does one of steps: no silently ignored steps=
+    assert cfg.train.steps == 7 and cfg.train.epochs == 0
+    with pytest.raises(ConfigError, match="train.steps and train.epochs are both given; give one"):
+        load_recipe(recipe, ["train.steps=7", "train.epochs=2"])
+    both = tmp_path / "both.yaml"
+    both.write_text(RECIPE.replace("steps: 4", "steps: 4\n  epochs: 2"))
+    with pytest.raises(ConfigError, match="both.yaml: train.steps and train.epochs are both given"):
+        load_recipe(both)
+    with pytest.raises(ConfigError, match=r"train.epochs: got -1.0; accepted: a finite number >= 0"):
+        load_recipe(recipe, ["train.epochs=-1"])
+
+
 def test_switching_a_shipped_dataset_by_override():
     cfg = load_recipe("image-mae-demo", ["data.dataset.name=folder", "data.dataset.path=/data/photos"])
     assert cfg.data.dataset.name == "folder" and cfg.data.dataset.path == "/data/photos"

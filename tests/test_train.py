@@ -64,3 +64,25 @@ def test_a_failed_run_leaves_no_model_folder(recipe, tmp_path, monkeypatch):
         run(recipe, tmp_path / "run")
     assert not (tmp_path / "run" / "model").exists()
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".model")]
+
+
+def test_epochs_set_the_steps_from_the_training_samples(recipe, tmp_path):
+    losses = run(recipe, tmp_path / "run", **{"train.epochs": 1.5})  # 48 samples, batch 8: 6 steps a pass
+    assert sorted(losses) == list(range(1, 10))
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "| steps | 9 |" in card and "  epochs: 1.5" in card  # the recipe it records says both
+
+
+def test_epochs_refuse_a_stream_of_unknown_length(tmp_path):
+    from mmcore.errors import ConfigError
+    from mmcore.executor import steps_for_epochs
+    from mmcore.streams import RecordStream, TarShards
+
+    import tarfile
+
+    with tarfile.open(tmp_path / "train-0.tar", "w"):
+        pass
+    stream = RecordStream(TarShards(str(tmp_path / "train-0.tar")), lambda record, generator: record, 4, "raise", {})
+    with pytest.raises(ConfigError, match="train.epochs .* a stream has none: set train.steps"):
+        steps_for_epochs(2.0, stream, 8)
+    assert steps_for_epochs(2.0, list(range(50)), 8) == 13  # ceil(100 / 8)
