@@ -69,10 +69,8 @@ class RemaskMasking(_Policy):
         if tokens.valid is None:
             return hide_lowest(noise, K)
         valid = tokens.valid
-        rank = noise.masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)  # observed cells first, random order
-        budget = (valid.sum(dim=1, keepdim=True).to(torch.float32) * self.ratio + 0.5).floor().long()  # [B, 1]
         # 0: re-masked observed (scored), 1: void filler, 2: observed kept visible
-        tier = torch.where(valid, torch.where(rank < budget, 0.0, 2.0), 1.0)
+        tier = torch.where(valid, torch.where(observed_share(noise, valid, self.ratio), 0.0, 2.0), 1.0)
         return hide_lowest(tier + 0.5 * noise, K)
 
     def per_row(self, tokens: Tokens, generator: torch.Generator | None) -> Tensor:
@@ -81,9 +79,15 @@ class RemaskMasking(_Policy):
         u = uniform_noise((B, 1 + N), tokens.values.device, generator)
         ratio = self.min_ratio + (self.ratio - self.min_ratio) * u[:, :1]  # [B, 1]
         valid = tokens.valid if tokens.valid is not None else torch.ones(B, N, dtype=torch.bool, device=u.device)
-        rank = u[:, 1:].masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
-        budget = (valid.sum(dim=1, keepdim=True).to(torch.float32) * ratio + 0.5).floor().long()
-        return (rank < budget) & valid
+        return observed_share(u[:, 1:], valid, ratio)
+
+
+def observed_share(noise: Tensor, valid: Tensor, ratio: float | Tensor) -> Tensor:
+    """[B, N] True for ``round(ratio × observed)`` of each row's observed cells, the lowest ``noise`` first
+    (``ratio``: one number, or [B, 1] for a share per row)."""
+    rank = noise.masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)  # observed cells first, random order
+    budget = (valid.sum(dim=1, keepdim=True).to(torch.float32) * ratio + 0.5).floor().long()  # [B, 1]
+    return (rank < budget) & valid
 
 
 @dataclass

@@ -148,9 +148,11 @@ SKIPPED_LIBRARY_PARTS = {"test", "tests", "idlelib", "lib2to3", "turtledemo", "s
 def docstring_documents() -> tuple[Document, ...]:
     """Prose paragraphs of the docstrings of the running Python's standard library (PSF License), read
     with `ast` (nothing is imported): about 8,600 paragraphs, 1.25 MB of English on CPython 3.11 (another
-    Python version gives another corpus). Each names its file (relative to the library) and line."""
+    Python version gives another corpus). Each names its file (relative to the library) and line; a
+    paragraph is kept once, and not at all when `demo_paragraphs` already has it."""
     root = Path(sysconfig.get_paths()["stdlib"])
     docs: list[Document] = []
+    seen = set(demo_paragraphs())
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
         if SKIPPED_LIBRARY_PARTS & set(relative.parts):
@@ -163,8 +165,10 @@ def docstring_documents() -> tuple[Document, ...]:
             continue
         for node in ast.walk(tree):
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and (text := ast.get_docstring(node)):
-                line = node.body[0].lineno
-                docs.extend(Document(p, f"stdlib/{relative.as_posix()}", line) for p in prose(text))
+                for paragraph in prose(text):
+                    if paragraph not in seen:
+                        seen.add(paragraph)
+                        docs.append(Document(paragraph, f"stdlib/{relative.as_posix()}", node.body[0].lineno))
     return tuple(docs)
 
 
@@ -181,8 +185,7 @@ class TextDemo:
     def build(self, tokenizer, split: str) -> Dataset:
         docs = [Document(p, "pydoc_data/topics.py", i + 1) for i, p in enumerate(demo_paragraphs())]
         if self.docstrings:
-            seen = set(demo_paragraphs())
-            docs += [d for d in docstring_documents() if not (d.text in seen or seen.add(d.text))]
+            docs += docstring_documents()
         return split_documents(docs, self.test_fraction, split, self.chunk_words)
 
 
