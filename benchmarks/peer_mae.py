@@ -4,6 +4,7 @@
     python benchmarks/peer_mae.py --steps 300 --eval-every 50
     python benchmarks/peer_mae.py --probe-train 1000 --probe-test 500   # quicker probes
     python benchmarks/peer_mae.py --mm model.encoder.class_token=false --mm model.decoder_reads_class_token=false   # no class token
+    python benchmarks/peer_mae.py --same-init     # mmcore starts from ViTMAE's initial weights: only the masks differ
 
 The image-mae-demo recipe (4000 MNIST digits, 28x28, 4x4 patches, 75% of them hidden at random,
 encoder 128 wide x 6 blocks, decoder 96 x 2, pixel MSE on hidden patches, no norm_pix) against a
@@ -61,7 +62,7 @@ from mmcore.backbone import TransformerConfig
 from mmcore.batches import DataPosition, iterate_batches
 from mmcore.config import load_recipe, model_dict
 from mmcore.executor import build_single, mask_seed
-from mmcore.interop.hf_vitmae import peer_states
+from mmcore.interop.hf_vitmae import from_vitmae, peer_states
 from mmcore.interop.timm_vit import normalise
 from mmcore.plugins import get_registry
 from mmcore.probe import extract_features, probe_scores
@@ -226,6 +227,8 @@ def first(dataset, n: int | None):
 
 def run(args) -> dict:
     overrides = ["train.trackers=[]", *args.set, *([f"train.steps={args.steps}"] if args.steps else [])]
+    if args.same_init:  # ViTMAE's position tables are loaded into mmcore's, so mmcore must hold tables
+        args.mm = [*args.mm, "model.tokenizer.positions=fixed"]
     cfg = load_recipe(RECIPE, overrides + list(args.mm))
     peer_cfg = load_recipe(RECIPE, overrides)  # the same recipe without mmcore-only options
     t = cfg.train
@@ -234,13 +237,19 @@ def run(args) -> dict:
     tok = model.tokenizer
     torch.manual_seed(t.seed)
     lr = t.base_lr * cfg.data.batch_size / 256  # one process, no accumulation: the executor's rule
-    sides = {"mmcore": (model, *optimizer_for(model, cfg, lr))}
     peer_name, peer, peer_tok, restored, caveats = "none (transformers is not installed)", None, tok, [], []
     if args.with_peer:
         peer_tok = get_registry().modality("image").tokenizer(**model_dict(peer_cfg)["tokenizer"])  # its pixels' mean/std
         peer_name, peer, restored = build_peer(peer_cfg, peer_tok, args.peer_as_built)
-        sides["peer"] = (peer, *optimizer_for(peer, cfg, lr))
         caveats = differences(model, peer)
+        if args.same_init:
+            model.load_state_dict(from_vitmae(peer, {})[1], strict=True)
+            caveats = ["none in the weights: mmcore starts from ViTMAE's initial weights (--same-init)"]
+    elif args.same_init:
+        raise SystemExit("peer_mae: --same-init copies ViTMAE's initial weights and needs transformers installed")
+    sides = {"mmcore": (model, *optimizer_for(model, cfg, lr))}
+    if peer is not None:
+        sides["peer"] = (peer, *optimizer_for(peer, cfg, lr))
     for net, *_ in sides.values():
         net.train()
     place = SimpleNamespace(num_processes=1, process_index=0, device=torch.device("cpu"))
@@ -385,6 +394,7 @@ def main() -> None:
     parser.add_argument("--probe-test", type=int, default=None, help="first N test images for the probes (default: all)")
     parser.add_argument("--k", type=int, default=20, help="neighbours of the k-NN probe")
     parser.add_argument("--peer-as-built", action="store_true", help="keep ViTMAE's init as transformers builds it")
+    parser.add_argument("--same-init", action="store_true", help="start mmcore from ViTMAE's initial weights: only the masks differ")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/peer-mae.json"))
     parser.add_argument("--png", default=str(ROOT / "docs/peer-mae.png"))
     args = parser.parse_args()
