@@ -147,10 +147,15 @@ def restore_init(peer) -> list[str]:
 
 def differences(model, peer) -> list[str]:
     """What still differs between the two models (the comparison's caveats), for the JSON and the log."""
-    out = [
-        "initialisation: mmcore xavier-uniform linears; ViTMAE normal(0.02) linears (xavier-uniform patch projection once restored)",
-        "sin-cos positions: the same tables up to the order of their halves (ViTMAE column-first, mmcore row-first)",
-    ]
+    out = (
+        []
+        if model.config.get("init") == "normal"
+        else [
+            "initialisation: mmcore xavier-uniform linears (model.init=mae); ViTMAE normal(0.02) linears "
+            "(xavier-uniform patch projection once restored)"
+        ]
+    )
+    out.append("sin-cos positions: the same tables up to the order of their halves (ViTMAE column-first, mmcore row-first)")
     enc = model.encoder.config
     if not enc.class_token:
         out.append(

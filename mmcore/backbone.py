@@ -229,6 +229,27 @@ def rotary(x: Tensor, start: int, base: float) -> Tensor:
     return (y * angles.cos() + halves * angles.sin()).to(x.dtype)
 
 
+INITS = ("mae", "normal")
+
+
+def initialise(parts: list[nn.Module], scheme: str) -> None:
+    """``model.init``: ``mae`` keeps the xavier-uniform linears the parts were built with (the MAE
+    reference); ``normal`` redraws every linear of ``parts`` from normal(0.02) with zero biases, as
+    BERT, ESM and ViTMAE do. Token embedders are not passed: ViTMAE's patch projection is xavier too."""
+    if scheme not in INITS:
+        raise ConfigError(f"model.init {scheme!r} is unknown; accepted: {', '.join(INITS)}")
+    if scheme == "normal":
+        for part in parts:
+            part.apply(_normal_init)
+
+
+def _normal_init(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
 def _init_weights(module: nn.Module) -> None:
     """MAE's initialisation: xavier-uniform linears, zero biases, unit LayerNorms."""
     if isinstance(module, nn.Linear):

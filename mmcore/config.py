@@ -60,6 +60,7 @@ class ModelConfig:
     decoder: TransformerConfig = field(default_factory=lambda: TransformerConfig(dim=128, depth=4, heads=4))
     # MAE with encoder.class_token: the decoder reads the encoder's class-token output too (ViTMAE's decoder)
     decoder_reads_class_token: bool = False
+    init: str = "mae"  # mae: xavier-uniform linears (the MAE reference); normal: normal(0.02) (BERT, ESM, ViTMAE)
 
 
 @dataclass
@@ -497,11 +498,13 @@ def model_section(node: DictConfig, resolve: bool = True) -> dict[str, Any]:
     model = OmegaConf.to_container(node, resolve=resolve)
     streams = model.pop("modalities") or {}
     mixture = {k: model.pop(k) for k in ("hide_one_prob", "input_keep_prob")}
-    reads_class = model.pop("decoder_reads_class_token", False)  # written only when set: configs stay as they were
+    # written only when set: existing configs stay as they were
+    reads_class = model.pop("decoder_reads_class_token", False)
+    init = {"init": scheme} if (scheme := model.pop("init", "mae")) != "mae" else {}
     if reads_class and streams:
         raise ConfigError("model.decoder_reads_class_token is for one modality's MAE (ViTMAE's decoder); accepted for joint models: false")
     if not streams:
-        return {**model, "decoder_reads_class_token": True} if reads_class else model
+        return {**model, **init, **({"decoder_reads_class_token": True} if reads_class else {})}
     for name, entry in streams.items():
         entry["modality"] = entry.get("modality") or name
     return {
@@ -510,6 +513,7 @@ def model_section(node: DictConfig, resolve: bool = True) -> dict[str, Any]:
         **mixture,
         "encoder": model["encoder"],
         "decoder": model["decoder"],
+        **init,
     }
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmcore.backbone import Transformer, TransformerConfig
+from mmcore.backbone import Transformer, TransformerConfig, initialise
 from mmcore.contract import Modality, Tokens
 from mmcore.errors import ConfigError, PluginError
 from mmcore.model import (
@@ -153,6 +153,7 @@ class JointModel(ModelFolder):
             nn.init.normal_(self.mask_token, std=0.02)
             nn.init.normal_(self.decoder_modality_embed, std=0.02)
             self.decoder = Transformer(dec)
+        initialise([self.encoder, self.heads] + ([self.decoder_embed, self.decoder] if mae else []), config.get("init", "mae"))
 
     def loss_parts(self) -> list[str]:
         return [part for s in self.streams.values() for part in loss_part_names(self._scorer(s), s.name)]

@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from mmcore.backbone import Transformer, TransformerConfig, with_prefix
+from mmcore.backbone import Transformer, TransformerConfig, initialise, with_prefix
 from mmcore.contract import Tokens
 from mmcore.errors import ConfigError, DataError, MMCoreError, PluginError
 from mmcore.plugins import get_registry, install_hint
@@ -233,6 +233,8 @@ class MaskedModel(ModelFolder):
                     "or decoder_reads_class_token false"
                 )
             self.register_buffer("decoder_class_pos", torch.zeros(1, 1, dec.dim))  # the class row's decoder position
+        decoding = [self.decoder_embed, self.decoder] if self.style == "mae" else []
+        initialise([self.encoder, self.head, *decoding], config.get("init", "mae"))
 
     def loss_parts(self) -> list[str]:
         """Names of the loss parts (``train.loss_weights`` keys): the modality, or ``modality/part``

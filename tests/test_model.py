@@ -157,3 +157,66 @@ def test_config_records_the_plugin_behind_every_part():
     assert set(sources["parts"]) == {"modality", "masking", "target", "dataset"}
     assert sources["parts"]["masking"] == {"name": "block", "plugin": "mm-image", "version": sources["plugins"]["mm-image"]}
     assert sources["parts"]["dataset"]["name"] == "mnist-demo"
+
+
+# -- model.init: MAE's xavier linears (default) or BERT/ViTMAE's normal(0.02) -----------------
+
+
+def linears(module):
+    return {name: m for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+def test_normal_init_redraws_every_linear_but_the_token_embedder(toy_registry):
+    torch.manual_seed(0)
+    xavier = MaskedModel(toy_config("mae"))
+    torch.manual_seed(0)
+    normal = MaskedModel({**toy_config("mae"), "init": "normal"})
+    assert all(torch.equal(a, b) for a, b in zip(normal.embedder.parameters(), xavier.embedder.parameters(), strict=True))  # left as built
+    redrawn = {
+        f"{part}.{name}": m
+        for part in ("encoder", "decoder", "decoder_embed", "head")
+        for name, m in linears(getattr(normal, part)).items()
+    }
+    assert len(redrawn) >= 2 * 4 + 4 + 1 + 1  # two encoder blocks' qkv/proj/mlp, one decoder block, the bridge, the head
+    weights = torch.cat([m.weight.flatten() for m in redrawn.values()])
+    assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002
+    assert all(m.bias is None or not m.bias.any() for m in redrawn.values())
+    xavier_weights = torch.cat([m.weight.flatten() for name, m in linears(xavier).items() if not name.startswith("embedder")])
+    assert xavier_weights.std() > 3 * weights.std()  # the default is still MAE's xavier-uniform
+
+
+def test_normal_init_covers_joint_models_and_survives_the_folder(joint_registry_for_init, tmp_path):
+    from mmcore.joint import JointModel
+    from toy import joint_config
+
+    torch.manual_seed(0)
+    model = JointModel({**joint_config("mae"), "init": "normal"})
+    heads = torch.cat([m.weight.flatten() for m in linears(model.heads).values()])
+    assert abs(heads.std().item() - 0.02) < 0.005
+    model.save_pretrained(tmp_path / "m")
+    loaded = mmcore.from_pretrained(str(tmp_path / "m"))
+    assert loaded.config["init"] == "normal"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True))
+
+
+@pytest.fixture
+def joint_registry_for_init(toy_registry):
+    from toy import WordPlugin
+
+    toy_registry.add_plugin(WordPlugin(), "word")
+    return toy_registry
+
+
+def test_init_is_written_only_when_set_and_unknown_schemes_are_named(toy_registry):
+    from omegaconf import OmegaConf
+
+    from mmcore.config import ModelConfig, model_section
+    from mmcore.errors import ConfigError
+
+    single = OmegaConf.merge(OmegaConf.structured(ModelConfig), {"modality": "signal"})
+    assert "init" not in model_section(single)  # configs written before the option stay as they were
+    assert model_section(OmegaConf.merge(single, {"init": "normal"}))["init"] == "normal"
+    joint = OmegaConf.merge(OmegaConf.structured(ModelConfig), {"modalities": {"a": {"modality": "signal"}}, "init": "normal"})
+    assert model_section(joint)["init"] == "normal"
+    with pytest.raises(ConfigError, match="model.init 'xavier' is unknown; accepted: mae, normal"):
+        MaskedModel({**toy_config("mae"), "init": "xavier"})
