@@ -21,3 +21,12 @@ def toy_registry():
     registry.add_plugin(ToyPlugin(), "toy")
     yield registry
     plugins.reset_registry()
+
+
+@pytest.fixture
+def joint_registry(toy_registry):
+    """``toy_registry`` plus the discrete toy modality "word", for joint (multimodal) models."""
+    from toy import WordPlugin
+
+    toy_registry.add_plugin(WordPlugin(), "word")
+    return toy_registry

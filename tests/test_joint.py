@@ -7,13 +7,7 @@ import mmcore
 from mmcore import plugins
 from mmcore.errors import ConfigError, PluginError
 from mmcore.joint import JointModel, JointOutput
-from toy import WordPlugin, joint_config, paired_samples
-
-
-@pytest.fixture
-def joint_registry(toy_registry):
-    toy_registry.add_plugin(WordPlugin(), "word")
-    return toy_registry
+from toy import joint_config, paired_samples
 
 
 def make(style="mae", **kw):

@@ -9,15 +9,9 @@ from mmcore.cli import main
 from mmcore.errors import ConfigError
 from mmcore.joint import JointModel
 from mmcore.joint_fill import predict_stream, read_given
-from toy import WordPlugin, joint_config
+from toy import joint_config
 
 WAVE = ",".join(f"{np.sin(0.6 * i):.3f}" for i in range(12))
-
-
-@pytest.fixture
-def joint_registry(toy_registry):
-    toy_registry.add_plugin(WordPlugin(), "word")
-    return toy_registry
 
 
 @pytest.fixture

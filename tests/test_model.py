@@ -185,7 +185,7 @@ def test_normal_init_redraws_every_linear_but_the_token_embedder(toy_registry):
     assert xavier_weights.std() > 3 * weights.std()  # the default is still MAE's xavier-uniform
 
 
-def test_normal_init_covers_joint_models_and_survives_the_folder(joint_registry_for_init, tmp_path):
+def test_normal_init_covers_joint_models_and_survives_the_folder(joint_registry, tmp_path):
     from mmcore.joint import JointModel
     from toy import joint_config
 
@@ -197,14 +197,6 @@ def test_normal_init_covers_joint_models_and_survives_the_folder(joint_registry_
     loaded = mmcore.from_pretrained(str(tmp_path / "m"))
     assert loaded.config["init"] == "normal"
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True))
-
-
-@pytest.fixture
-def joint_registry_for_init(toy_registry):
-    from toy import WordPlugin
-
-    toy_registry.add_plugin(WordPlugin(), "word")
-    return toy_registry
 
 
 def test_init_is_written_only_when_set_and_unknown_schemes_are_named(toy_registry):
