@@ -28,7 +28,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-from mmcore.backbone import NORM_PLACEMENTS, TransformerConfig
+from mmcore.backbone import INITS, NORM_PLACEMENTS, TransformerConfig
 from mmcore.bounds import (
     Bound,
     Each,
@@ -140,7 +140,12 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "loss_weights": Each(numbers(0)),
     },
     DataConfig: {"batch_size": integers(1), "num_workers": integers(0), "eval_batches": integers(1)},
-    ModelConfig: {"hide_one_prob": numbers(0, 1), "input_keep_prob": numbers(0, 1), "style": OneOf((None, *STYLES))},
+    ModelConfig: {
+        "hide_one_prob": numbers(0, 1),
+        "input_keep_prob": numbers(0, 1),
+        "style": OneOf((None, *STYLES)),
+        "init": OneOf(INITS),
+    },
     StreamConfig: {"role": OneOf(ROLES), "hide_weight": numbers(0)},
     # depth 0: no blocks, the final norm alone; the upper bounds keep building the blocks quick
     TransformerConfig: {
@@ -494,17 +499,20 @@ def model_dict(cfg: DictConfig) -> dict[str, Any]:
     return model_section(cfg.model)
 
 
+# model options config.json holds only when they differ from their default, so folders written
+# before an option existed keep their config.json byte for byte
+WRITTEN_WHEN_SET = {"init": "mae", "decoder_reads_class_token": False}
+
+
 def model_section(node: DictConfig, resolve: bool = True) -> dict[str, Any]:
     model = OmegaConf.to_container(node, resolve=resolve)
     streams = model.pop("modalities") or {}
     mixture = {k: model.pop(k) for k in ("hide_one_prob", "input_keep_prob")}
-    # written only when set: existing configs stay as they were
-    reads_class = model.pop("decoder_reads_class_token", False)
-    init = {"init": scheme} if (scheme := model.pop("init", "mae")) != "mae" else {}
-    if reads_class and streams:
+    optional = {key: value for key, default in WRITTEN_WHEN_SET.items() if (value := model.pop(key, default)) != default}
+    if optional.get("decoder_reads_class_token") and streams:
         raise ConfigError("model.decoder_reads_class_token is for one modality's MAE (ViTMAE's decoder); accepted for joint models: false")
     if not streams:
-        return {**model, **init, **({"decoder_reads_class_token": True} if reads_class else {})}
+        return {**model, **optional}
     for name, entry in streams.items():
         entry["modality"] = entry.get("modality") or name
     return {
@@ -513,7 +521,7 @@ def model_section(node: DictConfig, resolve: bool = True) -> dict[str, Any]:
         **mixture,
         "encoder": model["encoder"],
         "decoder": model["decoder"],
-        **init,
+        **optional,
     }
 
 

@@ -55,6 +55,7 @@ BAD_VALUES = [  # (override(s), key named, accepted range named)
     ("train.loss_weights.signal=-1", "train.loss_weights.signal", NUMBER),
     ("train.loss_weights.signal=nan", "train.loss_weights.signal", NUMBER),
     ("model.style=gpt", "model.style", "one of null, mae, bert"),
+    ("model.init=xavier", "model.init", "one of mae, normal"),
     ("model.hide_one_prob=1.5", "model.hide_one_prob", r"a finite number in \[0, 1\]"),
     ("model.input_keep_prob=-0.1", "model.input_keep_prob", r"a finite number in \[0, 1\]"),
     ("model.encoder.dim=0", "model.encoder.dim", r"an integer in \[1, 65536\]"),
@@ -251,6 +252,7 @@ BAD_CONFIGS = [  # (config.json text, what the one line must say)
     (json.dumps(changed("masking.name", "tube")), "masking.name: unknown masking policy 'tube'"),
     (json.dumps(changed("masking.ratio", "high")), "masking.ratio: got 'high', expected a number"),
     (json.dumps(changed("style", "gpt")), "style: got 'gpt'; accepted: one of null, mae, bert"),
+    (json.dumps(changed("init", "xavier")), "init: got 'xavier'; accepted: one of mae, normal"),
     (json.dumps(changed("tokenizer.max_length", "long")), "tokenizer.max_length: got 'long'"),
     (json.dumps(changed("tokenizer.max_length", -1)), "cannot be built"),  # the toy tokenizer has no check: the fallback
     (json.dumps({**toy_model_config(), "parts": [1]}), "parts: got a list"),
