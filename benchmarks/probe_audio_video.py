@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model": str(folder),
         "train_seconds": train_s,
         "steps": int(cfg.train.steps),
+        "overrides": args.overrides,
         "k": args.k,
         "seed": args.seed,
         "n_train": len(splits["train"]),
