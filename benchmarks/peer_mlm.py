@@ -6,7 +6,7 @@
 
 Text: the text-mlm recipe (its corpus, its WordPiece vocabulary learned on the training split)
 against ``BertForMaskedLM`` fed by ``DataCollatorForLanguageModeling`` (15%, 80/10/10). Protein:
-protein-mlm (the demo proteome, the ESM alphabet, which is mmcore's id for id) against
+protein-mlm (its demo corpus, the ESM alphabet, which is mmcore's id for id) against
 ``EsmForMaskedLM`` (ESM-2's layout: rotary positions, no embedding LayerNorm, token dropout)
 with the same collator. Both sides get the same batches in the same order (the executor's own
 data order, `mmcore.batches.iterate_batches`), the same width, depth, heads and MLP, no dropout,

@@ -30,7 +30,8 @@ TINY = [
     "data.eval_batches=1",
 ]
 RECIPES = {
-    "protein": ["protein-mlm", "model.tokenizer.max_length=48", *TINY],
+    # the demo proteome: long proteins, so every sample is cropped
+    "protein": ["protein-mlm", "data.dataset.corpus=proteome", "model.tokenizer.max_length=48", *TINY],
     "image": [
         "image-mae",
         "model.tokenizer.image_size=[16,16]",

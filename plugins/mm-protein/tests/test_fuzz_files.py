@@ -19,7 +19,7 @@ from mmcore.testing import corrupted, fuzz_settings
 def real_fasta() -> bytes:
     """The first 20 records of the demo proteome (pyhmmer's test data), 60 residues a line, with '*' ends."""
     lines = []
-    for r in demo_records()[:20]:
+    for r in demo_records("proteome")[:20]:
         lines.append(f">{r.name} protein of {r.file.rsplit('/', 1)[-1]}")
         lines += [r.sequence[i : i + 60] for i in range(0, len(r.sequence), 60)]
         lines[-1] += "*"

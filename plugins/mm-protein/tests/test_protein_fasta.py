@@ -5,6 +5,7 @@ import warnings
 import pytest
 
 from mm_protein import FastaFiles, ProteinDemo, ProteinTokenizer, demo_records, parse_fasta
+from mm_protein.data import DEMO_CORPORA
 import torch
 
 from mmcore.errors import ConfigError, DataError
@@ -71,13 +72,42 @@ def test_long_sequences_are_cropped_for_training(fasta):
 
 
 def test_demo_proteome():
-    records = demo_records()
+    records = demo_records("proteome")
     assert len(records) == 2100 and sum(len(r.sequence) for r in records) > 600_000
     assert all(set(r.sequence) <= set("ACDEFGHIKLMNPQRSTVWYXBZUO") for r in records)
     tok = ProteinTokenizer(max_length=128)
-    train, test = ProteinDemo().build(tok, "train"), ProteinDemo().build(tok, "test")
+    train, test = ProteinDemo(corpus="proteome").build(tok, "train"), ProteinDemo(corpus="proteome").build(tok, "test")
     assert (len(train), len(test)) == (1890, 210)
     assert not {r.name for r in train.records} & {r.name for r in test.records}
+
+
+def test_demo_family_is_the_default_corpus():
+    records = demo_records()
+    assert records == demo_records("hemopexin") and len(records) == 4188
+    assert 150_000 < sum(len(r.sequence) for r in records) < 250_000
+    # Pfam's lower-case insert states are read as residues, upper case
+    assert all(set(r.sequence) <= set("ACDEFGHIKLMNPQRSTVWYXBZUO") for r in records)
+    assert records[0].name == "M4AQ14_XIPMA/500-547" and records[0].sequence.startswith("IDSAFYDRRDSHIYF")
+    tok = ProteinTokenizer(max_length=128)
+    train, test = ProteinDemo().build(tok, "train"), ProteinDemo().build(tok, "test")
+    assert (len(train), len(test)) == (3769, 419)
+    assert not {r.name for r in train.records} & {r.name for r in test.records}
+
+
+def test_unknown_demo_corpus_is_refused_naming_the_key_and_the_choices():
+    with pytest.raises(ConfigError, match=r"data.dataset.corpus 'uniref' is unknown; accepted: hemopexin, proteome"):
+        ProteinDemo(corpus="uniref")
+    with pytest.raises(ConfigError, match=r"data.dataset.corpus 'uniref'"):
+        demo_records("uniref")
+
+
+def test_demo_corpus_whose_wheel_is_missing_names_the_package_to_install(monkeypatch):
+    monkeypatch.setitem(DEMO_CORPORA, "ghost", ("no_such_wheel_here", "tests/data/ghost.faa"))
+    with pytest.raises(
+        DataError,
+        match=r"'ghost' demo corpus ships in the no_such_wheel_here wheel, which is not installed: pip install no_such_wheel_here",
+    ):
+        ProteinDemo(corpus="ghost").build(ProteinTokenizer(), "train")
 
 
 def test_aligned_fasta_gaps_map_to_the_gap_tokens(fasta):

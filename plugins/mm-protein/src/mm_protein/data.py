@@ -135,23 +135,47 @@ class FastaFiles:
         return split_records([r for f in files for r in found[f]], self.test_fraction, split, residues(tokenizer))
 
 
-DEMO = "tests/data/seqs/938293.PRJEB85.HG003687.faa"
+# The demo corpora: FASTA files that registry wheels ship as test data (no download).
+DEMO_CORPORA = {
+    # 4,188 domains of one Pfam family (hemopexin repeats, about 45 residues each, 188,000 in all)
+    # from the pyfamsa wheel: a family model learns its context within minutes on a CPU.
+    "hemopexin": ("pyfamsa", "tests/data/hemopexin.faa"),
+    # The 2,100 predicted proteins (about 600,000 residues) of one bacterial genome assembly
+    # (ENA PRJEB85, HG003687) from the pyhmmer wheel: multi-line FASTA with '*' terminators.
+    # A CPU budget stays on its composition plateau (docs/benchmarks.md).
+    "proteome": ("pyhmmer", "tests/data/seqs/938293.PRJEB85.HG003687.faa"),
+}
 
 
-@functools.lru_cache(maxsize=1)
-def demo_records() -> tuple[Record, ...]:
-    """The 2,100 predicted proteins (about 600,000 residues) of one bacterial genome assembly
-    (ENA PRJEB85, HG003687) that the pyhmmer wheel ships as test data: real multi-line
-    FASTA with '*' terminators, read by our own parser."""
+def check_corpus(corpus: str) -> None:
+    if corpus not in DEMO_CORPORA:
+        raise ConfigError(f"data.dataset.corpus {corpus!r} is unknown; accepted: {', '.join(DEMO_CORPORA)}")
+
+
+@functools.lru_cache(maxsize=len(DEMO_CORPORA))
+def demo_records(corpus: str = "hemopexin") -> tuple[Record, ...]:
+    """The records of demo ``corpus`` (a key of ``DEMO_CORPORA``), read by our own FASTA parser."""
     from importlib.resources import files
 
-    path = files("pyhmmer") / DEMO
+    check_corpus(corpus)
+    package, member = DEMO_CORPORA[corpus]
+    try:
+        path = files(package) / member
+    except ModuleNotFoundError:
+        raise DataError(f"the {corpus!r} demo corpus ships in the {package} wheel, which is not installed: pip install {package}") from None
     return tuple(parse_fasta(Path(str(path))))
 
 
 @dataclass
 class ProteinDemo:
+    """A demo corpus, held out by record: ``hemopexin`` (a protein family; default) or ``proteome``."""
+
+    corpus: str = "hemopexin"
     test_fraction: float = 0.1
 
+    def __post_init__(self) -> None:
+        check_test_fraction(self.test_fraction)
+        check_corpus(self.corpus)
+
     def build(self, tokenizer, split: str) -> Dataset:
-        return split_records(list(demo_records()), self.test_fraction, split, residues(tokenizer))
+        return split_records(list(demo_records(self.corpus)), self.test_fraction, split, residues(tokenizer))
