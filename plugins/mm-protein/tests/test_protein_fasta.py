@@ -76,7 +76,8 @@ def test_demo_proteome():
     assert len(records) == 2100 and sum(len(r.sequence) for r in records) > 600_000
     assert all(set(r.sequence) <= set("ACDEFGHIKLMNPQRSTVWYXBZUO") for r in records)
     tok = ProteinTokenizer(max_length=128)
-    train, test = ProteinDemo(corpus="proteome").build(tok, "train"), ProteinDemo(corpus="proteome").build(tok, "test")
+    demo = ProteinDemo(corpus="proteome")
+    train, test = demo.build(tok, "train"), demo.build(tok, "test")
     assert (len(train), len(test)) == (1890, 210)
     assert not {r.name for r in train.records} & {r.name for r in test.records}
 
