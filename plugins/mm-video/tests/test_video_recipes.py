@@ -28,7 +28,7 @@ TINY = [
 def test_recipes_parse_and_check_keys():
     cfg = load_recipe("video-mae")
     assert cfg.model.masking.name == "tube" and cfg.model.masking.ratio == 0.75
-    assert list(cfg.model.tokenizer.tubelet_size) == [2, 4, 4] and list(cfg.model.tokenizer.image_size) == [32, 32]
+    assert list(cfg.model.tokenizer.tubelet_size) == [4, 4, 4] and list(cfg.model.tokenizer.image_size) == [32, 32]
     big = load_recipe("video-mae-folder", ["data.dataset.path=/x"])
     assert list(big.model.tokenizer.tubelet_size) == [2, 16, 16] and big.model.tokenizer.num_frames == 16
     assert (big.data.dataset.stride, big.data.dataset.min_stride) == (4, 1)  # 16-frame clips read, at stride 1
